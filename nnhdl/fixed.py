@@ -28,7 +28,8 @@ Overflow modes (applied after rounding, so a rounding carry can overflow):
 WRAP           keep the low ``width`` bits (two's complement wrap)
 SAT            clamp to the largest / smallest representable value
 SAT_ZERO       any overflowing value becomes zero
-SAT_SYM        clamp symmetrically: signed results lie in [-max, max]
+SAT_SYM        clamp symmetrically: signed results lie in [-max, max] (the most
+               negative code -2**(W-1) is never produced, as in ap_fixed)
 =============  ======================================================
 """
 
@@ -299,8 +300,9 @@ def apply_overflow(v, fmt):
     elif mode is Overflow.SAT_ZERO:
         out = np.where((v > hi) | (v < lo), 0, v)
     elif mode is Overflow.SAT_SYM:
+        # as ap_fixed: the most negative code is never produced, even for an in-range -2**(W-1)
         sym_lo = -hi if fmt.signed else lo
-        out = np.where(v > hi, hi, np.where(v < lo, sym_lo, v))
+        out = np.where(v > hi, hi, np.where(v < sym_lo, sym_lo, v))
     else:
         raise AssertionError(mode)
     return _as_int_array(out, fmt.width + 1)

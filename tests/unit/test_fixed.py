@@ -39,6 +39,8 @@ def brute_round(q: Fraction, mode: Rounding) -> int:
 def brute_overflow(n: int, fmt: FixedFormat) -> int:
     lo = -(2 ** (fmt.width - 1)) if fmt.signed else 0
     hi = 2 ** (fmt.width - 1) - 1 if fmt.signed else 2 ** fmt.width - 1
+    if fmt.overflow is Overflow.SAT_SYM and fmt.signed:
+        lo = -hi  # ap_fixed's symmetric saturation never yields -2**(W-1)
     if lo <= n <= hi:
         return n
     if fmt.overflow is Overflow.WRAP:

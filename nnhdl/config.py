@@ -1,0 +1,156 @@
+"""Precision configuration: a default format plus per-layer overrides.
+
+In TOML (other top-level keys are allowed and ignored)::
+
+    precision = "fixed<16,6>"        # default for every tensor not named below
+    softmax = "table"                # or "argmax"
+    [layer.fc1]                      # Keras layer name
+    weight = "fixed<16,6>"
+    bias   = "fixed<16,6>"
+    accum  = "fixed<37,17>"
+    result = "fixed<16,6>"
+
+Keys of a layer table:
+
+``weight``, ``bias``
+    formats of the constants (default: the default precision).
+``accum``
+    hls4ml's ``accum_t``: products and the running sum are cast to it (default: exact).
+``result``
+    the layer's output as Keras sees it, after a fused activation (for an InputLayer: the
+    input format; for a Dense with ``activation="softmax"``: the softmax output).
+``logits``
+    for a Dense with ``activation="softmax"``: the format of the Dense output that feeds the
+    softmax (default: the default precision).
+``alpha``
+    format of a leaky ReLU's slope (default: the default precision, as hls4ml's ``param_t``).
+``exp_table``, ``inv_table``, ``table_size``
+    softmax tables (default ``fixed<18,8,RND,SAT>``, ``fixed<18,8,RND,SAT>``, 1024).
+
+Any format entry may be ``"auto"``: integer bits chosen from the constants' range (weight,
+bias, alpha) or from the value range (result, logits: calibration data when given, else the
+interval bound), at the default width; ``accum = "auto"`` means exact.
+"""
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .fixed import FixedFormat, FormatError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "DEFAULT_PRECISION",
+           "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE"]
+
+AUTO = "auto"
+FORMAT_KEYS = ("weight", "bias", "accum", "result", "logits", "alpha", "exp_table", "inv_table")
+INT_KEYS = ("table_size",)
+DEFAULT_PRECISION = FixedFormat.parse("fixed<16,6>")
+DEFAULT_TABLE_FORMAT = FixedFormat.parse("fixed<18,8,RND,SAT>")
+DEFAULT_TABLE_SIZE = 1024
+SOFTMAX_CHOICES = ("table", "argmax")
+
+
+class ConfigError(ValueError):
+    """The precision configuration is invalid (names the file, the layer and the key)."""
+
+
+def _where(source, layer=None, key=None):
+    parts = [str(source)] if source else []
+    if layer is not None:
+        parts.append(f"[layer.{layer}]")
+    if key is not None:
+        parts.append(key)
+    return " ".join(parts)
+
+
+def _parse_entry(value, source, layer, key):
+    if key in INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 2 or value & (value - 1):
+            raise ConfigError(f"{_where(source, layer, key)}: must be a power of two >= 2, not {value!r}")
+        return value
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return FixedFormat.parse(value)
+    except FormatError as e:
+        raise ConfigError(f"{_where(source, layer, key)}: {e}") from None
+
+
+@dataclass(frozen=True)
+class PrecisionConfig:
+    """A default format and per-layer settings (``layers[name][key]`` is a FixedFormat,
+    ``"auto"`` or, for ``table_size``, an int). ``source`` names where it was read from."""
+    default: FixedFormat = DEFAULT_PRECISION
+    layers: dict = field(default_factory=dict)
+    softmax: str = "table"
+    source: str = ""
+    ignored: tuple = ()
+
+    @classmethod
+    def from_dict(cls, data, source="", default=None, softmax=None):
+        """Build from a dict shaped like the TOML file. ``default`` / ``softmax`` override
+        the file's (command-line options win)."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{_where(source)}: the configuration must be a table, not {type(data).__name__}")
+        prec = default if default is not None else data.get("precision", DEFAULT_PRECISION)
+        if isinstance(prec, str) and prec.strip().lower() == AUTO:
+            raise ConfigError(f"{_where(source, key='precision')}: the default precision must be a format, not 'auto'")
+        try:
+            default_fmt = FixedFormat.parse(prec)
+        except FormatError as e:
+            raise ConfigError(f"{_where(source, key='precision')}: {e}") from None
+        sm = softmax if softmax is not None else data.get("softmax", "table")
+        if sm not in SOFTMAX_CHOICES:
+            raise ConfigError(f"{_where(source, key='softmax')}: must be one of {', '.join(SOFTMAX_CHOICES)}, not {sm!r}")
+        layers, ignored = {}, []
+        raw_layers = data.get("layer", {})
+        if not isinstance(raw_layers, dict):
+            raise ConfigError(f"{_where(source, key='layer')}: must be a table of [layer.NAME] tables")
+        for name, entries in raw_layers.items():
+            if not isinstance(entries, dict):
+                raise ConfigError(f"{_where(source, name)}: must be a table of keys like weight = \"fixed<16,6>\"")
+            parsed = {}
+            for key, value in entries.items():
+                if key in FORMAT_KEYS or key in INT_KEYS:
+                    parsed[key] = _parse_entry(value, source, name, key)
+                else:
+                    ignored.append(f"layer.{name}.{key}")
+            layers[name] = parsed
+        return cls(default_fmt, layers, sm, str(source), tuple(ignored))
+
+    @classmethod
+    def load(cls, path, default=None, softmax=None):
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: cannot read the configuration: {e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        return cls.from_dict(data, source=path, default=default, softmax=softmax)
+
+    def get(self, layer, key, fallback=None):
+        """``(value, explicit)``: the layer's setting, else ``fallback`` (default: the default
+        precision for format keys)."""
+        entries = self.layers.get(layer, {})
+        if key in entries:
+            return entries[key], True
+        if fallback is None:
+            fallback = {"accum": None, "exp_table": DEFAULT_TABLE_FORMAT, "inv_table": DEFAULT_TABLE_FORMAT,
+                        "table_size": DEFAULT_TABLE_SIZE}.get(key, self.default)
+        return fallback, False
+
+    def check_layers(self, known, model=""):
+        """Raise :class:`ConfigError` if the configuration names a layer not in ``known``."""
+        unknown = [name for name in self.layers if name not in known]
+        if unknown:
+            raise ConfigError(
+                f"{_where(self.source)}: layer {unknown[0]!r} is not in the model{f' {model}' if model else ''}; "
+                f"its layers are: {', '.join(known)}. Fix the [layer.NAME] table name or remove it.")

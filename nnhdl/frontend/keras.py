@@ -1,0 +1,375 @@
+"""Keras frontend: a trained Keras 3 model (``.keras`` / ``.h5`` file or ``keras.Model``) to a
+float :class:`nnhdl.ir.Graph`.
+
+TensorFlow/Keras are imported only inside the functions here, so ``import nnhdl`` and
+``import nnhdl.frontend.keras`` stay fast and work without them installed.
+
+The model must be a single chain of layers (a ``Sequential`` model, or a functional model whose
+layers each read the previous one). Supported layers and what they become:
+
+================================  ===========================================================
+Keras layer                       IR op(s)
+================================  ===========================================================
+``InputLayer``                    :class:`~nnhdl.ir.Input`
+``Dense``                         :class:`~nnhdl.ir.Dense` (activation linear, relu,
+                                  leaky_relu fused; ``softmax`` becomes a linear Dense with
+                                  ``result_key="logits"`` followed by a Softmax op named
+                                  ``<layer>_softmax`` whose origin is the Dense layer)
+``Activation``                    :class:`~nnhdl.ir.Activation` or :class:`~nnhdl.ir.Softmax`
+``ReLU``, ``LeakyReLU``           :class:`~nnhdl.ir.Activation`
+``Softmax``                       :class:`~nnhdl.ir.Softmax` (last axis only)
+``BatchNormalization``            :class:`~nnhdl.ir.BatchNorm` (last axis only)
+``Dropout`` and the other layers  :class:`~nnhdl.ir.Dropout` (identity at inference)
+that are the identity at
+inference (:data:`NOOP_LAYERS`)
+``Flatten``                       :class:`~nnhdl.ir.Flatten`
+================================  ===========================================================
+
+Every op's ``origin`` is the Keras layer name, which is also the name used in
+``[layer.NAME]`` tables of the precision configuration.
+
+The input op is named after the Keras ``InputLayer``, except that names Keras generates by
+itself (``input``, ``input_<n>``, ``input_layer``, ``input_layer_<n>``; the number depends on
+how many models the Python session built before) all become ``"input"``. A ``Sequential``
+model built without an explicit ``keras.Input`` therefore has an input op ``"input"``, and its
+input format is configured with ``[layer.input]``.
+
+The ``leaky_relu`` activation given by name (``activation="leaky_relu"``) has Keras' default
+negative slope of :func:`keras.activations.leaky_relu` (0.2 in Keras 3, read from its
+signature); the ``LeakyReLU`` layer's own default is 0.3 and is read from the layer.
+"""
+
+import inspect
+import math
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..ir import Activation, BatchNorm, Dense, Dropout, Flatten, Graph, Input, Softmax
+
+__all__ = ["load", "keras_predict", "FrontendError", "SUPPORTED_LAYERS", "NOOP_LAYERS",
+           "SUPPORTED_ACTIVATIONS", "SUFFIXES"]
+
+#: File name suffixes :func:`load` reads.
+SUFFIXES = (".keras", ".h5", ".hdf5")
+
+#: Layers that are the identity at inference; each becomes a Dropout op (removed by a pass).
+NOOP_LAYERS = ("Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise", "SpatialDropout1D")
+
+SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "BatchNormalization",
+                    "Dropout", "Flatten", "Softmax")
+
+#: Activation functions accepted by name (Dense ``activation=`` and the Activation layer).
+SUPPORTED_ACTIVATIONS = ("linear", "relu", "leaky_relu", "softmax")
+
+_AUTO_INPUT_NAME = re.compile(r"input(_layer)?(_\d+)?")
+INPUT_NAME = "input"
+
+
+class FrontendError(ValueError):
+    """The model cannot be read or uses something the frontend does not support. The message
+    names the file (when loading a file), the layer and its Keras class, and what to change."""
+
+
+def _import_keras():
+    # Keep TensorFlow's C++ start-up chatter out of the tool's output unless the user asked for it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import keras
+    except ImportError as e:  # pragma: no cover - depends on the installation
+        raise FrontendError(f"the Keras frontend needs TensorFlow and Keras 3 "
+                            f"(pip install 'nnhdl[keras]'): {e}") from None
+    return keras
+
+
+def _brief(error, limit=300):
+    text = " ".join(str(error).split()) or type(error).__name__
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    return f"{type(error).__name__}: {text}"
+
+
+def _read_model(path):
+    """``keras.models.load_model`` with clear errors for a missing / wrong / unreadable file."""
+    path = Path(path)
+    if not path.exists():
+        raise FrontendError(f"{path}: no such file")
+    if path.suffix.lower() not in SUFFIXES:
+        raise FrontendError(f"{path}: expected a Keras model file ending in .keras or .h5 "
+                            f"(save it with model.save('model.keras')), not {path.suffix or 'no suffix'!r}")
+    if not path.is_file():
+        raise FrontendError(f"{path}: is a directory, not a .keras or .h5 file")
+    keras = _import_keras()
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many kinds (OSError, ValueError, BadZipFile, TypeError...)
+        raise FrontendError(f"{path}: could not be read as a Keras model ({_brief(e)})") from e
+
+
+def _sanitize(name):
+    """A Verilog identifier ``[A-Za-z_][A-Za-z0-9_]*`` from a model name."""
+    ident = re.sub(r"[^A-Za-z0-9_]+", "_", str(name)).strip("_")
+    if not ident:
+        return "network"
+    if ident[0].isdigit():
+        ident = "n_" + ident
+    return ident
+
+
+class _Builder:
+    """Collects ops for one model; knows the file name for error messages."""
+
+    def __init__(self, keras, source):
+        self.keras = keras
+        self.source = source  # the path, or "" for an in-memory model
+        self.ops = []
+        self.used = set()
+
+    # -- helpers ------------------------------------------------------------------------------
+    def error(self, layer, message):
+        prefix = f"{self.source}: " if self.source else ""
+        return FrontendError(f"{prefix}layer {layer.name!r} ({type(layer).__name__}) {message}")
+
+    def unique(self, name):
+        candidate, n = name, 1
+        while candidate in self.used:
+            candidate = f"{name}_{n}"
+            n += 1
+        self.used.add(candidate)
+        return candidate
+
+    @property
+    def prev(self):
+        return self.ops[-1]
+
+    def add(self, cls, name, shape, origin, **fields):
+        op = cls(name=self.unique(name), inputs=(self.prev.name,) if self.ops else (), shape=tuple(shape),
+                 origin=origin, **fields)
+        self.ops.append(op)
+        return op
+
+    def array(self, variable):
+        return np.array(self.keras.ops.convert_to_numpy(variable), dtype=np.float64)
+
+    def activation_name(self, fn):
+        """The Keras built-in activation ``fn`` is, by name (``None`` for anything else)."""
+        name = getattr(fn, "__name__", None)
+        if not isinstance(name, str):
+            return None
+        try:
+            builtin = self.keras.activations.get(name)
+        except Exception:
+            return None
+        return name if builtin is fn else None
+
+    def leaky_default(self):
+        return _leaky_relu_default(self.keras)
+
+    # -- layers -------------------------------------------------------------------------------
+    def input(self, name, shape, layer_for_errors=None):
+        dims = tuple(shape)
+        if len(dims) < 1 or any(d is None for d in dims):
+            where = f"{self.source}: " if self.source else ""
+            what = (f"layer {layer_for_errors.name!r} (InputLayer)" if layer_for_errors is not None
+                    else "the model input")
+            raise FrontendError(f"{where}{what} has shape {_shape_text(dims)}; every dimension except the "
+                                f"batch must be fixed. Give a full shape, e.g. keras.Input(shape=(16,)).")
+        op_name = INPUT_NAME if _AUTO_INPUT_NAME.fullmatch(name) else name
+        return self.add(Input, op_name, tuple(int(d) for d in dims), op_name)
+
+    def layer(self, layer):
+        cls = type(layer).__name__
+        handler = getattr(self, f"_layer_{cls}", None)
+        if handler is None and cls in NOOP_LAYERS:
+            handler = self._noop
+        if handler is None:
+            raise self.error(layer, f"is not supported; supported layers: {', '.join(SUPPORTED_LAYERS)} "
+                                    f"(and {', '.join(NOOP_LAYERS[1:])}, which do nothing at inference)")
+        handler(layer)
+
+    def _layer_Dense(self, layer):
+        shape = self.prev.shape
+        if len(shape) != 1:
+            raise self.error(layer, f"reads a tensor of shape {_shape_text(shape)}; only 1-D inputs are "
+                                    f"supported. Add a Flatten layer before it.")
+        kernel = self.array(layer.kernel)
+        n_in, n_out = kernel.shape
+        bias = self.array(layer.bias) if layer.bias is not None else np.zeros(n_out, np.float64)
+        act = self.activation_name(layer.activation)
+        name = layer.name
+        if act == "softmax":
+            dense = self.add(Dense, name, (n_out,), name, weight=kernel, bias=bias, activation="linear",
+                             result_key="logits")
+            self.add(Softmax, f"{dense.name}_softmax", (n_out,), name)
+            return
+        function, alpha = self._elementwise(layer, act)
+        self.add(Dense, name, (n_out,), name, weight=kernel, bias=bias, activation=function, alpha=alpha)
+
+    def _elementwise(self, layer, act):
+        if act == "linear" or act == "relu":
+            return act, 0.0
+        if act == "leaky_relu":
+            return act, self.leaky_default()
+        shown = act or getattr(layer.activation, "__name__", repr(layer.activation))
+        raise self.error(layer, f"has activation {shown!r}, which is not supported; supported "
+                                f"activations: {', '.join(SUPPORTED_ACTIVATIONS)}")
+
+    def _layer_Activation(self, layer):
+        act = self.activation_name(layer.activation)
+        if act == "softmax":
+            self.add(Softmax, layer.name, self.prev.shape, layer.name)
+            return
+        function, alpha = self._elementwise(layer, act)
+        self.add(Activation, layer.name, self.prev.shape, layer.name, function=function, alpha=alpha)
+
+    def _layer_ReLU(self, layer):
+        max_value = getattr(layer, "max_value", None)
+        threshold = float(getattr(layer, "threshold", 0.0) or 0.0)
+        slope = float(getattr(layer, "negative_slope", 0.0) or 0.0)
+        if max_value is not None:
+            raise self.error(layer, f"sets max_value={float(max_value):g}, which is not supported; "
+                                    f"only ReLU() / ReLU(negative_slope=a) are")
+        if threshold != 0.0:
+            raise self.error(layer, f"sets threshold={threshold:g}, which is not supported; "
+                                    f"only ReLU() / ReLU(negative_slope=a) are")
+        if slope != 0.0:
+            self.add(Activation, layer.name, self.prev.shape, layer.name, function="leaky_relu", alpha=slope)
+        else:
+            self.add(Activation, layer.name, self.prev.shape, layer.name, function="relu")
+
+    def _layer_LeakyReLU(self, layer):
+        slope = getattr(layer, "negative_slope", None)
+        if slope is None:
+            slope = getattr(layer, "alpha")
+        self.add(Activation, layer.name, self.prev.shape, layer.name, function="leaky_relu", alpha=float(slope))
+
+    def _last_axis(self, layer, axis):
+        rank = len(self.prev.shape) + 1  # with the batch dimension
+        if isinstance(axis, (list, tuple)):
+            if len(axis) != 1:
+                return False
+            axis = axis[0]
+        return int(axis) in (-1, rank - 1)
+
+    def _layer_Softmax(self, layer):
+        if not self._last_axis(layer, layer.axis):
+            raise self.error(layer, f"uses axis={layer.axis!r}; only the last axis (axis=-1) is supported")
+        self.add(Softmax, layer.name, self.prev.shape, layer.name)
+
+    def _layer_BatchNormalization(self, layer):
+        if not self._last_axis(layer, layer.axis):
+            raise self.error(layer, f"normalizes axis={layer.axis!r}; only the last axis (axis=-1) is supported")
+        n = self.prev.shape[-1]
+        gamma = self.array(layer.gamma) if getattr(layer, "gamma", None) is not None else np.ones(n)
+        beta = self.array(layer.beta) if getattr(layer, "beta", None) is not None else np.zeros(n)
+        self.add(BatchNorm, layer.name, self.prev.shape, layer.name, gamma=gamma, beta=beta,
+                 mean=self.array(layer.moving_mean), variance=self.array(layer.moving_variance),
+                 epsilon=float(layer.epsilon))
+
+    def _noop(self, layer):
+        self.add(Dropout, layer.name, self.prev.shape, layer.name)
+
+    def _layer_Flatten(self, layer):
+        self.add(Flatten, layer.name, (math.prod(self.prev.shape),), layer.name)
+
+
+def _shape_text(dims):
+    return "(" + ", ".join("None" if d is None else str(d) for d in dims) + (",)" if len(dims) == 1 else ")")
+
+
+def _leaky_relu_default(keras):
+    """Keras' default negative slope of ``keras.activations.leaky_relu`` (0.2 in Keras 3)."""
+    try:
+        param = inspect.signature(keras.activations.leaky_relu).parameters["negative_slope"]
+        if isinstance(param.default, (int, float)):
+            return float(param.default)
+    except (KeyError, TypeError, ValueError):  # pragma: no cover - other Keras versions
+        pass
+    return 0.2  # pragma: no cover
+
+
+def _chain_error(builder, detail):
+    prefix = f"{builder.source}: " if builder.source else ""
+    return FrontendError(f"{prefix}{detail}; only sequential chains of layers (each layer reading the "
+                         f"previous one, one input and one output) are supported for now")
+
+
+def _walk(keras, model, builder):
+    """Add the model's input and layers to ``builder``, checking the model is one chain."""
+    try:
+        inputs, outputs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError) as e:
+        prefix = f"{builder.source}: " if builder.source else ""
+        raise FrontendError(f"{prefix}model {model.name!r} has no defined input ({_brief(e)}); build it with "
+                            f"a keras.Input(shape=...) first layer or model.build((None, n))") from None
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise _chain_error(builder, f"model {model.name!r} has {len(inputs)} inputs and {len(outputs)} outputs")
+    in_shape = tuple(inputs[0].shape)[1:]
+
+    if isinstance(model, keras.Sequential):
+        # Sequential.layers omits the InputLayer; the model config names it (Keras always
+        # creates one when the model is built).
+        first = model.get_config()["layers"][0]
+        in_name = first["config"].get("name", INPUT_NAME) if first.get("class_name") == "InputLayer" else INPUT_NAME
+        builder.input(in_name, in_shape)
+        for layer in model.layers:
+            builder.layer(layer)
+        return
+
+    layers = list(model.layers)
+    if not layers or type(layers[0]).__name__ != "InputLayer":
+        raise _chain_error(builder, f"model {model.name!r} does not start with its InputLayer")
+    builder.input(layers[0].name, in_shape, layers[0])
+    for prev, layer in zip(layers, layers[1:]):
+        try:
+            reads_prev = layer.input is prev.output
+        except (AttributeError, ValueError):
+            reads_prev = False
+        if not reads_prev:
+            raise _chain_error(builder, f"layer {layer.name!r} ({type(layer).__name__}) does not read only "
+                                        f"the layer before it, {prev.name!r}")
+        builder.layer(layer)
+    if outputs[0] is not layers[-1].output:
+        raise _chain_error(builder, f"the output of model {model.name!r} is not the output of its last layer "
+                                    f"{layers[-1].name!r} (a layer used twice, or unused layers)")
+
+
+def load(model) -> Graph:
+    """A float :class:`~nnhdl.ir.Graph` from a Keras model.
+
+    ``model``: a path (``str`` or :class:`~pathlib.Path`) to a ``.keras`` or ``.h5`` file, or a
+    ``keras.Model``. Raises :class:`FrontendError` for a missing or unreadable file, a model that
+    is not a single chain, and unsupported layers, activations or arguments.
+    """
+    keras = _import_keras()
+    if isinstance(model, (str, os.PathLike)):
+        source = str(model)
+        kmodel = _read_model(model)
+    elif isinstance(model, keras.Model):
+        source = ""
+        kmodel = model
+    else:
+        raise FrontendError(f"expected a path to a .keras or .h5 file or a keras.Model, "
+                            f"not {type(model).__name__}")
+    builder = _Builder(keras, source)
+    _walk(keras, kmodel, builder)
+    ops = tuple(builder.ops)
+    return Graph(ops=ops, outputs=(ops[-1].name,), name=_sanitize(kmodel.name),
+                 meta={"source": source or "<keras.Model>", "framework": f"keras {keras.__version__}"})
+
+
+def keras_predict(model_or_path, x) -> np.ndarray:
+    """The float outputs Keras computes for inputs ``x`` (shape ``(N, *input_shape)``), for
+    comparing with the fixed-point reference."""
+    keras = _import_keras()
+    if isinstance(model_or_path, (str, os.PathLike)):
+        model = _read_model(model_or_path)
+    elif isinstance(model_or_path, keras.Model):
+        model = model_or_path
+    else:
+        raise FrontendError(f"expected a path to a .keras or .h5 file or a keras.Model, "
+                            f"not {type(model_or_path).__name__}")
+    x = np.asarray(x, dtype=np.float32)
+    return np.asarray(model.predict(x, verbose=0, batch_size=max(1, min(len(x), 4096))))

@@ -1,0 +1,279 @@
+"""The model IR: a graph of small frozen op dataclasses.
+
+A :class:`Graph` is built by a frontend with float constants and no formats (the *float
+graph*); the passes in :mod:`nnhdl.passes` fold and fuse ops and finally quantize it, after
+which every op has an output :class:`~nnhdl.fixed.FixedFormat` ``fmt`` and every constant is
+an integer array in its own format (the *quantized graph*). Ops name their producers in
+``inputs``, so the graph is not limited to a chain, though today's layers are sequential.
+
+Shapes never include the batch dimension. A graph is saved as ``graph.json`` (structure,
+formats) beside ``graph.npz`` (constants).
+"""
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .fixed import FixedFormat
+
+__all__ = ["Op", "Input", "Dense", "BatchNorm", "Activation", "Dropout", "Flatten", "Softmax",
+           "Graph", "IRError", "ACTIVATIONS", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+#: Element-wise activations that Dense can fuse and the Activation op computes.
+ACTIVATIONS = ("linear", "relu", "leaky_relu")
+
+
+class IRError(ValueError):
+    """A graph is malformed or a saved graph cannot be read."""
+
+
+@dataclass(frozen=True, eq=False)
+class Op:
+    """Base of all ops.
+
+    ``name`` is unique in the graph; ``inputs`` names the producing ops; ``shape`` is the
+    output shape; ``fmt`` the output format (``None`` in a float graph). ``origin`` is the
+    name of the framework layer (Keras layer name) the op came from, used to look up
+    precision settings; ``fmt`` is set by key ``result_key`` of layer ``result_origin``
+    (default: ``origin``), which differs after an activation layer was fused into a Dense.
+    """
+    name: str
+    inputs: tuple
+    shape: tuple
+    fmt: Optional[FixedFormat] = None
+    origin: str = ""
+    result_key: str = "result"
+    result_origin: str = ""
+
+    @property
+    def size(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True, eq=False)
+class Input(Op):
+    """The network input."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dense(Op):
+    """``y = act(sum_i x_i * w[i, j] + b[j])``, then cast to ``fmt``.
+
+    Arithmetic (quantized graph), following hls4ml's ``io_parallel`` latency dense:
+    every product ``x_i * w[i, j]`` is cast to ``accum_fmt``, the bias is cast to
+    ``accum_fmt``, the running sum ``b + p_0 + p_1 + ...`` is cast to ``accum_fmt`` after each
+    addition (only the overflow mode can act there), and the activation is applied to the
+    accumulator value, whose result is cast to ``fmt``. When the configuration gives no
+    accumulator, ``accum_fmt`` is exact (interval arithmetic: nothing can round or overflow).
+
+    ``weight`` has shape ``(n_in, n_out)``; in a quantized graph ``weight``, ``bias`` and
+    ``alpha`` are integer arrays in ``weight_fmt``, ``bias_fmt``, ``alpha_fmt``.
+    """
+    weight: np.ndarray = None
+    bias: np.ndarray = None
+    activation: str = "linear"
+    alpha: object = 0.0  # leaky_relu negative slope (float, then an int in alpha_fmt)
+    weight_fmt: Optional[FixedFormat] = None
+    bias_fmt: Optional[FixedFormat] = None
+    accum_fmt: Optional[FixedFormat] = None
+    alpha_fmt: Optional[FixedFormat] = None
+    accum_exact: bool = True
+
+    @property
+    def n_in(self):
+        return self.weight.shape[0]
+
+    @property
+    def n_out(self):
+        return self.weight.shape[1]
+
+
+@dataclass(frozen=True, eq=False)
+class BatchNorm(Op):
+    """Keras BatchNormalization on the last axis (float graph only: folded into a Dense)."""
+    gamma: np.ndarray = None
+    beta: np.ndarray = None
+    mean: np.ndarray = None
+    variance: np.ndarray = None
+    epsilon: float = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class Activation(Op):
+    """Element-wise ``linear`` / ``relu`` / ``leaky_relu`` of the input, cast to ``fmt``.
+    For ``leaky_relu`` negative inputs are multiplied by ``alpha`` exactly before the cast."""
+    function: str = "linear"
+    alpha: object = 0.0
+    alpha_fmt: Optional[FixedFormat] = None
+
+
+@dataclass(frozen=True, eq=False)
+class Dropout(Op):
+    """Identity at inference (dropped by a pass)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Flatten(Op):
+    """Reshape to one dimension (row-major); no arithmetic."""
+
+
+@dataclass(frozen=True, eq=False)
+class Softmax(Op):
+    """Softmax over the last axis.
+
+    ``implementation="table"``: hls4ml's ``stable`` table-based softmax (see
+    :func:`nnhdl.reference.softmax_table`), with ``table_size`` entries in each of the exp table
+    (``exp_fmt``) and the inverse table (``inv_fmt``). ``implementation="argmax"``: the output
+    is the index of the largest input (the first one on ties), an unsigned integer.
+    """
+    implementation: str = "table"
+    table_size: int = 1024
+    exp_fmt: Optional[FixedFormat] = None
+    inv_fmt: Optional[FixedFormat] = None
+
+
+_OP_TYPES = {cls.__name__: cls for cls in (Input, Dense, BatchNorm, Activation, Dropout, Flatten, Softmax)}
+
+
+def _encode(value, arrays, key):
+    if isinstance(value, FixedFormat):
+        return {"format": str(value)}
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise IRError(f"cannot save {key}: values wider than 64 bits")
+        arrays[key] = value
+        return {"array": key}
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return value
+
+
+def _decode(value, arrays):
+    if isinstance(value, dict) and "format" in value:
+        return FixedFormat.parse(value["format"])
+    if isinstance(value, dict) and "array" in value:
+        return arrays[value["array"]]
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """Ops in topological order, and the names of the output ops."""
+    ops: tuple
+    outputs: tuple
+    name: str = "network"
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        names = set()
+        for op in self.ops:
+            if op.name in names:
+                raise IRError(f"two ops are named {op.name!r}")
+            for src in op.inputs:
+                if src not in names:
+                    raise IRError(f"op {op.name!r} reads {src!r}, which is not defined before it")
+            names.add(op.name)
+        for out in self.outputs:
+            if out not in names:
+                raise IRError(f"output {out!r} is not an op of the graph")
+
+    # -- access -------------------------------------------------------------------------------
+    def op(self, name):
+        for op in self.ops:
+            if op.name == name:
+                return op
+        raise KeyError(name)
+
+    @property
+    def inputs(self):
+        return tuple(op for op in self.ops if isinstance(op, Input))
+
+    @property
+    def input(self):
+        ins = self.inputs
+        if len(ins) != 1:
+            raise IRError(f"expected one input, the graph has {len(ins)}")
+        return ins[0]
+
+    @property
+    def output(self):
+        if len(self.outputs) != 1:
+            raise IRError(f"expected one output, the graph has {len(self.outputs)}")
+        return self.op(self.outputs[0])
+
+    def consumers(self, name):
+        return tuple(op for op in self.ops if name in op.inputs)
+
+    @property
+    def is_quantized(self):
+        return all(op.fmt is not None for op in self.ops)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def is_chain(self):
+        prev = None
+        for op in self.ops:
+            if prev is not None and op.inputs != (prev.name,):
+                return False
+            prev = op
+        return True
+
+    # -- persistence ----------------------------------------------------------------------------
+    def to_dict(self, arrays):
+        ops = []
+        for op in self.ops:
+            entry = {"op": type(op).__name__}
+            for f in dataclasses.fields(op):
+                entry[f.name] = _encode(getattr(op, f.name), arrays, f"{op.name}/{f.name}")
+            ops.append(entry)
+        return {"nnhdl_ir": FORMAT_VERSION, "name": self.name, "outputs": list(self.outputs),
+                "meta": self.meta, "ops": ops}
+
+    @classmethod
+    def from_dict(cls, data, arrays):
+        if data.get("nnhdl_ir") != FORMAT_VERSION:
+            raise IRError(f"unsupported IR version {data.get('nnhdl_ir')!r} (this nnhdl reads {FORMAT_VERSION})")
+        ops = []
+        for entry in data["ops"]:
+            entry = dict(entry)
+            kind = entry.pop("op")
+            if kind not in _OP_TYPES:
+                raise IRError(f"unknown op type {kind!r}")
+            ops.append(_OP_TYPES[kind](**{k: _decode(v, arrays) for k, v in entry.items()}))
+        return cls(tuple(ops), tuple(data["outputs"]), data.get("name", "network"), data.get("meta", {}))
+
+    def save(self, stem):
+        """Write ``<stem>.json`` and ``<stem>.npz``."""
+        stem = Path(stem)
+        arrays = {}
+        text = json.dumps(self.to_dict(arrays), indent=1)
+        np.savez(stem.with_suffix(".npz"), **arrays)
+        stem.with_suffix(".json").write_text(text)
+
+    @classmethod
+    def load(cls, stem):
+        stem = Path(stem)
+        json_path, npz_path = stem.with_suffix(".json"), stem.with_suffix(".npz")
+        try:
+            data = json.loads(json_path.read_text())
+            with np.load(npz_path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as e:
+            raise IRError(f"cannot read the saved graph {json_path} / {npz_path}: {e}") from e
+        return cls.from_dict(data, arrays)

@@ -1,0 +1,372 @@
+"""A small scheduler for fully pipelined fixed-point datapaths.
+
+:class:`Datapath` builds arithmetic on :class:`Node` values while tracking, for each, the exact
+integer interval it can take (so every register is exactly as wide as it must be), the pipeline
+stage it belongs to and how many adder levels of combinational logic precede it in that
+stage. An operation whose inputs would exceed ``levels_per_stage`` adder levels first
+registers them; operands from earlier stages are delayed with registers. So any datapath built
+from it is balanced and has II = 1, and its latency is known when it is built.
+
+Nodes may carry a left ``shift`` (trailing zero bits kept out of the adders) and a negative
+``sign`` (so negative canonical signed digits cost a subtraction, not a negation).
+
+All registers update only while ``en`` is high: the whole pipeline holds when stalled.
+Nothing here knows about streams; :class:`nnhdl.layers.base.PipelinedLayer` adds them.
+"""
+
+from dataclasses import dataclass, replace
+
+from amaranth.hdl import Array, Const, Mux, Signal, signed, unsigned
+
+import numpy as np
+from amaranth.hdl import Cat
+
+from ..fixed import FixedFormat, Overflow, Rounding, bits_for_range, requantize, round_shift
+
+__all__ = ["Node", "Datapath", "shape_for", "csd_digits"]
+
+
+def shape_for(lo, hi):
+    width, is_signed = bits_for_range(lo, hi)
+    return signed(width) if is_signed else unsigned(width)
+
+
+def csd_digits(value):
+    """Canonical signed digits of an integer: ``[(shift, +1 | -1), ...]`` with no two adjacent
+    non-zero digits; ``value == sum(sign << shift)``."""
+    digits, shift, v = [], 0, int(value)
+    while v:
+        if v & 1:
+            d = 2 - (v & 3)  # +1 if v = 1 (mod 4), -1 if v = 3 (mod 4)
+            digits.append((shift, d))
+            v -= d
+        v >>= 1
+        shift += 1
+    return digits
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """A datapath value: ``(-1 if negative else 1) * (value << shift)``; ``value`` lies in
+    ``lo..hi``. ``stage`` is None for constants."""
+    value: object
+    lo: int
+    hi: int
+    stage: object
+    depth: int = 0
+    shift: int = 0
+    negative: bool = False
+
+    @property
+    def is_const(self):
+        return self.stage is None
+
+    @property
+    def real_lo(self):
+        """Bounds of the represented integer (sign and shift applied)."""
+        return -(self.hi << self.shift) if self.negative else self.lo << self.shift
+
+    @property
+    def real_hi(self):
+        return -(self.lo << self.shift) if self.negative else self.hi << self.shift
+
+
+class Datapath:
+    """Builds a pipelined datapath; see the module docstring."""
+
+    def __init__(self, levels_per_stage=2, name="dp"):
+        if levels_per_stage < 1:
+            raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage!r}")
+        self.levels = levels_per_stage
+        self.name = name
+        self.registers = []  # (register, value)
+        self._delays = {}
+        self._count = 0
+        self.adders = 0        # adders/subtractors (including rounding increments)
+        self.multipliers = 0   # hardware multipliers
+        self.rom_bits = 0      # constant tables
+
+    # -- leaves ---------------------------------------------------------------------------------
+    def input(self, value, lo, hi):
+        return Node(value, int(lo), int(hi), 0)
+
+    def const(self, v):
+        v = int(v)
+        if v == 0:
+            return Node(Const(0, 1), 0, 0, None)
+        mag, shift = abs(v), 0
+        while not (mag >> shift) & 1:
+            shift += 1
+        mag >>= shift
+        return Node(Const(mag, shape_for(0, mag)), mag, mag, None, 0, shift, v < 0)
+
+    # -- registers ------------------------------------------------------------------------------
+    def _reg(self, node, name=None):
+        self._count += 1
+        reg = Signal(shape_for(node.lo, node.hi), name=f"{name or self.name}_r{self._count}", reset_less=True)
+        self.registers.append((reg, node.value))
+        return replace(node, value=reg, stage=node.stage + 1, depth=0)
+
+    def register(self, node, name=None):
+        """Register ``node`` (one more stage)."""
+        if node.is_const:
+            return node
+        return self._reg(node, name)
+
+    def delay(self, node, stage):
+        """``node`` moved to ``stage`` through registers (shared between users)."""
+        if node.is_const or node.stage >= stage:
+            return node
+        key = (id(node.value), stage)
+        if key not in self._delays:
+            prev = self.delay(node, stage - 1)
+            self._delays[key] = (node.value, self._reg(prev))  # keeps node.value alive: ids stay unique
+        reg = self._delays[key][1]  # the register holds the value; shift and sign are per use
+        return replace(reg, shift=node.shift, negative=node.negative)
+
+    def align(self, nodes, levels=1):
+        """Bring ``nodes`` to one stage, leaving room for ``levels`` more adder levels."""
+        live = [n for n in nodes if not n.is_const]
+        if not live:
+            return list(nodes)
+        stage = max(n.stage for n in live)
+        depth = max((n.depth for n in live if n.stage == stage), default=0)
+        if depth + levels > self.levels:
+            stage += 1
+        return [self.delay(n, stage) if not n.is_const else n for n in nodes]
+
+    # -- arithmetic -----------------------------------------------------------------------------
+    def _stage_of(self, *nodes):
+        live = [n for n in nodes if not n.is_const]
+        if not live:
+            return None, 0
+        return live[0].stage, max(n.depth for n in live)
+
+    def add(self, a, b):
+        """``a + b`` (each with its sign and shift)."""
+        if a.is_const and a.lo == 0:
+            return b
+        if b.is_const and b.lo == 0:
+            return a
+        if a.is_const and b.is_const:
+            return self.const(a.real_lo + b.real_lo)
+        a, b = self.align([a, b], 1)
+        if a.shift > b.shift:
+            a, b = b, a
+        d = b.shift - a.shift
+        bv = b.value << d if d else b.value
+        blo, bhi = b.lo << d, b.hi << d
+        stage, depth = self._stage_of(a, b)
+        if a.negative == b.negative:
+            value, lo, hi, neg = a.value + bv, a.lo + blo, a.hi + bhi, a.negative
+        elif not a.negative:
+            value, lo, hi, neg = a.value - bv, a.lo - bhi, a.hi - blo, False
+        else:
+            value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
+        self.adders += 1
+        return Node(value, lo, hi, stage, depth + 1, a.shift, neg)
+
+    def sum(self, nodes):
+        """Sum of nodes as a balanced adder tree (terms of similar shift paired first);
+        constants are added together first, for free."""
+        const = sum((n.real_lo for n in nodes if n.is_const), 0)
+        terms = sorted((n for n in nodes if not n.is_const), key=lambda n: (n.shift, n.negative))
+        if not terms:
+            return self.const(const)
+        if const:
+            terms.append(self.const(const))
+        while len(terms) > 1:
+            nxt = [self.add(terms[k], terms[k + 1]) for k in range(0, len(terms) - 1, 2)]
+            if len(terms) % 2:
+                nxt.append(terms[-1])
+            terms = nxt
+        return terms[0]
+
+    def materialize(self, node):
+        """A node with shift 0 and positive sign (a negation costs one adder level)."""
+        if node.is_const:
+            v = node.real_lo
+            return Node(Const(v, shape_for(v, v)), v, v, None)
+        if node.negative:
+            (node,) = self.align([node], 1)
+            value = node.value << node.shift if node.shift else node.value
+            return Node(-value, node.real_lo, node.real_hi, node.stage, node.depth + 1)
+        if node.shift:
+            return Node(node.value << node.shift, node.real_lo, node.real_hi, node.stage, node.depth)
+        return node
+
+    def multiply_const(self, node, c, multiplier="csd"):
+        """``node * c`` for an integer constant ``c``: shift-and-add of canonical signed
+        digits, or a plain ``*`` (for DSP mapping) with ``multiplier="dsp"``."""
+        c = int(c)
+        if c == 0:
+            return self.const(0)
+        if node.is_const:
+            return self.const(node.real_lo * c)
+        if multiplier == "dsp" and len(csd_digits(c)) > 1:
+            node = self.materialize(node)
+            (node,) = self.align([node], 1)
+            cands = (node.lo * c, node.hi * c)
+            self.multipliers += 1
+            return Node(node.value * Const(c, shape_for(c, c)), min(cands), max(cands), node.stage, node.depth + 1)
+        terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in csd_digits(c)]
+        return self.sum(terms)
+
+    def requantize(self, node, frac, to: FixedFormat):
+        """Hardware :func:`nnhdl.fixed.requantize`: round away ``frac - to.frac_bits`` bits with
+        ``to.rounding``, then apply ``to.overflow``. Costs at most two adder levels."""
+        node = self.materialize(node)
+        s = frac - to.frac_bits
+        lo, hi = node.lo, node.hi
+        qlo, qhi = (int(round_shift(np.array([v], dtype=object), s, to.rounding)[0]) for v in (lo, hi))
+        if node.is_const:
+            v = int(requantize([lo], frac, to)[0])
+            return Node(Const(v, shape_for(v, v)), v, v, None)
+        if s <= 0:
+            value = node.value << -s if s else node.value
+            q = Node(value, lo << -s, hi << -s, node.stage, node.depth)
+        elif to.rounding is Rounding.TRN:
+            q = Node(node.value >> s, lo >> s, hi >> s, node.stage, node.depth)
+        else:
+            (node,) = self.align([node], 1)
+            v = node.value
+            floor = v >> s
+            half = v[s - 1]
+            below = v[:s - 1].any() if s > 1 else Const(0, 1)
+            negative = v[-1] if lo < 0 else Const(0, 1)
+            inc = {
+                Rounding.TRN_ZERO: v[:s].any() & negative,
+                Rounding.RND: half,
+                Rounding.RND_ZERO: half & (below | negative),
+                Rounding.RND_MIN_INF: half & below,
+                Rounding.RND_INF: half & (below | ~negative),
+                Rounding.RND_CONV: half & (below | floor[0]),
+            }[to.rounding]
+            self.adders += 1
+            q = Node(floor + inc, qlo, qhi, node.stage, node.depth + 1)
+        return self.overflow(q, to)
+
+    def overflow(self, q, to: FixedFormat):
+        """Bring an integer node into ``to``'s range with ``to.overflow``."""
+        q = self.materialize(q)
+        lo, hi = to.min_int, to.max_int
+        if to.overflow is Overflow.SAT_SYM and to.signed:
+            lo = -hi
+        shape = signed(to.width) if to.signed else unsigned(to.width)
+        if lo <= q.lo and q.hi <= hi:
+            return q
+        if to.overflow is Overflow.WRAP:
+            value = q.value
+            if len(value) < to.width:
+                fill = value[-1] if q.lo < 0 else Const(0, 1)
+                value = Cat(value, fill.replicate(to.width - len(value)))
+            bits = value[:to.width]
+            return Node(bits.as_signed() if to.signed else bits, to.min_int, to.max_int, q.stage, q.depth)
+        (q,) = self.align([q], 1)
+        over = q.value > hi if q.hi > hi else Const(0, 1)
+        under = q.value < lo if q.lo < lo else Const(0, 1)
+        inner = q.value[:to.width]
+        inner = inner.as_signed() if to.signed else inner
+        if to.overflow is Overflow.SAT_ZERO:
+            value = Mux(over | under, 0, inner)
+            nlo, nhi = min(max(q.lo, lo), 0), max(min(q.hi, hi), 0)
+        else:
+            value = Mux(over, Const(hi, shape), Mux(under, Const(lo, shape), inner))
+            nlo, nhi = max(q.lo, lo), min(q.hi, hi)
+        return Node(value, nlo, nhi, q.stage, q.depth + 1)
+
+    def maximum(self, a, b):
+        """``max(a, b)`` (one comparator level)."""
+        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.align([a, b], 1)
+        stage, depth = self._stage_of(a, b)
+        return Node(Mux(a.value >= b.value, a.value, b.value), max(a.lo, b.lo), max(a.hi, b.hi), stage, depth + 1)
+
+    def greater_equal(self, a, b):
+        """``a >= b`` as a 1-bit node (one comparator level)."""
+        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.align([a, b], 1)
+        stage, depth = self._stage_of(a, b)
+        return Node(a.value >= b.value, 0, 1, stage, depth + 1)
+
+    def relu(self, node):
+        node = self.materialize(node)
+        if node.lo >= 0:
+            return node
+        (node,) = self.align([node], 1)
+        return Node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + 1)
+
+    def select(self, cond, a, b):
+        """``a if cond else b`` for a 1-bit node ``cond``."""
+        a, b = self.materialize(a), self.materialize(b)
+        cond, a, b = self.align([cond, a, b], 1)
+        stage, depth = self._stage_of(cond, a, b)
+        return Node(Mux(cond.value, a.value, b.value), min(a.lo, b.lo), max(a.hi, b.hi), stage, depth + 1)
+
+    def negate(self, node):
+        return replace(node, negative=not node.negative)
+
+    def word(self, node, width):
+        """The ``width``-bit two's complement word of ``node`` (which must fit), as unsigned bits."""
+        node = self.materialize(node)
+        value = node.value
+        if len(value) < width:
+            fill = value[-1] if node.lo < 0 else Const(0, 1)
+            value = Cat(value, fill.replicate(width - len(value)))
+        return Node(value[:width], 0, (1 << width) - 1, node.stage, node.depth)
+
+    def bits(self, node, start, stop):
+        """Bits ``start:stop`` of an unsigned node (as from :meth:`word`)."""
+        return Node(node.value[start:stop], 0, (1 << (stop - start)) - 1, node.stage, node.depth)
+
+    def lookup(self, index, table):
+        """``table[index]`` from a constant table, registered (a ROM with a synchronous read)."""
+        table = [int(v) for v in table]
+        lo, hi = min(table), max(table)
+        shape = shape_for(lo, hi)
+        (index,) = self.align([index], 1)
+        rom = Array(Const(v, shape) for v in table)
+        self.rom_bits += len(table) * shape.width
+        return self._reg(Node(rom[index.value], lo, hi, index.stage, index.depth + 1), name=f"{self.name}_rom")
+
+    def multiply(self, a, b):
+        """``a * b`` of two variable nodes (a hardware multiplier)."""
+        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.align([a, b], 1)
+        stage, depth = self._stage_of(a, b)
+        cands = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+        self.multipliers += 1
+        return Node(a.value * b.value, min(cands), max(cands), stage, depth + 1)
+
+    def is_negative(self, node):
+        node = self.materialize(node)
+        if node.lo >= 0:
+            return self.const(0)
+        return Node(node.value[-1], 0, 1, node.stage, node.depth)
+
+    # -- output ---------------------------------------------------------------------------------
+    def outputs(self, nodes, fmt=None, stage=None):
+        """Register ``nodes`` into output registers at one common stage (at least one register
+        after the latest node); returns ``(registers, stage)``. ``stage`` is the latency."""
+        nodes = [self.materialize(n) for n in nodes]
+        live = [n.stage for n in nodes if not n.is_const]
+        last = max(live, default=0) + 1
+        stage = last if stage is None else max(stage, last)
+        regs = []
+        for n in nodes:
+            if n.is_const:
+                n = Node(n.value, n.lo, n.hi, 0)
+            n = self.delay(n, stage - 1)
+            reg = Signal(shape_for(n.lo, n.hi) if fmt is None else
+                         (signed(fmt.width) if fmt.signed else unsigned(fmt.width)),
+                         name=f"{self.name}_out{len(regs)}", reset_less=True)
+            self.registers.append((reg, n.value))
+            regs.append(reg)
+        return regs, stage
+
+    def statements(self):
+        return [reg.eq(value) for reg, value in self.registers]
+
+    @property
+    def register_bits(self):
+        return sum(len(reg) for reg, _ in self.registers)

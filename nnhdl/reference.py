@@ -1,0 +1,272 @@
+"""The bit-exact reference model: numpy integer evaluation of a quantized graph.
+
+This is the specification the RTL must match. Values are raw integers of each op's output
+format (``op.fmt``); :func:`evaluate` returns the outputs, :func:`trace` every op's output.
+Arithmetic is exact: int64 where interval bounds prove it cannot overflow, float64 BLAS only
+where every partial sum stays below 2**53 (then it is exact too), Python integers otherwise.
+"""
+
+import functools
+import math
+
+import numpy as np
+
+from .arith import dense_plan
+from .fixed import (INT64_SAFE_BITS, FixedFormat, Overflow, Rounding, apply_overflow, quantize,
+                    requantize)
+from .ir import Activation, Dense, Dropout, Flatten, Graph, Input, Softmax
+
+__all__ = ["evaluate", "trace", "evaluate_op", "softmax_tables", "softmax_table", "ReferenceError",
+           "quantize_inputs", "to_real"]
+
+
+class ReferenceError(ValueError):
+    """Inputs do not fit the graph."""
+
+
+def quantize_inputs(graph: Graph, x):
+    """Float inputs shaped ``(batch, *input_shape)`` (or one sample) to raw integers."""
+    op = graph.input
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape == tuple(op.shape):
+        x = x[None]
+    if x.shape[1:] != tuple(op.shape):
+        raise ReferenceError(f"inputs must have shape (N, {', '.join(map(str, op.shape))}) for input "
+                             f"{op.name!r}, not {x.shape}")
+    return quantize(x, op.fmt)
+
+
+def to_real(graph: Graph, raw, name=None):
+    op = graph.output if name is None else graph.op(name)
+    return np.ldexp(np.asarray(raw).astype(np.float64), -op.fmt.frac_bits)
+
+
+def trace(graph: Graph, x, raw=False):
+    """Every op's output (raw integers) for inputs ``x`` (floats, or raw ints with ``raw=True``)."""
+    if not graph.is_quantized:
+        raise ReferenceError("the graph is not quantized; run nnhdl.passes.lower() first")
+    if raw:
+        x = np.asarray(x)
+        if x.shape[1:] != tuple(graph.input.shape):
+            raise ReferenceError(f"raw inputs must have shape (N, {', '.join(map(str, graph.input.shape))}), not {x.shape}")
+        values = {graph.input.name: np.asarray(x).astype(np.int64)}
+    else:
+        values = {graph.input.name: quantize_inputs(graph, x)}
+    for op in graph.ops:
+        if isinstance(op, Input):
+            continue
+        srcs = [graph.op(n) for n in op.inputs]
+        values[op.name] = evaluate_op(op, [values[n] for n in op.inputs], [s.fmt for s in srcs])
+    return values
+
+
+def evaluate(graph: Graph, x, raw=False):
+    """The network outputs (raw integers in the output op's format)."""
+    return trace(graph, x, raw)[graph.outputs[0]]
+
+
+@functools.singledispatch
+def evaluate_op(op, inputs, formats):
+    raise NotImplementedError(f"no reference model for {type(op).__name__} op {op.name!r}")
+
+
+@evaluate_op.register
+def _(op: Dropout, inputs, formats):
+    return inputs[0]
+
+
+@evaluate_op.register
+def _(op: Flatten, inputs, formats):
+    x = inputs[0]
+    return x.reshape(x.shape[0], -1)
+
+
+def _bits(*bounds):
+    return max(abs(int(b)) for b in bounds).bit_length() + 1
+
+
+def _matmul_exact(x, w, bound_bits):
+    """x @ w exactly for integer arrays; ``bound_bits`` bounds every partial sum's magnitude."""
+    if bound_bits <= 52:
+        return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    if bound_bits <= INT64_SAFE_BITS:
+        return x.astype(np.int64) @ w.astype(np.int64)
+    return x.astype(object) @ w.astype(object)
+
+
+def dense_accumulate(op: Dense, x, src: FixedFormat):
+    """The accumulator values (raw, in ``op.accum_fmt``) of a Dense for inputs ``x``."""
+    plan = dense_plan(op, src)
+    acc = op.accum_fmt
+    w = op.weight
+    fp = src.frac_bits + op.weight_fmt.frac_bits
+    bias = plan.bias
+    if not plan.cast_products:
+        lo = sum(plan.term_lo.flat, 0) if plan.term_lo.size else 0
+        hi = sum(plan.term_hi.flat, 0) if plan.term_hi.size else 0
+        bits = _bits(lo, hi, *(bias if len(bias) else [0])) + 1
+        s = _matmul_exact(x, w, bits - plan.shift)
+        if bits > INT64_SAFE_BITS:
+            s = s.astype(object)
+        total = (s << plan.shift) + (bias.astype(np.int64) if bits <= INT64_SAFE_BITS else bias)
+        return apply_overflow(total, acc) if plan.can_overflow else total
+    # hls4ml: every product cast to accum_t
+    prod_bits = _bits(x.min(initial=0), x.max(initial=0)) + _bits(w.min(initial=0), w.max(initial=0))
+    if prod_bits > INT64_SAFE_BITS:
+        p = x.astype(object)[:, :, None] * w.astype(object)[None]
+    else:
+        p = x.astype(np.int64)[:, :, None] * w.astype(np.int64)[None]
+    terms = requantize(p, fp, acc)  # (batch, n_in, n_out)
+    if not plan.ordered:
+        total = terms.sum(axis=1) + bias.astype(terms.dtype if terms.dtype == object else np.int64)
+        return apply_overflow(total, acc)
+    # saturating accumulation in hls4ml's order: bias, then products i = 0, 1, ...
+    total = np.broadcast_to(bias.astype(np.int64), (x.shape[0], len(bias))).copy()
+    for i in range(terms.shape[1]):
+        total = apply_overflow(total + terms[:, i, :], acc)
+    return total
+
+
+def activate(function, pre, pre_frac, result: FixedFormat, alpha=None, alpha_fmt=None):
+    """``cast_result(act(pre))`` for an element-wise activation of raw values with ``pre_frac``
+    fractional bits. Leaky ReLU multiplies negative values by ``alpha`` (raw, ``alpha_fmt``)
+    exactly before the cast."""
+    if function == "linear":
+        return requantize(pre, pre_frac, result)
+    if function == "relu":
+        return requantize(np.where(pre > 0, pre, 0), pre_frac, result)
+    if function == "leaky_relu":
+        pos = requantize(pre, pre_frac, result)
+        neg = requantize(pre * int(alpha), pre_frac + alpha_fmt.frac_bits, result)
+        return np.where(pre > 0, pos, neg)
+    raise NotImplementedError(f"activation {function!r}")
+
+
+@evaluate_op.register
+def _(op: Dense, inputs, formats):
+    x, src = inputs[0], formats[0]
+    if x.ndim != 2:
+        raise ReferenceError(f"Dense {op.name!r} needs a flat input, got shape {x.shape[1:]}")
+    pre = dense_accumulate(op, x, src)
+    return activate(op.activation, pre, op.accum_fmt.frac_bits, op.fmt, op.alpha, op.alpha_fmt)
+
+
+@evaluate_op.register
+def _(op: Activation, inputs, formats):
+    return activate(op.function, inputs[0], formats[0].frac_bits, op.fmt, op.alpha, op.alpha_fmt)
+
+
+# -- softmax ------------------------------------------------------------------------------------
+
+def _ceillog2(x):
+    return 1 if x <= 2 else 1 + _ceillog2((x + 1) // 2)
+
+
+def table_index_bits(table_size):
+    """hls4ml's ``ceillog2(table_size)``: the number of address bits of a softmax table."""
+    return _ceillog2(table_size)
+
+
+def _top_bits(raw, fmt: FixedFormat, n):
+    """The top ``n`` bits of the ``fmt.width``-bit two's complement word of ``raw``, unsigned."""
+    word = np.asarray(raw).astype(np.int64) & ((1 << fmt.width) - 1)
+    return word >> (fmt.width - n)
+
+
+def _value_from_index(i, fmt: FixedFormat, n):
+    """hls4ml's ``softmax_real_val_from_idx``: the index placed in the top bits of a zero word."""
+    word = int(i) << (fmt.width - n)
+    if fmt.signed and word >= 1 << (fmt.width - 1):
+        word -= 1 << fmt.width
+    return math.ldexp(word, -fmt.frac_bits)
+
+
+def _float32_to_fixed(values, fmt):
+    """Convert float32 results (possibly +-inf) the way ap_fixed's double constructor does:
+    infinity behaves like a huge value (saturated, or wrapped to zero)."""
+    v = np.asarray(values, dtype=np.float64)
+    big = np.isinf(v)
+    finite = np.where(big, 0.0, v)
+    out = quantize(finite, fmt)
+    if np.any(big):
+        if fmt.overflow is Overflow.WRAP:
+            sat = np.zeros_like(out)
+        elif fmt.overflow is Overflow.SAT_ZERO:
+            sat = np.zeros_like(out)
+        else:
+            hi = fmt.max_int
+            lo = -fmt.max_int if (fmt.overflow is Overflow.SAT_SYM and fmt.signed) else fmt.min_int
+            sat = np.where(v > 0, hi, lo)
+        out = np.where(big, sat, out)
+    return out
+
+
+def effective_table_size(table_size, in_fmt, exp_fmt):
+    """Table size clipped so that its address bits fit the words that index it (as hls4ml's
+    ``fix_softmax_table_size`` does)."""
+    return min(table_size, 1 << in_fmt.width, 1 << exp_fmt.width)
+
+
+@functools.lru_cache(maxsize=64)
+def softmax_tables(in_fmt: FixedFormat, exp_fmt: FixedFormat, inv_fmt: FixedFormat, table_size: int):
+    """hls4ml's softmax tables (raw ints): ``exp_table[i] = exp(x_i)`` with ``x_i`` the value of
+    ``in_fmt`` whose top ``N`` bits are ``i`` (the lower edge of the bucket, float32 math), and
+    ``inv_table[i] = 1 / y_i`` with ``y_i`` the ``exp_fmt`` value whose top bits are ``i``."""
+    n = table_index_bits(table_size)
+    with np.errstate(divide="ignore", over="ignore"):
+        xs = np.array([_value_from_index(i, in_fmt, n) for i in range(table_size)], dtype=np.float32)
+        exp_table = _float32_to_fixed(np.exp(xs), exp_fmt)
+        ys = np.array([_value_from_index(i, exp_fmt, n) for i in range(table_size)], dtype=np.float32)
+        inv_table = _float32_to_fixed(np.float32(1.0) / ys, inv_fmt)
+    exp_table.setflags(write=False)
+    inv_table.setflags(write=False)
+    return exp_table, inv_table
+
+
+def reduce_tree(n):
+    """hls4ml's ``reduce`` split: ``(left, right)`` sizes, left the largest power of two below n."""
+    left = 1 << (n - 2).bit_length() if n > 2 else 1
+    return left, n - left
+
+
+def tree_sum(values, fmt):
+    """Sum over the last axis in hls4ml's ``reduce`` tree order, casting each addition to ``fmt``."""
+    n = values.shape[-1]
+    if n == 1:
+        return values[..., 0]
+    if n == 2:
+        return apply_overflow(values[..., 0] + values[..., 1], fmt)
+    left, _ = reduce_tree(n)
+    return apply_overflow(tree_sum(values[..., :left], fmt) + tree_sum(values[..., left:], fmt), fmt)
+
+
+def softmax_table(x, in_fmt: FixedFormat, out_fmt: FixedFormat, exp_fmt: FixedFormat,
+                  inv_fmt: FixedFormat, table_size: int):
+    """hls4ml's ``softmax_stable`` (Vivado io_parallel, as in hls4ml 0.8), bit-exactly:
+
+    1. ``d_i = x_i - max(x)`` in ``ap_fixed<W, I, AP_RND, AP_SAT>`` of the input's W, I
+       (same fractional bits, so only saturation acts), converted back to the input format;
+    2. ``e_i = exp_table[top N bits of d_i]`` (N = ceillog2(table_size));
+    3. ``s`` = sum of ``e_i`` in hls4ml's reduce-tree order, each addition cast to ``exp_fmt``;
+    4. ``r = inv_table[top N bits of s]``;
+    5. ``y_i = e_i * r`` (exact product) cast to the output format.
+    """
+    table_size = effective_table_size(table_size, in_fmt, exp_fmt)
+    n = table_index_bits(table_size)
+    exp_table, inv_table = softmax_tables(in_fmt, exp_fmt, inv_fmt, table_size)
+    x = np.asarray(x).astype(np.int64)
+    diff_fmt = FixedFormat(in_fmt.width, in_fmt.int_bits, True, Rounding.RND, Overflow.SAT)
+    d = apply_overflow(x - x.max(axis=-1, keepdims=True), diff_fmt)
+    d = requantize(d, in_fmt.frac_bits, in_fmt)
+    e = exp_table[_top_bits(d, in_fmt, n)]
+    s = tree_sum(e, exp_fmt)
+    r = inv_table[_top_bits(s, exp_fmt, n)]
+    return requantize(e * r[..., None], exp_fmt.frac_bits + inv_fmt.frac_bits, out_fmt)
+
+
+@evaluate_op.register
+def _(op: Softmax, inputs, formats):
+    x = inputs[0]
+    if op.implementation == "argmax":
+        return np.argmax(x, axis=-1).astype(np.int64)[..., None]
+    return softmax_table(x, formats[0], op.fmt, op.exp_fmt, op.inv_fmt, op.table_size)

@@ -1,0 +1,1 @@
+"""Simulation: the Amaranth-simulator runner (and, later, cocotb parts)."""
