@@ -226,7 +226,7 @@ def _quantize_softmax(op: Softmax, src: FixedFormat, res: _Resolver, config: Pre
     n = op.shape[-1]
     if config.softmax == "argmax":
         bits = max(1, (n - 1).bit_length())
-        return op.replace(implementation="argmax", fmt=FixedFormat(bits, bits, False))
+        return op.replace(implementation="argmax", fmt=FixedFormat(bits, bits, False), shape=(1,))
     where = f"layer {op.origin or op.name!r}"
     fmt = res.fmt(op.origin, op.result_key, (0.0, 1.0), where)
     exp_fmt = res.fmt(op.origin, "exp_table", (0.0, 1.0), where)

@@ -225,7 +225,7 @@ def softmax_tables(in_fmt: FixedFormat, exp_fmt: FixedFormat, inv_fmt: FixedForm
 
 def reduce_tree(n):
     """hls4ml's ``reduce`` split: ``(left, right)`` sizes, left the largest power of two below n."""
-    left = 1 << (n - 2).bit_length() if n > 2 else 1
+    left = 1 << ((n - 1).bit_length() - 1) if n > 2 else 1
     return left, n - left
 
 

@@ -30,7 +30,8 @@ Every op's ``origin`` is the Keras layer name, which is also the name used in
 
 The input op is named after the Keras ``InputLayer``, except that names Keras generates by
 itself (``input``, ``input_<n>``, ``input_layer``, ``input_layer_<n>``; the number depends on
-how many models the Python session built before) all become ``"input"``. A ``Sequential``
+how many models the Python session built before) all become ``"input"`` (unless another layer
+is called ``input``: then the Keras name is kept). A ``Sequential``
 model built without an explicit ``keras.Input`` therefore has an input op ``"input"``, and its
 input format is configured with ``[layer.input]``.
 
@@ -121,20 +122,23 @@ def _sanitize(name):
 class _Builder:
     """Collects ops for one model; knows the file name for error messages."""
 
-    def __init__(self, keras, source):
+    def __init__(self, keras, source, layer_names=()):
         self.keras = keras
         self.source = source  # the path, or "" for an in-memory model
         self.ops = []
         self.used = set()
+        self.reserved = set(layer_names)  # Keras layer names: generated op names avoid them
 
     # -- helpers ------------------------------------------------------------------------------
     def error(self, layer, message):
         prefix = f"{self.source}: " if self.source else ""
         return FrontendError(f"{prefix}layer {layer.name!r} ({type(layer).__name__}) {message}")
 
-    def unique(self, name):
+    def unique(self, name, generated=False):
+        """``name`` itself for a Keras layer's op; a free variant of it for a generated name."""
+        taken = self.used | self.reserved if generated else self.used
         candidate, n = name, 1
-        while candidate in self.used:
+        while candidate in taken:
             candidate = f"{name}_{n}"
             n += 1
         self.used.add(candidate)
@@ -144,14 +148,15 @@ class _Builder:
     def prev(self):
         return self.ops[-1]
 
-    def add(self, cls, name, shape, origin, **fields):
-        op = cls(name=self.unique(name), inputs=(self.prev.name,) if self.ops else (), shape=tuple(shape),
+    def add(self, cls, name, shape, origin, generated=False, **fields):
+        op = cls(name=self.unique(name, generated), inputs=(self.prev.name,) if self.ops else (), shape=tuple(shape),
                  origin=origin, **fields)
         self.ops.append(op)
         return op
 
     def array(self, variable):
-        return np.array(self.keras.ops.convert_to_numpy(variable), dtype=np.float64)
+        value = variable.numpy() if hasattr(variable, "numpy") else self.keras.ops.convert_to_numpy(variable)
+        return np.array(value, dtype=np.float64)
 
     def activation_name(self, fn):
         """The Keras built-in activation ``fn`` is, by name (``None`` for anything else)."""
@@ -176,8 +181,9 @@ class _Builder:
                     else "the model input")
             raise FrontendError(f"{where}{what} has shape {_shape_text(dims)}; every dimension except the "
                                 f"batch must be fixed. Give a full shape, e.g. keras.Input(shape=(16,)).")
-        op_name = INPUT_NAME if _AUTO_INPUT_NAME.fullmatch(name) else name
-        return self.add(Input, op_name, tuple(int(d) for d in dims), op_name)
+        if _AUTO_INPUT_NAME.fullmatch(name) and INPUT_NAME not in self.reserved:
+            name = INPUT_NAME
+        return self.add(Input, name, tuple(int(d) for d in dims), name)
 
     def layer(self, layer):
         cls = type(layer).__name__
@@ -202,7 +208,7 @@ class _Builder:
         if act == "softmax":
             dense = self.add(Dense, name, (n_out,), name, weight=kernel, bias=bias, activation="linear",
                              result_key="logits")
-            self.add(Softmax, f"{dense.name}_softmax", (n_out,), name)
+            self.add(Softmax, f"{dense.name}_softmax", (n_out,), name, generated=True)
             return
         function, alpha = self._elementwise(layer, act)
         self.add(Dense, name, (n_out,), name, weight=kernel, bias=bias, activation=function, alpha=alpha)
@@ -353,7 +359,7 @@ def load(model) -> Graph:
     else:
         raise FrontendError(f"expected a path to a .keras or .h5 file or a keras.Model, "
                             f"not {type(model).__name__}")
-    builder = _Builder(keras, source)
+    builder = _Builder(keras, source, [layer.name for layer in kmodel.layers])
     _walk(keras, kmodel, builder)
     ops = tuple(builder.ops)
     return Graph(ops=ops, outputs=(ops[-1].name,), name=_sanitize(kmodel.name),

@@ -1,0 +1,43 @@
+import os
+
+import numpy as np
+import pytest
+
+from nnhdl.config import PrecisionConfig
+from nnhdl.ir import Activation, Dense, Graph, Input, Softmax
+from nnhdl.passes import lower
+
+
+@pytest.fixture
+def rng(request):
+    """A seeded generator; the seed (NNHDL_SEED or derived from the test id) is printed on failure."""
+    seed = int(os.environ.get("NNHDL_SEED", abs(hash(request.node.nodeid)) % 2 ** 31))
+    print(f"rng seed: {seed} (set NNHDL_SEED={seed} to repeat)")
+    return np.random.default_rng(seed)
+
+
+def make_mlp(rng, sizes, activations, config=None, softmax=False, weight_scale=1.0, zero_fraction=0.2,
+             calibration=None):
+    """A random float MLP (sizes[0] inputs, then Dense layers) lowered with ``config``.
+
+    Layer names: in, fc1, fc2, ...; a final softmax becomes ``fcN`` (logits) + ``fcN_softmax``."""
+    ops = [Input("in", (), (sizes[0],), origin="in")]
+    prev = "in"
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+        w = rng.normal(size=(n_in, n_out)) * weight_scale / np.sqrt(n_in)
+        w[rng.random(w.shape) < zero_fraction] = 0.0
+        b = rng.normal(size=n_out) * 0.3
+        name = f"fc{k}"
+        act = activations[k - 1] if k - 1 < len(activations) else "linear"
+        last_softmax = softmax and k == len(sizes) - 1
+        ops.append(Dense(name, (prev,), (n_out,), origin=name, weight=w, bias=b,
+                         activation="leaky_relu" if act == "leaky_relu" else ("relu" if act == "relu" else "linear"),
+                         alpha=0.3, result_key="logits" if last_softmax else "result"))
+        prev = name
+        if last_softmax:
+            ops.append(Softmax(f"{name}_softmax", (name,), (n_out,), origin=name))
+            prev = f"{name}_softmax"
+    graph = Graph(tuple(ops), (prev,), name="mlp")
+    if config is None or isinstance(config, dict):
+        config = PrecisionConfig.from_dict(config or {})
+    return lower(graph, config, calibration)
