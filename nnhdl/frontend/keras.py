@@ -109,13 +109,33 @@ def _read_model(path):
         raise FrontendError(f"{path}: could not be read as a Keras model ({_brief(e)})") from e
 
 
+_VERILOG_KEYWORDS = frozenset("""
+    always and assign automatic begin buf bufif0 bufif1 case casex casez cell cmos config deassign
+    default defparam design disable edge else end endcase endconfig endfunction endgenerate endmodule
+    endprimitive endspecify endtable endtask event for force forever fork function generate genvar
+    highz0 highz1 if ifnone incdir include initial inout input instance integer join large liblist
+    library localparam macromodule medium module nand negedge nmos nor noshowcancelled not notif0
+    notif1 or output parameter pmos posedge primitive pull0 pull1 pulldown pullup pulsestyle_onevent
+    pulsestyle_ondetect rcmos real realtime reg release repeat rnmos rpmos rtran rtranif0 rtranif1
+    scalared showcancelled signed small specify specparam strong0 strong1 supply0 supply1 table task
+    time tran tranif0 tranif1 tri tri0 tri1 triand trior trireg unsigned use uwire vectored wait wand
+    weak0 weak1 while wire wor xnor xor logic bit byte int shortint longint
+""".split())
+
+
 def _sanitize(name):
-    """A Verilog identifier ``[A-Za-z_][A-Za-z0-9_]*`` from a model name."""
-    ident = re.sub(r"[^A-Za-z0-9_]+", "_", str(name)).strip("_")
+    """A Verilog identifier ``[A-Za-z_][A-Za-z0-9_]*`` (not a keyword) from a model name:
+    runs of other characters become ``_``, a leading digit gets ``n_`` in front."""
+    name = str(name)
+    ident = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
     if not ident:
         return "network"
+    if name.startswith("_"):
+        ident = "_" + ident
     if ident[0].isdigit():
         ident = "n_" + ident
+    if ident in _VERILOG_KEYWORDS:
+        ident += "_net"
     return ident
 
 
@@ -342,6 +362,16 @@ def _walk(keras, model, builder):
                                     f"{layers[-1].name!r} (a layer used twice, or unused layers)")
 
 
+def _model_and_source(model):
+    """``(keras.Model, source)``: the path's checks run before TensorFlow is imported."""
+    if isinstance(model, (str, os.PathLike)):
+        return _read_model(model), str(model)
+    keras = _import_keras()
+    if isinstance(model, keras.Model):
+        return model, ""
+    raise FrontendError(f"expected a path to a .keras or .h5 file or a keras.Model, not {type(model).__name__}")
+
+
 def load(model) -> Graph:
     """A float :class:`~nnhdl.ir.Graph` from a Keras model.
 
@@ -349,16 +379,8 @@ def load(model) -> Graph:
     ``keras.Model``. Raises :class:`FrontendError` for a missing or unreadable file, a model that
     is not a single chain, and unsupported layers, activations or arguments.
     """
+    kmodel, source = _model_and_source(model)
     keras = _import_keras()
-    if isinstance(model, (str, os.PathLike)):
-        source = str(model)
-        kmodel = _read_model(model)
-    elif isinstance(model, keras.Model):
-        source = ""
-        kmodel = model
-    else:
-        raise FrontendError(f"expected a path to a .keras or .h5 file or a keras.Model, "
-                            f"not {type(model).__name__}")
     builder = _Builder(keras, source, [layer.name for layer in kmodel.layers])
     _walk(keras, kmodel, builder)
     ops = tuple(builder.ops)
@@ -369,13 +391,6 @@ def load(model) -> Graph:
 def keras_predict(model_or_path, x) -> np.ndarray:
     """The float outputs Keras computes for inputs ``x`` (shape ``(N, *input_shape)``), for
     comparing with the fixed-point reference."""
-    keras = _import_keras()
-    if isinstance(model_or_path, (str, os.PathLike)):
-        model = _read_model(model_or_path)
-    elif isinstance(model_or_path, keras.Model):
-        model = model_or_path
-    else:
-        raise FrontendError(f"expected a path to a .keras or .h5 file or a keras.Model, "
-                            f"not {type(model_or_path).__name__}")
+    model, _ = _model_and_source(model_or_path)
     x = np.asarray(x, dtype=np.float32)
     return np.asarray(model.predict(x, verbose=0, batch_size=max(1, min(len(x), 4096))))

@@ -31,7 +31,7 @@ class PipelinedLayer(wiring.Component):
     ----------
     latency : int
         Cycles from an accepted input to its output being valid (no stalls).
-    register_bits, adders, multipliers : int
+    register_bits, adders, multipliers, rom_bits : int
         Resource counts of the generated datapath.
 
     Handshake: the pipeline advances when ``o.valid`` is low or ``o.ready`` is high
@@ -63,6 +63,10 @@ class PipelinedLayer(wiring.Component):
         return self._dp.adders
 
     @property
+    def rom_bits(self):
+        return self._dp.rom_bits
+
+    @property
     def multipliers(self):
         return self._dp.multipliers
 
@@ -78,6 +82,7 @@ class PipelinedLayer(wiring.Component):
         with m.If(en):
             m.d.sync += valid.eq(valid << 1 | self.i.valid)
             m.d.sync += self._dp.statements()
+        self._dp.elaborate_memories(m, en)
         for k, reg in enumerate(self._outputs):
             m.d.comb += self.o.payload[k].eq(reg)
         return m

@@ -16,7 +16,8 @@ Nothing here knows about streams; :class:`nnhdl.layers.base.PipelinedLayer` adds
 
 from dataclasses import dataclass, replace
 
-from amaranth.hdl import Array, Const, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Mux, Signal, signed, unsigned
+from amaranth.lib.memory import Memory
 
 import numpy as np
 from amaranth.hdl import Cat
@@ -85,6 +86,7 @@ class Datapath:
         self.adders = 0        # adders/subtractors (including rounding increments)
         self.multipliers = 0   # hardware multipliers
         self.rom_bits = 0      # constant tables
+        self.memories = {}     # key -> (Memory, [(read port, address value)])
 
     # -- leaves ---------------------------------------------------------------------------------
     def input(self, value, lo, hi):
@@ -319,15 +321,23 @@ class Datapath:
         """Bits ``start:stop`` of an unsigned node (as from :meth:`word`)."""
         return Node(node.value[start:stop], 0, (1 << (stop - start)) - 1, node.stage, node.depth)
 
-    def lookup(self, index, table):
-        """``table[index]`` from a constant table, registered (a ROM with a synchronous read)."""
+    def lookup(self, index, table, memory=None):
+        """``table[index]`` from a constant table held in an Amaranth ``lib.memory.Memory`` read
+        synchronously (one register, enabled with the pipeline), so it maps to block RAM where
+        the target has it. Lookups that pass the same ``memory`` key share one memory (one read
+        port each)."""
         table = [int(v) for v in table]
         lo, hi = min(table), max(table)
-        shape = shape_for(lo, hi)
+        key = memory if memory is not None else object()
+        if key not in self.memories:
+            mem = Memory(shape=shape_for(lo, hi), depth=len(table), init=table)
+            self.memories[key] = (mem, [])
+            self.rom_bits += len(table) * mem.shape.width
+        mem, ports = self.memories[key]
         (index,) = self.align([index], 1)
-        rom = Array(Const(v, shape) for v in table)
-        self.rom_bits += len(table) * shape.width
-        return self._reg(Node(rom[index.value], lo, hi, index.stage, index.depth + 1), name=f"{self.name}_rom")
+        port = mem.read_port(domain="sync")
+        ports.append((port, index.value))
+        return Node(port.data, lo, hi, index.stage + 1, 0)
 
     def multiply(self, a, b):
         """``a * b`` of two variable nodes (a hardware multiplier)."""
@@ -366,6 +376,13 @@ class Datapath:
 
     def statements(self):
         return [reg.eq(value) for reg, value in self.registers]
+
+    def elaborate_memories(self, m, en):
+        """Add the ROMs to module ``m``; their read ports advance with ``en``."""
+        for k, (mem, ports) in enumerate(self.memories.values()):
+            m.submodules[f"rom{k}"] = mem
+            for port, addr in ports:
+                m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
 
     @property
     def register_bits(self):

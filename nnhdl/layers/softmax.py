@@ -41,10 +41,10 @@ class Softmax(PipelinedLayer):
             d = dp.overflow(dp.add(x, dp.negate(x_max)), diff_fmt)
             d = dp.overflow(d, in_fmt)
             index = dp.bits(dp.word(d, in_fmt.width), in_fmt.width - n_bits, in_fmt.width)
-            exps.append(dp.lookup(index, exp_table))
+            exps.append(dp.lookup(index, exp_table, memory="exp"))
         total = tree(exps, lambda a, b: dp.overflow(dp.add(a, b), op.exp_fmt))
         index = dp.bits(dp.word(total, op.exp_fmt.width), op.exp_fmt.width - n_bits, op.exp_fmt.width)
-        inv = dp.lookup(index, inv_table)
+        inv = dp.lookup(index, inv_table, memory="inv")
         frac = op.exp_fmt.frac_bits + op.inv_fmt.frac_bits
         return [dp.requantize(dp.multiply(e, inv), frac, op.fmt) for e in exps]
 

@@ -20,8 +20,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't
 WIDE = PrecisionConfig(default=FixedFormat.parse("fixed<24,10>"))
 
 
-def test_import_does_not_load_tensorflow():
+def test_import_does_not_load_tensorflow(tmp_path):
+    """Importing nnhdl (and failing on a bad path) must not import TensorFlow or Keras."""
     code = ("import sys, nnhdl, nnhdl.frontend, nnhdl.frontend.keras, nnhdl.passes, nnhdl.reference\n"
+            "from nnhdl.frontend.keras import FrontendError, load\n"
+            f"for bad_path in ({str(tmp_path / 'missing.keras')!r}, {str(tmp_path)!r}):\n"
+            "    try:\n"
+            "        load(bad_path)\n"
+            "    except FrontendError:\n"
+            "        pass\n"
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras'))\n"
             "print(bad)\n"
             "sys.exit(1 if bad else 0)\n")
@@ -31,7 +38,7 @@ def test_import_does_not_load_tensorflow():
 
 @pytest.mark.parametrize("name, ident", [
     ("jet_tagger", "jet_tagger"), ("my model-1", "my_model_1"), ("2net", "n_2net"), ("--", "network"),
-    ("a.b/c", "a_b_c")])
+    ("a.b/c", "a_b_c"), ("_x y!", "_x_y"), ("module", "module_net"), ("wire", "wire_net")])
 def test_sanitize(name, ident):
     assert _sanitize(name) == ident
     assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", _sanitize(name))
