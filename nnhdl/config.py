@@ -154,3 +154,82 @@ class PrecisionConfig:
             raise ConfigError(
                 f"{_where(self.source)}: layer {unknown[0]!r} is not in the model{f' {model}' if model else ''}; "
                 f"its layers are: {', '.join(known)}. Fix the [layer.NAME] table name or remove it.")
+
+
+def _toml_key(name):
+    import json
+    import re
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
+
+
+def config_template(graph, config=None):
+    """The editable default configuration for a float graph: every layer listed with the formats
+    it would get (exact accumulators and values feeding a fused activation left commented out)."""
+    from .ir import Activation, BatchNorm, Dense, Dropout, Flatten, Input, Softmax
+
+    config = config or PrecisionConfig()
+    d = str(config.default)
+    lines = [
+        f"# nnhdl precision configuration for {graph.meta.get('source') or graph.name}",
+        "# Formats: fixed<W,I[,Q[,O]]> or ufixed<...> (also ap_fixed<W,I,AP_Q,AP_O>): W bits in all, I of them",
+        "# integer bits including the sign. Q (rounding): TRN (default), TRN_ZERO, RND, RND_ZERO, RND_INF,",
+        "# RND_MIN_INF, RND_CONV. O (overflow): WRAP (default), SAT, SAT_ZERO, SAT_SYM.",
+        "# \"auto\": integer bits from the constants' or the values' range, at the default width.",
+        "# accum (hls4ml's accum_t): unset = exact; set, products and the running sum are cast to it.",
+        f"precision = \"{d}\"",
+        f"softmax = \"{config.softmax}\"   # \"table\" (hls4ml's stable softmax) or \"argmax\" (index of the largest)",
+    ]
+    by_origin = {}
+    for op in graph.ops:
+        by_origin.setdefault(op.origin or op.name, []).append(op)
+
+    def value(layer, key, fallback=None):
+        v, _ = config.get(layer, key, fallback)
+        return v if isinstance(v, (int, str)) and not isinstance(v, FixedFormat) else str(v)
+
+    for origin, ops in by_origin.items():
+        first = ops[0]
+        body = []
+        if isinstance(first, Input):
+            desc = f"input, shape {tuple(first.shape)}"
+            body.append(f"result = \"{value(origin, 'result')}\"")
+        elif isinstance(first, Dense):
+            desc = f"Dense {first.weight.shape[0]} -> {first.weight.shape[1]}, activation {first.activation}"
+            body += [f"weight = \"{value(origin, 'weight')}\"", f"bias   = \"{value(origin, 'bias')}\""]
+            acc = config.get(origin, "accum")[0]
+            body.append(f"accum  = \"{acc}\"" if acc is not None else "# accum = \"fixed<32,12>\"   # unset: exact")
+            if first.activation == "leaky_relu":
+                body.append(f"alpha  = \"{value(origin, 'alpha')}\"")
+            consumers = graph.consumers(first.name)
+            feeds_activation = (first.activation == "linear" and len(consumers) == 1
+                                and isinstance(consumers[0], Activation))
+            if first.result_key == "logits":
+                desc += " (softmax)"
+                body.append(f"logits = \"{value(origin, 'logits')}\"   # the Dense output that feeds the softmax")
+            elif feeds_activation and not config.get(origin, "result")[1]:
+                body.append(f"# result = \"{d}\"   # unset: the sum stays exact into '{consumers[0].origin}', "
+                            "which is fused into this layer")
+            else:
+                body.append(f"result = \"{value(origin, 'result')}\"")
+        elif isinstance(first, Activation):
+            desc = f"activation {first.function}"
+            body.append(f"result = \"{value(origin, 'result')}\"")
+            if first.function == "leaky_relu":
+                body.append(f"alpha  = \"{value(origin, 'alpha')}\"")
+        elif isinstance(first, Softmax):
+            desc = "Softmax"
+        elif isinstance(first, BatchNorm):
+            desc = "BatchNormalization: folded into the Dense before it; nothing to set"
+        elif isinstance(first, (Dropout, Flatten)):
+            desc = f"{type(first).__name__}: no arithmetic; nothing to set"
+        else:
+            desc = type(first).__name__
+        if any(isinstance(op, Softmax) for op in ops):
+            body += [f"result = \"{value(origin, 'result')}\"   # softmax output",
+                     f"exp_table = \"{value(origin, 'exp_table')}\"",
+                     f"inv_table = \"{value(origin, 'inv_table')}\"",
+                     f"table_size = {value(origin, 'table_size')}"]
+        lines.append("")
+        lines.append(f"[layer.{_toml_key(origin)}]   # {desc}" if body else f"# [layer.{_toml_key(origin)}]   # {desc}")
+        lines += body
+    return "\n".join(lines) + "\n"

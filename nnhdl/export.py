@@ -4,7 +4,7 @@ import re
 
 from amaranth.back import rtlil, verilog
 
-__all__ = ["to_verilog", "to_rtlil", "verilog_name"]
+__all__ = ["to_verilog", "to_rtlil", "to_rtlil_and_verilog", "verilog_name"]
 
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
 
@@ -15,11 +15,21 @@ def verilog_name(name):
     return ident if not ident[0].isdigit() else "n_" + ident
 
 
-def to_verilog(component, top):
-    """Verilog text with top module ``top`` and ports ``clk``, ``rst``, ``i__payload``, ``i__valid``,
-    ``i__ready``, ``o__payload``, ``o__valid``, ``o__ready``."""
-    return verilog.convert(component, name=verilog_name(top), emit_src=False)
-
-
 def to_rtlil(component, top):
+    """RTLIL text with top module ``top``; ports ``clk``, ``rst`` and the component's stream
+    members (``i__payload``, ``i__valid``, ``i__ready``, ``o__payload``, ``o__valid``, ``o__ready``)."""
     return rtlil.convert(component, name=verilog_name(top), emit_src=False)
+
+
+def to_verilog(component, top):
+    """Verilog text, same module and ports as :func:`to_rtlil`."""
+    return to_rtlil_and_verilog(component, top)[1]
+
+
+def to_rtlil_and_verilog(component, top):
+    """Both texts from one elaboration (Amaranth's netlist is built once; Yosys writes the Verilog)."""
+    text = to_rtlil(component, top)
+    from_rtlil = getattr(verilog, "_convert_rtlil_text", None)
+    if from_rtlil is None:  # a future Amaranth without the helper: elaborate again
+        return text, verilog.convert(component, name=verilog_name(top), emit_src=False)
+    return text, from_rtlil(text)

@@ -1,0 +1,31 @@
+"""The ``nnhdl`` command line: one module per command; heavy imports happen inside them."""
+
+import click
+
+from .. import __version__
+from .config_cmd import config
+from .convert_cmd import convert
+from .predict_cmd import predict
+from .report_cmd import report
+from .verify_cmd import verify
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nnhdl")
+def main():
+    """nnhdl: trained neural networks to verified, fully pipelined fixed-point RTL.
+
+    \b
+    Typical flow:
+      nnhdl config  model.keras -o config.toml      # editable precision config
+      nnhdl convert model.keras -c config.toml -o out/
+      nnhdl verify  out/                            # RTL vs bit-exact reference
+      nnhdl report  out/
+      nnhdl predict out/ --inputs X.npy -o Y.npy    # bit-exact outputs
+    """
+
+
+for command in (config, convert, predict, verify, report):
+    main.add_command(command)

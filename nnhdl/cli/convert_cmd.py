@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import click
+
+from .common import console, load_inputs, precision_options, user_errors
+
+
+@click.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder (created; files in it are replaced only when everything succeeded).")
+@precision_options
+@click.option("--top", default=None, help="Name of the top Verilog module (default: the model's name).")
+@click.option("--multiplier", type=click.Choice(["csd", "dsp"]), default="csd", show_default=True,
+              help="Constant multiplication: shift-and-add of canonical signed digits, or '*' for DSP blocks.")
+@click.option("--levels-per-stage", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Adder levels between pipeline registers (fewer: more registers, higher Fmax).")
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Float inputs (.npy) used to size 'auto' result formats.")
+@user_errors
+def convert(model, outdir, config_path, precision, softmax, top, multiplier, levels_per_stage, calibration):
+    """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
+    <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from ..convert import convert as run_convert, load_config, load_model
+    from .report_cmd import print_report
+
+    cfg = load_config(config_path, precision, softmax)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("load model")
+        graph = load_model(model)
+        calib = load_inputs(calibration, graph) if calibration else None
+        design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
+                             top=top, calibration=calib,
+                             step=lambda name: progress.update(task, description=name))
+    print_report(design.report, outdir)
+    if cfg.ignored:
+        console.print(f"[yellow]note:[/] ignored unknown config keys: {', '.join(cfg.ignored)}")
+    console.print(f"[green]done:[/] {outdir}. Next: nnhdl verify {outdir}")

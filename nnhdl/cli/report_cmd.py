@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import click
+
+from .common import user_errors
+
+
+def print_report(report, outdir=None):
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..report import layer_rows
+
+    out = Console(highlight=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, width=132)
+    table = Table(title=f"{report['top']}: {report.get('model') or ''}", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("layer", "kind", "shape", "weight", "accum", "result", "cycles", "adders+mul", "reg bits"):
+        table.add_column(col, justify="right" if col in ("cycles", "adders+mul", "reg bits") else "left",
+                         overflow="fold")
+    for row in layer_rows(report):
+        table.add_row(*row[:3], *row[4:])
+    out.print(table)
+    t = report["totals"]
+    out.print(f"latency [bold]{report['latency_cycles']}[/] cycles, II {report['initiation_interval']}; "
+              f"{t['adders']} adders, {t['multipliers']} multipliers, {t['register_bits']} register bits, "
+              f"{t['rom_bits']} ROM bits; {t['nonzero_weights']} of {t['weights']} weights non-zero")
+    i, o = report["input"], report["output"]
+    out.print(f"ports: i__payload[{i['width_bits']}] = {i['shape']} x {i['format']}, "
+              f"o__payload[{o['width_bits']}] = {o['shape']} x {o['format']}"
+              + (" (argmax index)" if o.get("kind") == "argmax index" else ""))
+    if outdir is not None and report.get("files"):
+        files = ", ".join(str(Path(outdir) / f) for f in report["files"].values())
+        out.print(f"files: {files}")
+
+
+@click.command()
+@click.argument("outdir", type=click.Path(path_type=Path))
+@user_errors
+def report(outdir):
+    """Show the report of a converted network (OUTDIR from 'nnhdl convert') as a table."""
+    from ..convert import load_design
+    design = load_design(outdir, build=False)
+    if not design.report:
+        from ..convert import ConvertError
+        raise ConvertError(f"{outdir}/report.json is missing; convert the model again")
+    print_report(design.report, outdir)

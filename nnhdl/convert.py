@@ -1,0 +1,145 @@
+"""The conversion flow: model file -> quantized graph -> Network -> files in an output folder.
+
+Each step is a plain function (the CLI, the tests and the examples call the same ones):
+
+- :func:`load_model` — a model file (``.keras``/``.h5``) or ``keras.Model`` to a float graph;
+- :func:`compile_model` — float graph + precision config -> quantized graph;
+- :func:`convert` — all the way to ``<top>.v``, ``<top>.il``, ``graph.json``/``graph.npz`` and
+  ``report.json`` in an output folder (written all at once, or not at all);
+- :func:`load_design` — read a converted folder back (graph, report, rebuilt Network).
+"""
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ConfigError, PrecisionConfig
+from .ir import Graph, IRError
+from .outputs import staged_outputs
+
+__all__ = ["load_model", "load_config", "compile_model", "build_network", "convert", "load_design",
+           "ConvertError", "Design", "GRAPH_STEM", "REPORT_FILE", "is_design_dir"]
+
+GRAPH_STEM = "graph"
+REPORT_FILE = "report.json"
+
+
+class ConvertError(ValueError):
+    """The conversion cannot go on (names the file and what to do)."""
+
+
+def load_model(model):
+    """A float graph from a Keras model file or an in-memory ``keras.Model``."""
+    from .frontend.keras import load
+    return load(model)
+
+
+def load_config(path=None, precision=None, softmax=None):
+    """The precision configuration from a TOML file (optional), with command-line overrides."""
+    if path is None:
+        return PrecisionConfig.from_dict({}, default=precision, softmax=softmax)
+    return PrecisionConfig.load(path, default=precision, softmax=softmax)
+
+
+def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None) -> Graph:
+    """Check the configuration's layer names against the model, then lower to a quantized graph."""
+    from .passes import lower
+    config = config or PrecisionConfig()
+    known = []
+    for op in graph.ops:
+        for name in (op.origin, op.result_origin):
+            if name and name not in known:
+                known.append(name)
+    config.check_layers(known, model=graph.meta.get("source", ""))
+    return lower(graph, config, calibration)
+
+
+def build_network(graph: Graph, multiplier="csd", levels_per_stage=2):
+    from .layers import Network
+    return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage)
+
+
+@dataclass
+class Design:
+    """A converted network: quantized graph, its Network component and the report."""
+    graph: Graph
+    network: object
+    report: dict = field(default_factory=dict)
+    outdir: Path = None
+
+    @property
+    def top(self):
+        return self.report.get("top", self.graph.name)
+
+
+def is_design_dir(path):
+    path = Path(path)
+    return path.is_dir() and (path / f"{GRAPH_STEM}.json").exists()
+
+
+def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2, top=None, calibration=None,
+            step=None, verilog=True, rtlil=True):
+    """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
+
+    ``step(name)`` is called before each stage (for progress display). Returns a :class:`Design`.
+    Nothing is written to ``outdir`` unless every stage succeeds.
+    """
+    from .export import to_rtlil, to_rtlil_and_verilog, verilog_name
+    from .report import build_report
+
+    step = step or (lambda name: None)
+    timings = {}
+
+    def timed(name, fn, *args, **kwargs):
+        step(name)
+        t0 = time.perf_counter()
+        out = fn(*args, **kwargs)
+        timings[name] = round(time.perf_counter() - t0, 4)
+        return out
+
+    graph = model if isinstance(model, Graph) else timed("load model", load_model, model)
+    qgraph = timed("quantize", compile_model, graph, config, calibration)
+    top = verilog_name(top or qgraph.name)
+    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage)
+    files = {}
+    with staged_outputs(outdir) as tmp:
+        if verilog:
+            text_il, text = timed("export Verilog and RTLIL", to_rtlil_and_verilog, network, top)
+            (tmp / f"{top}.v").write_text(text)
+            (tmp / f"{top}.il").write_text(text_il)
+            files["verilog"], files["rtlil"] = f"{top}.v", f"{top}.il"
+        elif rtlil:
+            (tmp / f"{top}.il").write_text(timed("export RTLIL", to_rtlil, network, top))
+            files["rtlil"] = f"{top}.il"
+        step("write report")
+        qgraph.save(tmp / GRAPH_STEM)
+        files["graph"] = f"{GRAPH_STEM}.json"
+        files["constants"] = f"{GRAPH_STEM}.npz"
+        report = build_report(qgraph, network, top=top, timings=timings, files=files,
+                              config=config or PrecisionConfig(),
+                              verilog_lines=text.count("\n") if verilog else None)
+        (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
+    return Design(qgraph, network, report, Path(outdir))
+
+
+def load_design(outdir, build=True):
+    """Read a folder written by :func:`convert`; rebuild its Network with the same options."""
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        raise ConvertError(f"{outdir}: no such folder; convert a model first: nnhdl convert MODEL -o {outdir}")
+    if not is_design_dir(outdir):
+        raise ConvertError(f"{outdir} has no {GRAPH_STEM}.json: it is not a folder written by 'nnhdl convert'")
+    graph = Graph.load(outdir / GRAPH_STEM)
+    report = {}
+    if (outdir / REPORT_FILE).exists():
+        try:
+            report = json.loads((outdir / REPORT_FILE).read_text())
+        except ValueError as e:
+            raise ConvertError(f"{outdir / REPORT_FILE}: not valid JSON ({e}); convert the model again") from None
+    options = report.get("options", {})
+    network = build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2)) if build else None
+    return Design(graph, network, report, outdir)
+
+
+USER_ERRORS = (ConvertError, ConfigError, IRError)

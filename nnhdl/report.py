@@ -1,0 +1,95 @@
+"""The conversion report: formats, latency and resource counts per layer (``report.json``)."""
+
+import datetime
+
+import numpy as np
+
+from . import __version__
+from .ir import Activation, Dense, Input, Softmax
+
+__all__ = ["build_report", "layer_rows"]
+
+
+def _fmt(f):
+    return None if f is None else str(f)
+
+
+def _op_kind(op):
+    if isinstance(op, Softmax):
+        return "Argmax" if op.implementation == "argmax" else "Softmax"
+    return type(op).__name__
+
+
+def build_report(graph, network, *, top, timings=None, files=None, config=None, verilog_lines=None):
+    hw = dict(network.layers)
+    fmts = {op.name: op.fmt for op in graph.ops}
+    layers = []
+    for op in graph.ops:
+        entry = {"name": op.name, "kind": _op_kind(op), "keras_layer": op.origin, "shape": list(op.shape),
+                 "result": _fmt(op.fmt)}
+        if op.inputs:
+            entry["input"] = _fmt(fmts[op.inputs[0]])
+        if isinstance(op, Dense):
+            w = np.asarray(op.weight)
+            entry.update({
+                "activation": op.activation, "weight": _fmt(op.weight_fmt), "bias": _fmt(op.bias_fmt),
+                "accum": _fmt(op.accum_fmt), "accum_exact": bool(op.accum_exact),
+                "weights": int(w.size), "nonzero_weights": int(np.count_nonzero(w)),
+            })
+            if op.activation == "leaky_relu":
+                entry["alpha"] = _fmt(op.alpha_fmt)
+        elif isinstance(op, Activation):
+            entry["activation"] = op.function
+        elif isinstance(op, Softmax) and op.implementation == "table":
+            entry.update({"exp_table": _fmt(op.exp_fmt), "inv_table": _fmt(op.inv_fmt),
+                          "table_size": hw[op.name].table_size if op.name in hw else op.table_size})
+        if op.name in hw:
+            layer = hw[op.name]
+            entry.update({"latency_cycles": layer.latency, "adders": layer.adders,
+                          "multipliers": layer.multipliers, "register_bits": layer.register_bits,
+                          "rom_bits": layer.rom_bits})
+        layers.append(entry)
+    totals = {key: sum(e.get(key, 0) for e in layers)
+              for key in ("adders", "multipliers", "register_bits", "rom_bits", "weights", "nonzero_weights")}
+    inp, out = graph.input, graph.output
+    return {
+        "nnhdl_version": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "top": top,
+        "model": graph.meta.get("source", ""),
+        "latency_cycles": network.latency,
+        "initiation_interval": 1,
+        "input": {"name": inp.name, "shape": list(inp.shape), "format": _fmt(inp.fmt), "ap_type": inp.fmt.to_ap(),
+                  "port": "i__payload", "width_bits": inp.fmt.width * inp.size},
+        "output": {"name": out.name, "shape": list(out.shape), "format": _fmt(out.fmt), "ap_type": out.fmt.to_ap(),
+                   "port": "o__payload", "width_bits": out.fmt.width * out.size,
+                   "kind": "argmax index" if isinstance(out, Softmax) and out.implementation == "argmax" else "values"},
+        "options": dict(network.options, softmax=config.softmax if config else "table",
+                        default_precision=_fmt(config.default) if config else None),
+        "layers": layers,
+        "totals": totals,
+        "files": files or {},
+        "verilog_lines": verilog_lines,
+        "timings_s": timings or {},
+        "config_ignored_keys": list(config.ignored) if config else [],
+    }
+
+
+def layer_rows(report):
+    """Rows (tuples of strings) for a per-layer table."""
+    rows = []
+    for e in report["layers"]:
+        if e["kind"] == "Input":
+            rows.append((e["name"], "Input", "x".join(map(str, e["shape"])), "", "", "", e["result"], "", "", ""))
+            continue
+        if "latency_cycles" not in e:
+            continue
+        weight = e.get("weight", e.get("exp_table", ""))
+        accum = e.get("accum", "")
+        if accum and e.get("accum_exact"):
+            accum = f"{accum} (exact)"
+        kind = e["kind"] + (f" {e['activation']}" if e.get("activation") not in (None, "linear") else "")
+        rows.append((e["name"], kind, "x".join(map(str, e["shape"])), e.get("input", ""), weight or "", accum or "",
+                     e["result"], str(e["latency_cycles"]), str(e["adders"] + e["multipliers"]),
+                     str(e["register_bits"])))
+    return rows

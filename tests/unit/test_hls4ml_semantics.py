@@ -1,0 +1,632 @@
+"""nnhdl's reference model against hls4ml's ap_fixed semantics, derived from the definitions.
+
+The expectations here come from a small, deliberately slow emulator written from the meaning
+of Xilinx ``ap_fixed`` assignment (exact rational arithmetic with :class:`fractions.Fraction`)
+and from the order of operations in hls4ml's HLS templates (Vivado backend, ``io_parallel``):
+
+* Dense, Latency strategy (``nnet_dense_latency.h``): every product cast to ``accum_t``, the
+  bias cast to ``accum_t``, then ``acc += mult`` for inputs 0, 1, ... (each addition cast to
+  ``accum_t``), then the accumulator cast to ``result_t``;
+* ReLU (``nnet_activation.h``): ``res = x > 0 ? x : 0`` cast to the result type;
+* Softmax ``stable`` (hls4ml 0.8): max, saturating differences, exp table addressed by the top
+  bits, reduce-tree sum, inverse table, product cast to the result type.
+
+No code of nnhdl is used to compute an expectation; nnhdl is only asked for its op (built by
+the ordinary passes or constructed directly) and for its outputs.
+"""
+
+import functools
+import math
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from nnhdl.ir import Dense, Softmax
+from nnhdl.reference import dense_accumulate, evaluate_op, softmax_tables
+
+from ..conftest import make_mlp
+
+# ----------------------------------------------------------------------------------------------
+# ap_fixed emulator (independent of nnhdl.fixed)
+# ----------------------------------------------------------------------------------------------
+
+ROUNDING_MODES = ("AP_TRN", "AP_TRN_ZERO", "AP_RND", "AP_RND_ZERO", "AP_RND_MIN_INF", "AP_RND_INF",
+                  "AP_RND_CONV")
+OVERFLOW_MODES = ("AP_WRAP", "AP_SAT", "AP_SAT_ZERO", "AP_SAT_SYM")
+HALF = Fraction(1, 2)
+
+
+@dataclass(frozen=True)
+class ApType:
+    """``ap_[u]fixed<W, I, Q, O>``."""
+    W: int
+    I: int
+    signed: bool = True
+    Q: str = "AP_TRN"
+    O: str = "AP_WRAP"
+
+    @property
+    def F(self):
+        return self.W - self.I
+
+    @property
+    def lsb(self):
+        return Fraction(2) ** (-self.F)
+
+    @property
+    def lo_int(self):
+        return -(1 << (self.W - 1)) if self.signed else 0
+
+    @property
+    def hi_int(self):
+        return (1 << (self.W - 1)) - 1 if self.signed else (1 << self.W) - 1
+
+    def __str__(self):
+        return f"ap_{'' if self.signed else 'u'}fixed<{self.W},{self.I},{self.Q},{self.O}>"
+
+
+_AP_RE = re.compile(r"^ap_(u?)fixed<(-?\d+),(-?\d+)(?:,(AP_\w+))?(?:,(AP_\w+))?>$")
+
+
+def ap(text):
+    """Parse ``ap_fixed<W,I[,Q[,O]]>`` / ``ap_ufixed<...>`` (defaults AP_TRN, AP_WRAP)."""
+    m = _AP_RE.match(text.replace(" ", ""))
+    assert m, text
+    q, o = m[4] or "AP_TRN", m[5] or "AP_WRAP"
+    assert q in ROUNDING_MODES and o in OVERFLOW_MODES, text
+    return ApType(int(m[2]), int(m[3]), m[1] != "u", q, o)
+
+
+def round_to_int(q: Fraction, mode: str) -> int:
+    """Round a rational (in LSB units) to an integer with an ap_fixed quantization mode."""
+    fl = math.floor(q)
+    frac = q - fl
+    if frac == 0:
+        return fl
+    up = fl + 1
+    positive = q > 0
+    if mode == "AP_TRN":
+        return fl
+    if mode == "AP_TRN_ZERO":
+        return fl if positive else up
+    if frac < HALF:
+        return fl
+    if frac > HALF:
+        return up
+    # an exact tie
+    if mode == "AP_RND":
+        return up
+    if mode == "AP_RND_ZERO":
+        return fl if positive else up
+    if mode == "AP_RND_MIN_INF":
+        return fl
+    if mode == "AP_RND_INF":
+        return up if positive else fl
+    if mode == "AP_RND_CONV":
+        return fl if fl % 2 == 0 else up
+    raise AssertionError(mode)
+
+
+def ap_cast_int(value: Fraction, t: ApType) -> int:
+    """The stored integer of ``t`` after ``t x = value;`` (quantization first, then overflow)."""
+    n = round_to_int(Fraction(value) / t.lsb, t.Q)
+    lo, hi = t.lo_int, t.hi_int
+    if t.O == "AP_WRAP":
+        n %= 1 << t.W
+        if t.signed and n >= 1 << (t.W - 1):
+            n -= 1 << t.W
+        return n
+    if t.O == "AP_SAT":
+        return min(max(n, lo), hi)
+    if t.O == "AP_SAT_ZERO":
+        return n if lo <= n <= hi else 0
+    if t.O == "AP_SAT_SYM":
+        if not t.signed:
+            return min(max(n, lo), hi)
+        # symmetric: -max .. max; the code -2**(W-1) is never produced, even for an in-range value
+        return min(max(n, -hi), hi)
+    raise AssertionError(t.O)
+
+
+def ap_cast(value: Fraction, t: ApType) -> Fraction:
+    return ap_cast_int(value, t) * t.lsb
+
+
+def from_raw(raw, t: ApType) -> Fraction:
+    return int(raw) * t.lsb
+
+
+def to_raw(value: Fraction, t: ApType) -> int:
+    n = value / t.lsb
+    assert n.denominator == 1, (value, t)
+    return int(n)
+
+
+def in_range(value: Fraction, t: ApType) -> bool:
+    n = value / t.lsb
+    return n.denominator == 1 and t.lo_int <= n <= t.hi_int
+
+
+def word_top_bits(raw: int, t: ApType, n_bits: int) -> int:
+    """The top ``n_bits`` bits of the W-bit two's complement word holding ``raw``."""
+    return (raw % (1 << t.W)) >> (t.W - n_bits)
+
+
+def value_with_top_bits(k: int, t: ApType, n_bits: int) -> Fraction:
+    """The value of the W-bit word of ``t`` whose top bits are ``k`` and other bits zero."""
+    word = k << (t.W - n_bits)
+    if t.signed and word >= 1 << (t.W - 1):
+        word -= 1 << t.W
+    return word * t.lsb
+
+
+# ----------------------------------------------------------------------------------------------
+# hls4ml layers written from their templates
+# ----------------------------------------------------------------------------------------------
+
+def hls4ml_dense_latency(x, w, b, data_t, weight_t, bias_t, accum_t, result_t, stats=None):
+    """One sample of ``nnet::dense_latency``: returns ``(acc, res)`` (lists of values).
+
+    ``x``, ``w`` (n_in x n_out), ``b`` are values already of types data_t, weight_t, bias_t.
+    ``stats`` (a dict) counts rounded products and overflowing running sums."""
+    n_in, n_out = len(w), len(b)
+    assert all(in_range(v, data_t) for v in x)
+    mult = [[None] * n_out for _ in range(n_in)]
+    for i in range(n_in):
+        for j in range(n_out):
+            full = x[i] * w[i][j]  # decltype(a * w): full precision
+            mult[i][j] = ap_cast(full, accum_t)
+            if stats is not None and mult[i][j] != full:
+                stats["product_changed"] = stats.get("product_changed", 0) + 1
+            if stats is not None and (full / accum_t.lsb).denominator != 1:
+                stats["product_rounded"] = stats.get("product_rounded", 0) + 1
+    acc = [ap_cast(b[j], accum_t) for j in range(n_out)]
+    for i in range(n_in):
+        for j in range(n_out):
+            s = acc[j] + mult[i][j]
+            if stats is not None and not in_range(s, accum_t):
+                stats["sum_overflow"] = stats.get("sum_overflow", 0) + 1
+            acc[j] = ap_cast(s, accum_t)
+    res = [ap_cast(a, result_t) for a in acc]
+    return acc, res
+
+
+def hls4ml_relu(x, result_t):
+    return [ap_cast(v if v > 0 else Fraction(0), result_t) for v in x]
+
+
+def ceillog2(x):
+    return 1 if x <= 2 else 1 + ceillog2((x + 1) // 2)
+
+
+def hls4ml_reduce(values, op):
+    n = len(values)
+    if n == 1:
+        return values[0]
+    if n == 2:
+        return op(values[0], values[1])
+    left = 1
+    while left * 2 < n:
+        left *= 2
+    return op(hls4ml_reduce(values[:left], op), hls4ml_reduce(values[left:], op))
+
+
+def float32_to_fraction(f):
+    """The exact value of a float32 as assigned to an ap_fixed. +inf has the largest exponent
+    field; ap_fixed's float constructor reads it as a huge power of two (2**128 for the float32
+    encoding, 2**1024 once widened to double): either way a value far beyond any format used
+    here, whose low bits are all zero, so SAT clamps it to the max and WRAP yields 0."""
+    f = np.float32(f)
+    if np.isinf(f):
+        return Fraction(2) ** 128 * (1 if f > 0 else -1)
+    assert np.isfinite(f)
+    return Fraction(float(f))
+
+
+def exact_float32(v: Fraction):
+    f = np.float32(float(v))
+    assert Fraction(float(f)) == v, v  # at most N significant bits: exact in float32
+    return f
+
+
+@functools.lru_cache(maxsize=None)
+def hls4ml_softmax_tables(data_t: ApType, exp_t: ApType, inv_t: ApType, table_size: int):
+    """``init_exp_table<data_T>`` and ``init_invert_table<exp_table_t>`` (values)."""
+    n_bits = ceillog2(table_size)
+    exp_table, inv_table = [], []
+    with np.errstate(over="ignore", divide="ignore"):
+        for k in range(table_size):
+            x = exact_float32(value_with_top_bits(k, data_t, n_bits))
+            exp_table.append(ap_cast(float32_to_fraction(np.exp(x)), exp_t))
+            y = exact_float32(value_with_top_bits(k, exp_t, n_bits))
+            inv_table.append(ap_cast(float32_to_fraction(np.float32(1.0) / y), inv_t))
+    return tuple(exp_table), tuple(inv_table)
+
+
+def fixed_table_size(table_size, data_t, exp_t):
+    """hls4ml's fix_softmax_table_size: no more entries than the index words can address."""
+    return min(table_size, 2 ** min(data_t.W, exp_t.W))
+
+
+def hls4ml_softmax_stable(x, data_t, result_t, exp_t, inv_t, table_size, stats=None):
+    """One sample of ``nnet::softmax_stable`` (values in, values out)."""
+    table_size = fixed_table_size(table_size, data_t, exp_t)
+    n_bits = ceillog2(table_size)
+    exp_table, inv_table = hls4ml_softmax_tables(data_t, exp_t, inv_t, table_size)
+    x_max = max(x)
+    diff_t = ApType(data_t.W, data_t.I, True, "AP_RND", "AP_SAT")
+    exp_res = []
+    for xi in x:
+        d = ap_cast(xi - x_max, diff_t)
+        if stats is not None and d != xi - x_max:
+            stats["diff_saturated"] = stats.get("diff_saturated", 0) + 1
+        d = ap_cast(d, data_t)  # passed to softmax_idx_from_real_val<data_T>
+        exp_res.append(exp_table[word_top_bits(to_raw(d, data_t), data_t, n_bits)])
+    exp_sum = hls4ml_reduce(exp_res, lambda a, b: ap_cast(a + b, exp_t))
+    inv = inv_table[word_top_bits(to_raw(exp_sum, exp_t), exp_t, n_bits)]
+    return [ap_cast(e * inv, result_t) for e in exp_res]
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+
+def assert_fmt(fmt, t: ApType):
+    """An nnhdl FixedFormat is the ap type we asked for."""
+    got = (fmt.width, fmt.int_bits, fmt.signed, "AP_" + fmt.rounding.value, "AP_" + fmt.overflow.value)
+    assert got == (t.W, t.I, t.signed, t.Q, t.O), (str(fmt), str(t))
+
+
+def random_raw(rng, t: ApType, batch, n):
+    """Uniform raw codes over the whole type, plus rows of extremes and mixed extremes."""
+    x = rng.integers(t.lo_int, t.hi_int + 1, size=(batch, n), dtype=np.int64)
+    x[0, :], x[1, :] = t.lo_int, t.hi_int
+    x[2, :] = np.where(np.arange(n) % 2 == 0, t.hi_int, t.lo_int)
+    x[3, :] = np.where(np.arange(n) % 2 == 0, t.lo_int, t.hi_int)
+    x[4, :] = 0
+    extremes = rng.random((batch, n)) < 0.25
+    x[5:] = np.where(extremes[5:], np.where(rng.random((batch - 5, n)) < 0.5, t.lo_int, t.hi_int), x[5:])
+    return x
+
+
+def dense_config(in_t, w_t, b_t, acc_t, res_t):
+    fc1 = {"weight": str(w_t), "bias": str(b_t), "result": str(res_t)}
+    if acc_t is not None:
+        fc1["accum"] = str(acc_t)
+    return {"precision": "fixed<16,6>", "layer": {"in": {"result": str(in_t)}, "fc1": fc1}}
+
+
+def emulate_dense(op, xr, in_t, w_t, b_t, acc_t, res_t, activation="linear", stats=None):
+    """Raw accumulators and raw results of the emulator for raw inputs ``xr``."""
+    w = [[from_raw(v, w_t) for v in row] for row in op.weight]
+    b = [from_raw(v, b_t) for v in op.bias]
+    accs, ress = [], []
+    for row in xr:
+        x = [from_raw(v, in_t) for v in row]
+        if activation == "linear":
+            acc, res = hls4ml_dense_latency(x, w, b, in_t, w_t, b_t, acc_t, res_t, stats)
+        else:
+            # hls4ml Dense whose result_t is its accum_t, then a ReLU layer into res_t
+            acc, acc_out = hls4ml_dense_latency(x, w, b, in_t, w_t, b_t, acc_t, acc_t, stats)
+            assert acc_out == acc
+            res = hls4ml_relu(acc, res_t)
+        accs.append([to_raw(v, acc_t) for v in acc])
+        ress.append([to_raw(v, res_t) for v in res])
+    return np.array(accs, dtype=object), np.array(ress, dtype=object)
+
+
+def assert_raw_equal(got, expected, x, what):
+    got = np.asarray(got).astype(object)
+    bad = np.argwhere(got != expected)
+    if len(bad):
+        s, j = bad[0]
+        raise AssertionError(
+            f"{what}: {len(bad)} of {expected.size} values differ; first at sample {s}, output {j}: "
+            f"x_raw={list(map(int, x[s]))} expected {expected[s, j]} got {got[s, j]}")
+
+
+# ----------------------------------------------------------------------------------------------
+# the emulator itself (spot checks of the definitions)
+# ----------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, t, expected", [
+    # ties at 2.5 / -2.5 LSB in ap_fixed<8,8>
+    ("5/2", "ap_fixed<8,8,AP_RND>", 3), ("-5/2", "ap_fixed<8,8,AP_RND>", -2),
+    ("5/2", "ap_fixed<8,8,AP_RND_ZERO>", 2), ("-5/2", "ap_fixed<8,8,AP_RND_ZERO>", -2),
+    ("5/2", "ap_fixed<8,8,AP_RND_MIN_INF>", 2), ("-5/2", "ap_fixed<8,8,AP_RND_MIN_INF>", -3),
+    ("5/2", "ap_fixed<8,8,AP_RND_INF>", 3), ("-5/2", "ap_fixed<8,8,AP_RND_INF>", -3),
+    ("5/2", "ap_fixed<8,8,AP_RND_CONV>", 2), ("7/2", "ap_fixed<8,8,AP_RND_CONV>", 4),
+    ("-5/2", "ap_fixed<8,8,AP_RND_CONV>", -2), ("-7/2", "ap_fixed<8,8,AP_RND_CONV>", -4),
+    ("-13/5", "ap_fixed<8,8,AP_TRN>", -3), ("-13/5", "ap_fixed<8,8,AP_TRN_ZERO>", -2),
+    ("13/5", "ap_fixed<8,8,AP_TRN_ZERO>", 2),
+    # overflow after rounding: 127.5 rounds to 128, then overflows
+    ("255/2", "ap_fixed<8,8,AP_RND,AP_WRAP>", -128), ("255/2", "ap_fixed<8,8,AP_RND,AP_SAT>", 127),
+    ("255/2", "ap_fixed<8,8,AP_RND,AP_SAT_ZERO>", 0), ("255/2", "ap_fixed<8,8,AP_TRN,AP_SAT_ZERO>", 127),
+    ("-200", "ap_fixed<8,8,AP_TRN,AP_SAT_SYM>", -127), ("-128", "ap_fixed<8,8,AP_TRN,AP_SAT_SYM>", -127),
+    ("-128", "ap_fixed<8,8,AP_TRN,AP_SAT>", -128), ("-1", "ap_ufixed<8,8,AP_TRN,AP_WRAP>", 255),
+    ("-1", "ap_ufixed<8,8,AP_TRN,AP_SAT_SYM>", 0), ("300", "ap_ufixed<8,8,AP_TRN,AP_SAT>", 255),
+])
+def test_emulator_definitions(value, t, expected):
+    assert ap_cast_int(Fraction(value), ap(t)) == expected
+
+
+def test_emulator_reduce_and_ceillog2():
+    assert [ceillog2(n) for n in (1, 2, 3, 4, 5, 64, 1000, 1024, 1025)] == [1, 1, 2, 2, 3, 6, 10, 10, 11]
+    order = hls4ml_reduce([f"x{i}" for i in range(7)], lambda a, b: f"({a}+{b})")
+    assert order == "(((x0+x1)+(x2+x3))+((x4+x5)+x6))"
+
+
+# ----------------------------------------------------------------------------------------------
+# Dense
+# ----------------------------------------------------------------------------------------------
+
+# shape, input, weight, bias, accum, result, weight_scale. Every case is built so that products
+# round into accum_t and running sums overflow it (asserted below).
+DENSE_CASES = {
+    "wrap_trn": ((4, 3), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                 "ap_fixed<10,3,AP_TRN,AP_WRAP>", "ap_fixed<8,3,AP_RND,AP_SAT>", 2.0),
+    "sat_rnd": ((8, 5), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<12,3>",
+                "ap_fixed<10,3,AP_RND,AP_SAT>", "ap_fixed<6,2,AP_RND_CONV,AP_WRAP>", 2.0),
+    "satzero_rndzero": ((16, 4), "ap_fixed<8,3>", "ap_fixed<6,1>", "ap_fixed<8,2>",
+                        "ap_fixed<9,2,AP_RND_ZERO,AP_SAT_ZERO>", "ap_fixed<8,2,AP_TRN_ZERO,AP_SAT_SYM>", 1.5),
+    "satsym_rndinf": ((7, 6), "ap_fixed<10,4>", "ap_fixed<8,2>", "ap_fixed<8,3>",
+                      "ap_fixed<10,2,AP_RND_INF,AP_SAT_SYM>", "ap_fixed<7,2,AP_RND_MIN_INF,AP_SAT>", 2.0),
+    "satsym_trnzero_tiny": ((5, 3), "ap_fixed<6,2>", "ap_fixed<6,1>", "ap_fixed<6,1>",
+                            "ap_fixed<6,1,AP_TRN_ZERO,AP_SAT_SYM>", "ap_fixed<4,1,AP_RND,AP_SAT_SYM>", 2.0),
+    "sat_rndmininf": ((12, 2), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                      "ap_fixed<11,4,AP_RND_MIN_INF,AP_SAT>", "ap_ufixed<8,3,AP_RND_INF,AP_SAT>", 2.0),
+    "wrap_rndconv": ((3, 8), "ap_fixed<12,5>", "ap_fixed<10,3>", "ap_fixed<10,3>",
+                     "ap_fixed<12,4,AP_RND_CONV,AP_WRAP>", "ap_fixed<5,4,AP_RND_MIN_INF,AP_SAT_ZERO>", 3.0),
+    "satzero_trn": ((6, 6), "ap_fixed<7,3>", "ap_fixed<7,2>", "ap_fixed<7,2>",
+                    "ap_fixed<8,3,AP_TRN,AP_SAT_ZERO>", "ap_fixed<8,3,AP_RND_ZERO,AP_WRAP>", 2.0),
+    "uin_sat": ((6, 4), "ap_ufixed<8,2>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                "ap_fixed<9,2,AP_RND,AP_SAT>", "ap_ufixed<8,3,AP_RND,AP_SAT>", 2.0),
+    "uin_wrap": ((10, 3), "ap_ufixed<6,0>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                 "ap_fixed<8,1,AP_RND_CONV,AP_WRAP>", "ap_fixed<8,1,AP_TRN,AP_WRAP>", 2.0),
+    "uin_uacc_sat": ((5, 4), "ap_ufixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                     "ap_ufixed<10,4,AP_RND,AP_SAT>", "ap_ufixed<8,4,AP_RND,AP_SAT>", 2.0),
+    "negint_weights_satsym": ((9, 3), "ap_fixed<8,3>", "ap_fixed<6,-1>", "ap_fixed<8,0>",
+                              "ap_fixed<9,1,AP_RND,AP_SAT_SYM>", "ap_fixed<8,1,AP_RND_ZERO,AP_SAT>", 0.5),
+    "wide_beyond_int64": ((4, 3), "ap_fixed<40,10>", "ap_fixed<36,6>", "ap_fixed<30,6>",
+                          "ap_fixed<70,12,AP_RND_CONV,AP_SAT>", "ap_fixed<24,10,AP_RND,AP_SAT>", 20.0),
+}
+
+
+def _build_dense(rng, case, activation="linear", batch=None):
+    shape, *types, scale = case
+    in_t, w_t, b_t, acc_t, res_t = (None if t is None else ap(t) for t in types)
+    graph = make_mlp(rng, shape, [activation], dense_config(in_t, w_t, b_t, acc_t, res_t), weight_scale=scale)
+    op, in_fmt = graph.op("fc1"), graph.op("in").fmt
+    assert isinstance(op, Dense) and op.activation == activation
+    assert_fmt(in_fmt, in_t)
+    assert_fmt(op.weight_fmt, w_t)
+    assert_fmt(op.bias_fmt, b_t)
+    assert_fmt(op.fmt, res_t)
+    if acc_t is not None:
+        assert_fmt(op.accum_fmt, acc_t)
+    n_in = shape[0]
+    batch = batch or max(24, min(120, 1600 // (n_in * shape[1])))
+    x = random_raw(rng, in_t, batch, n_in)
+    return op, in_fmt, x, (in_t, w_t, b_t, acc_t, res_t)
+
+
+@pytest.mark.parametrize("case", list(DENSE_CASES), ids=list(DENSE_CASES))
+def test_dense_accum_cast_linear(rng, case):
+    """Linear Dense with a narrow accum_t: bit-identical accumulators and results."""
+    op, in_fmt, x, types = _build_dense(rng, DENSE_CASES[case])
+    stats = {}
+    acc_exp, res_exp = emulate_dense(op, x, *types, stats=stats)
+    assert stats.get("product_rounded", 0) > 0, "the case must round products"
+    assert stats.get("sum_overflow", 0) > 0, "the case must overflow running sums"
+    assert_raw_equal(dense_accumulate(op, x, in_fmt), acc_exp, x, f"{case}: accumulator")
+    assert_raw_equal(evaluate_op(op, [x], [in_fmt]), res_exp, x, f"{case}: result")
+
+
+@pytest.mark.parametrize("case", ["wrap_trn", "sat_rnd", "satsym_rndinf", "uin_sat", "satzero_rndzero"])
+def test_dense_accum_cast_relu(rng, case):
+    """nnhdl's fused ReLU is cast_result(relu(acc)): an hls4ml Dense whose result_t is accum_t,
+    followed by an hls4ml ReLU into the result type."""
+    op, in_fmt, x, types = _build_dense(rng, DENSE_CASES[case], activation="relu")
+    _, res_exp = emulate_dense(op, x, *types, activation="relu")
+    assert_raw_equal(evaluate_op(op, [x], [in_fmt]), res_exp, x, f"{case}: relu result")
+
+
+# Products fit accum_t exactly (enough fractional and integer bits for every single product), but
+# running sums overflow: hls4ml still applies accum_t's overflow mode after *each* addition.
+EXACT_PRODUCT_CASES = {
+    "exactprod_wrap": ((8, 4), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                       "ap_fixed<16,5,AP_TRN,AP_WRAP>", "ap_fixed<16,5,AP_TRN,AP_WRAP>", 3.0),
+    "exactprod_sat": ((8, 4), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                      "ap_fixed<16,5,AP_TRN,AP_SAT>", "ap_fixed<16,5,AP_TRN,AP_WRAP>", 3.0),
+    "exactprod_satzero": ((8, 4), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                          "ap_fixed<16,5,AP_RND,AP_SAT_ZERO>", "ap_fixed<16,5,AP_TRN,AP_WRAP>", 3.0),
+    "exactprod_satsym": ((8, 4), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                         "ap_fixed<16,5,AP_RND_CONV,AP_SAT_SYM>", "ap_fixed<16,5,AP_TRN,AP_WRAP>", 3.0),
+}
+
+
+@pytest.mark.parametrize("case", list(EXACT_PRODUCT_CASES), ids=list(EXACT_PRODUCT_CASES))
+def test_dense_exact_products_overflowing_sum(rng, case):
+    op, in_fmt, x, types = _build_dense(rng, EXACT_PRODUCT_CASES[case])
+    stats = {}
+    acc_exp, res_exp = emulate_dense(op, x, *types, stats=stats)
+    assert stats.get("product_changed", 0) == 0, "products must fit accum_t exactly"
+    assert stats.get("sum_overflow", 0) > 0, "the case must overflow running sums"
+    assert_raw_equal(dense_accumulate(op, x, in_fmt), acc_exp, x, f"{case}: accumulator")
+    assert_raw_equal(evaluate_op(op, [x], [in_fmt]), res_exp, x, f"{case}: result")
+
+
+@pytest.mark.parametrize("acc_s, expected", [
+    ("ap_fixed<8,8,AP_TRN,AP_SAT>", [78, 98]),        # 49, 98, 147 -> 127, 127 - 49 = 78
+    ("ap_fixed<8,8,AP_TRN,AP_SAT_ZERO>", [-49, 98]),  # 49, 98, 147 -> 0, 0 - 49 = -49
+    ("ap_fixed<8,8,AP_TRN,AP_SAT_SYM>", [78, 98]),
+    ("ap_fixed<8,8,AP_TRN,AP_WRAP>", [98, 98]),       # wrapping is order independent
+])
+def test_dense_saturating_running_sum_minimal(acc_s, expected):
+    """Smallest hand-made case: ap_fixed<4,4> inputs (7, 7, 7, 7) and (7, 7, 0, 0), weights
+    (7, 7, 7, -7), bias 0; every product (49) fits accum_t ap_fixed<8,8> exactly, the third
+    running sum (147) overflows it and the fourth product brings the exact total back in range."""
+    in_t, w_t, b_t, res_t = ap("ap_fixed<4,4>"), ap("ap_fixed<4,4>"), ap("ap_fixed<4,4>"), ap("ap_fixed<16,16>")
+    acc_t = ap(acc_s)
+    cfg = make_mlp(np.random.default_rng(0), (4, 1), ["linear"], dense_config(in_t, w_t, b_t, acc_t, res_t))
+    op = cfg.op("fc1").replace(weight=np.array([[7], [7], [7], [-7]], dtype=np.int64),
+                               bias=np.array([0], dtype=np.int64))
+    in_fmt = cfg.op("in").fmt
+    x = np.array([[7, 7, 7, 7], [7, 7, 0, 0]], dtype=np.int64)
+    acc_exp, res_exp = emulate_dense(op, x, in_t, w_t, b_t, acc_t, res_t)
+    assert list(res_exp[:, 0]) == expected
+    assert_raw_equal(dense_accumulate(op, x, in_fmt), acc_exp, x, f"{acc_s}: accumulator")
+    assert_raw_equal(evaluate_op(op, [x], [in_fmt]), res_exp, x, f"{acc_s}: result")
+
+
+def test_dense_satsym_partial_sum_at_most_negative_code():
+    """AP_SAT_SYM accumulator whose interval bound is exactly -2**(W-1) (so nothing can
+    overflow): hls4ml still turns a running sum equal to -2**(W-1) into -max at that step.
+
+    ap_ufixed<4,4> inputs, ap_fixed<8,8> weights (-8, 1) and bias (-8), accum
+    ap_fixed<8,8,AP_TRN,AP_SAT_SYM>: bias + x0 * -8 reaches -128 for x0 = 15."""
+    in_t, w_t, b_t = ap("ap_ufixed<4,4>"), ap("ap_fixed<8,8>"), ap("ap_fixed<8,8>")
+    acc_t, res_t = ap("ap_fixed<8,8,AP_TRN,AP_SAT_SYM>"), ap("ap_fixed<16,16>")
+    cfg = make_mlp(np.random.default_rng(0), (2, 1), ["linear"], dense_config(in_t, w_t, b_t, acc_t, res_t))
+    base = cfg.op("fc1")
+    op = base.replace(weight=np.array([[-8], [1]], dtype=np.int64), bias=np.array([-8], dtype=np.int64))
+    in_fmt = cfg.op("in").fmt
+    x = np.array([[15, 0], [15, 3], [15, 15], [14, 0], [0, 0], [7, 9]], dtype=np.int64)
+    acc_exp, res_exp = emulate_dense(op, x, in_t, w_t, b_t, acc_t, res_t)
+    assert list(res_exp[:3, 0]) == [-127, -124, -112]  # -128 -> -127 at the second addition
+    assert_raw_equal(dense_accumulate(op, x, in_fmt), acc_exp, x, "SAT_SYM edge: accumulator")
+    assert_raw_equal(evaluate_op(op, [x], [in_fmt]), res_exp, x, "SAT_SYM edge: result")
+
+
+# Default configuration (no accum): the accumulator is exact, so the result is the exact
+# x @ w + b cast once to result_t.
+EXACT_CASES = {
+    "default_16_6": ((4, 3), "ap_fixed<16,6>", "ap_fixed<16,6>", "ap_fixed<16,6>", "ap_fixed<16,6>", 1.0),
+    "wide_16x8": ((16, 8), "ap_fixed<10,4>", "ap_fixed<8,1>", "ap_fixed<12,3>",
+                  "ap_fixed<8,3,AP_RND_CONV,AP_SAT>", 2.0),
+    "wrap_result_32x5": ((32, 5), "ap_fixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
+                         "ap_fixed<6,2,AP_RND,AP_WRAP>", 2.0),
+    "unsigned_in": ((12, 4), "ap_ufixed<8,1>", "ap_fixed<9,2>", "ap_fixed<6,3>",
+                    "ap_fixed<7,3,AP_RND_INF,AP_SAT_SYM>", 2.0),
+    "unsigned_out_satzero": ((6, 6), "ap_fixed<7,2>", "ap_fixed<7,0>", "ap_fixed<5,1>",
+                             "ap_ufixed<5,1,AP_RND_ZERO,AP_SAT_ZERO>", 1.0),
+}
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
+@pytest.mark.parametrize("case", list(EXACT_CASES), ids=list(EXACT_CASES))
+def test_dense_default_exact(rng, case, activation):
+    shape, in_s, w_s, b_s, res_s, scale = EXACT_CASES[case]
+    in_t, w_t, b_t, res_t = ap(in_s), ap(w_s), ap(b_s), ap(res_s)
+    graph = make_mlp(rng, shape, [activation], dense_config(in_t, w_t, b_t, None, res_t), weight_scale=scale)
+    op, in_fmt = graph.op("fc1"), graph.op("in").fmt
+    assert op.accum_exact
+    assert_fmt(op.fmt, res_t)
+    assert_fmt(op.weight_fmt, w_t)
+    w = [[from_raw(v, w_t) for v in row] for row in op.weight]
+    b = [from_raw(v, b_t) for v in op.bias]
+    x = random_raw(rng, in_t, 64, shape[0])
+    exact_acc, expected = [], []
+    for row in x:
+        xv = [from_raw(v, in_t) for v in row]
+        s = [b[j] + sum(xv[i] * w[i][j] for i in range(shape[0])) for j in range(shape[1])]
+        exact_acc.append(s)
+        if activation == "relu":
+            s = [v if v > 0 else Fraction(0) for v in s]
+        expected.append([to_raw(ap_cast(v, res_t), res_t) for v in s])
+    expected = np.array(expected, dtype=object)
+    acc_fmt = op.accum_fmt
+    acc_got = dense_accumulate(op, x, in_fmt)
+    acc_vals = np.array([[int(v) * Fraction(2) ** (-acc_fmt.frac_bits) for v in row] for row in acc_got], dtype=object)
+    assert (acc_vals == np.array(exact_acc, dtype=object)).all(), "the default accumulator must be exact"
+    assert_raw_equal(evaluate_op(op, [x], [in_fmt]), expected, x, f"{case}/{activation}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Softmax (stable, table based)
+# ----------------------------------------------------------------------------------------------
+
+DEFAULT_TABLE = "ap_fixed<18,8,AP_RND,AP_SAT>"
+
+# n, input, result, exp_table_t, inv_table_t, table_size
+SOFTMAX_CASES = {
+    "n4_default": (4, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
+    "n8_default": (8, "ap_fixed<16,6>", "ap_fixed<16,6>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
+    "n8_narrow_in_clipped": (8, "ap_fixed<8,3>", "ap_ufixed<8,0,AP_RND_CONV,AP_SAT>", DEFAULT_TABLE,
+                             DEFAULT_TABLE, 1024),
+    "n4_small_tables": (4, "ap_fixed<10,4,AP_RND,AP_SAT>", "ap_fixed<10,1,AP_TRN,AP_SAT_SYM>",
+                        "ap_fixed<12,4,AP_RND,AP_SAT>", "ap_fixed<12,6,AP_RND,AP_SAT>", 256),
+    "n5_unsigned_wrap_in": (5, "ap_ufixed<8,3>", "ap_ufixed<10,1,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 64),
+    "n3_unsigned_sat_in": (3, "ap_ufixed<8,3,AP_RND,AP_SAT>", "ap_fixed<12,2,AP_RND_INF,AP_SAT>", DEFAULT_TABLE,
+                           DEFAULT_TABLE, 128),
+    "n10_clipped_2048": (10, "ap_fixed<6,3>", "ap_fixed<9,1,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 2048),
+    "n13_wrapping_tables": (13, "ap_fixed<18,8>", "ap_fixed<12,2,AP_RND_ZERO,AP_WRAP>", "ap_fixed<10,3,AP_TRN,AP_WRAP>",
+                            "ap_fixed<10,5,AP_RND_INF,AP_WRAP>", 512),
+    "n2_table2": (2, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 2),
+    "n1": (1, "ap_fixed<8,3>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
+    "n8_exp_overflow_sat": (8, "ap_fixed<12,9>", "ap_ufixed<12,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
+    "n4_exp_overflow_wrap": (4, "ap_fixed<12,9>", "ap_fixed<16,2,AP_RND,AP_SAT>", "ap_fixed<18,8,AP_RND,AP_WRAP>",
+                             "ap_fixed<18,8,AP_RND_CONV,AP_SAT_ZERO>", 256),
+    "n6_unsigned_exp": (6, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", "ap_ufixed<16,6,AP_RND,AP_SAT>",
+                        "ap_ufixed<16,8,AP_RND,AP_SAT_SYM>", 1024),
+}
+
+
+def _nnhdl_fmt(t: ApType):
+    from nnhdl.fixed import FixedFormat
+    return FixedFormat.parse(str(t))
+
+
+def _softmax_op(n, in_t, res_t, exp_t, inv_t, table_size):
+    op = Softmax("sm", ("in",), (n,), fmt=_nnhdl_fmt(res_t), exp_fmt=_nnhdl_fmt(exp_t),
+                 inv_fmt=_nnhdl_fmt(inv_t), table_size=table_size)
+    assert_fmt(op.fmt, res_t)
+    assert_fmt(op.exp_fmt, exp_t)
+    assert_fmt(op.inv_fmt, inv_t)
+    return op
+
+
+def softmax_inputs(rng, t: ApType, batch, n):
+    x = random_raw(rng, t, batch, n)
+    k = batch // 5
+    x[6:6 + k] = x[6:6 + k] // 16 + (0 if t.signed else t.hi_int // 2)  # close logits: fine end of the table
+    tie_rows = slice(6 + k, 6 + 2 * k)  # ties: duplicated maxima and equal values
+    x[tie_rows] = np.maximum(np.minimum(x[tie_rows], x[tie_rows].max(axis=1, keepdims=True)
+                                        - rng.integers(0, 2, size=(k, n))), t.lo_int)
+    x[tie_rows, 0] = x[tie_rows].max(axis=1)
+    x[6 + 2 * k:6 + 2 * k + 4] = rng.integers(t.lo_int, t.hi_int + 1)  # all equal
+    return x
+
+
+@pytest.mark.parametrize("case", list(SOFTMAX_CASES), ids=list(SOFTMAX_CASES))
+def test_softmax_stable(rng, case):
+    n, *types, table_size = SOFTMAX_CASES[case]
+    in_t, res_t, exp_t, inv_t = (ap(t) for t in types)
+    op = _softmax_op(n, in_t, res_t, exp_t, inv_t, table_size)
+    in_fmt = _nnhdl_fmt(in_t)
+    x = softmax_inputs(rng, in_t, 150, n)
+    stats = {}
+    expected = np.array([[to_raw(v, res_t) for v in
+                          hls4ml_softmax_stable([from_raw(r, in_t) for r in row], in_t, res_t, exp_t, inv_t,
+                                                table_size, stats)]
+                         for row in x], dtype=object)
+    if n > 1 and in_t.signed:
+        assert stats.get("diff_saturated", 0) > 0, "the case must saturate some differences"
+    assert_raw_equal(evaluate_op(op, [x], [in_fmt]), expected, x, f"softmax {case}")
+
+
+@pytest.mark.parametrize("case", list(SOFTMAX_CASES), ids=list(SOFTMAX_CASES))
+def test_softmax_tables_every_entry(case):
+    """Every entry of both tables (random inputs reach only some of them)."""
+    n, *types, table_size = SOFTMAX_CASES[case]
+    in_t, res_t, exp_t, inv_t = (ap(t) for t in types)
+    size = fixed_table_size(table_size, in_t, exp_t)
+    exp_exp, inv_exp = hls4ml_softmax_tables(in_t, exp_t, inv_t, size)
+    exp_got, inv_got = softmax_tables(_nnhdl_fmt(in_t), _nnhdl_fmt(exp_t), _nnhdl_fmt(inv_t), size)
+    assert len(exp_got) == len(inv_got) == size
+    for k in range(size):
+        assert int(exp_got[k]) == to_raw(exp_exp[k], exp_t), ("exp", k)
+        assert int(inv_got[k]) == to_raw(inv_exp[k], inv_t), ("inv", k)
