@@ -9,7 +9,7 @@ from rich.console import Console
 
 __all__ = ["UserError", "user_errors", "console", "precision_options", "load_inputs"]
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class UserError(click.ClickException):
@@ -17,7 +17,8 @@ class UserError(click.ClickException):
     exit_code = 2
 
     def show(self, file=None):
-        console.print(f"[bold red]error:[/] {self.format_message()}", markup=True, highlight=False)
+        from rich.markup import escape
+        console.print(f"[bold red]error:[/] {escape(self.format_message())}")
 
 
 def _user_error_types():

@@ -26,6 +26,8 @@ def verify(outdir, inputs, count, sim, seed, gap, stall):
     otherwise the first mismatches are printed and the exit code is 1."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from rich.markup import escape
+
     from ..convert import load_design
     from ..fixed import quantize
     from ..verify import random_inputs, verify_design
@@ -54,7 +56,7 @@ def verify(outdir, inputs, count, sim, seed, gap, stall):
     if result.mismatches:
         console.print(f"[red]FAIL[/] {top}: {result.mismatch_count} of {result.n} outputs differ from the reference")
         for k, want, got, cycle in result.mismatches:
-            console.print(f"  input {k} (output at cycle {cycle}): expected {want}, got {got}")
+            console.print(escape(f"  input {k} (output at cycle {cycle}): expected {want}, got {got}"))
     if not result.latency_ok:
         console.print(f"[red]FAIL[/] {top}: measured latency {sorted(result.latencies)} cycles, "
                       f"reported {result.latency}")

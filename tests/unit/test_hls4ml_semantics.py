@@ -410,6 +410,11 @@ def _build_dense(rng, case, activation="linear", batch=None):
     n_in = shape[0]
     batch = batch or max(24, min(120, 1600 // (n_in * shape[1])))
     x = random_raw(rng, in_t, batch, n_in)
+    # rows matching the signs of one output's weights: that output's largest / smallest sums
+    for j in range(min(shape[1], (batch - 5) // 2)):
+        positive = op.weight[:, j] > 0
+        x[5 + 2 * j] = np.where(positive, in_t.hi_int, in_t.lo_int)
+        x[6 + 2 * j] = np.where(positive, in_t.lo_int, in_t.hi_int)
     return op, in_fmt, x, (in_t, w_t, b_t, acc_t, res_t)
 
 
