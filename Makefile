@@ -1,0 +1,44 @@
+# nnhdl: two commands do everything on a fresh Debian/Ubuntu machine.
+#   make demo   set up, then train the jet tagger, convert it to RTL, verify it, report
+#   make test   set up, then run the test suite (what CI runs)
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+NNHDL  := $(VENV)/bin/nnhdl
+DEMO   ?= build/jet_tagger
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast benchmark clean
+
+setup: $(VENV)/.installed
+
+# System packages (only when missing): python3-venv for the virtual environment.
+$(VENV)/.installed: pyproject.toml
+	@python3 -m venv --help >/dev/null 2>&1 || { \
+	  echo "installing python3-venv"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv python3-pip; }
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[keras,examples,test]'
+	@touch $@
+
+demo: setup
+	$(PY) examples/jet_tagger/train.py --out $(DEMO)
+	$(NNHDL) config $(DEMO)/jet_tagger.keras -o $(DEMO)/default-config.toml
+	$(NNHDL) convert $(DEMO)/jet_tagger.keras -c examples/jet_tagger/config.toml -o $(DEMO)/rtl
+	$(NNHDL) verify $(DEMO)/rtl --inputs $(DEMO)/X_test.npy -n 200
+	$(NNHDL) predict $(DEMO)/rtl --inputs $(DEMO)/X_test.npy -o $(DEMO)/y_fixed.npy
+	$(PY) examples/jet_tagger/accuracy.py $(DEMO)
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+benchmark: setup
+	$(PY) benchmarks/convert.py
+
+clean:
+	rm -rf build .pytest_cache
