@@ -64,7 +64,7 @@ def dense_plan(op, src):
     if shift >= 0:
         slo = np.vectorize(lambda v: int(v) << shift, otypes=[object])(lo) if lo.size else lo
         shi = np.vectorize(lambda v: int(v) << shift, otypes=[object])(hi) if hi.size else hi
-        fits = lo.size == 0 or (min(slo.flat) >= acc.min_int and max(shi.flat) <= acc.max_int)
+        fits = lo.size == 0 or (min(slo.flat) >= acc.result_min_int and max(shi.flat) <= acc.max_int)
     else:
         fits = False
     cast_products = not fits
@@ -83,6 +83,6 @@ def dense_plan(op, src):
     bias = requantize(op.bias, op.bias_fmt.frac_bits, acc).astype(object)
     total_lo = bias + (term_lo.sum(axis=0) if term_lo.size else 0)
     total_hi = bias + (term_hi.sum(axis=0) if term_hi.size else 0)
-    can_overflow = bool(np.any(total_lo < acc.min_int) or np.any(total_hi > acc.max_int))
+    can_overflow = bool(np.any(total_lo < acc.result_min_int) or np.any(total_hi > acc.max_int))
     ordered = can_overflow and acc.overflow is not Overflow.WRAP
     return DensePlan(cast_products, max(shift, 0), bias, can_overflow, ordered, term_lo, term_hi)

@@ -174,6 +174,12 @@ class FixedFormat:
         return (1 << (self.width - 1)) - 1 if self.signed else (1 << self.width) - 1
 
     @property
+    def result_min_int(self):
+        """The smallest raw value a conversion into this format can produce (``-max_int`` for
+        signed SAT_SYM, which never yields the most negative code)."""
+        return -self.max_int if self.signed and self.overflow is Overflow.SAT_SYM else self.min_int
+
+    @property
     def min_value(self):
         return math.ldexp(self.min_int, -self.frac_bits)
 
@@ -271,7 +277,8 @@ def round_shift(v, shift, rounding):
     if shift <= 0:
         bits = _magnitude_bits(v) - shift + 1
         return _as_int_array(v, bits) << (-shift)
-    v = _as_int_array(v, _magnitude_bits(v) + 1)
+    if v.dtype != np.int64:  # int64 arrays hold values below 2**INT64_SAFE_BITS by construction
+        v = _as_int_array(v, _magnitude_bits(v) + 1)
     floor = v >> shift
     if rounding is Rounding.TRN:
         return floor
@@ -285,8 +292,8 @@ def apply_overflow(v, fmt):
     """Bring raw integers into ``fmt``'s range with ``fmt.overflow``."""
     v = np.asarray(v)
     lo, hi = fmt.min_int, fmt.max_int
-    bits = max(_magnitude_bits(v), fmt.width) + 1
-    v = _as_int_array(v, bits)
+    if v.dtype != np.int64 or fmt.width > INT64_SAFE_BITS:
+        v = _as_int_array(v, max(_magnitude_bits(v), fmt.width) + 1)
     mode = fmt.overflow
     if mode is Overflow.WRAP:
         mask = (1 << fmt.width) - 1
@@ -305,7 +312,7 @@ def apply_overflow(v, fmt):
         out = np.where(v > hi, hi, np.where(v < sym_lo, sym_lo, v))
     else:
         raise AssertionError(mode)
-    return _as_int_array(out, fmt.width + 1)
+    return out if out.dtype == np.int64 and fmt.width <= INT64_SAFE_BITS else _as_int_array(out, fmt.width + 1)
 
 
 def requantize(v, frac_bits, to):

@@ -88,7 +88,7 @@ def _bits(*bounds):
 def _matmul_exact(x, w, bound_bits):
     """x @ w exactly for integer arrays; ``bound_bits`` bounds every partial sum's magnitude."""
     if bound_bits <= 52:
-        return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+        return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)  # exact: integers < 2**53
     if bound_bits <= INT64_SAFE_BITS:
         return x.astype(np.int64) @ w.astype(np.int64)
     return x.astype(object) @ w.astype(object)
@@ -101,7 +101,7 @@ def dense_accumulate(op: Dense, x, src: FixedFormat):
     w = op.weight
     fp = src.frac_bits + op.weight_fmt.frac_bits
     bias = plan.bias
-    if not plan.cast_products:
+    if not plan.cast_products and not plan.ordered:
         lo = sum(plan.term_lo.flat, 0) if plan.term_lo.size else 0
         hi = sum(plan.term_hi.flat, 0) if plan.term_hi.size else 0
         bits = _bits(lo, hi, *(bias if len(bias) else [0])) + 1
@@ -110,18 +110,18 @@ def dense_accumulate(op: Dense, x, src: FixedFormat):
             s = s.astype(object)
         total = (s << plan.shift) + (bias.astype(np.int64) if bits <= INT64_SAFE_BITS else bias)
         return apply_overflow(total, acc) if plan.can_overflow else total
-    # hls4ml: every product cast to accum_t
+    # products, each cast to accum_t (hls4ml) or exact and aligned to the accumulator
     prod_bits = _bits(x.min(initial=0), x.max(initial=0)) + _bits(w.min(initial=0), w.max(initial=0))
-    if prod_bits > INT64_SAFE_BITS:
+    if prod_bits + plan.shift > INT64_SAFE_BITS:
         p = x.astype(object)[:, :, None] * w.astype(object)[None]
     else:
         p = x.astype(np.int64)[:, :, None] * w.astype(np.int64)[None]
-    terms = requantize(p, fp, acc)  # (batch, n_in, n_out)
+    terms = requantize(p, fp, acc) if plan.cast_products else p << plan.shift  # (batch, n_in, n_out)
     if not plan.ordered:
         total = terms.sum(axis=1) + bias.astype(terms.dtype if terms.dtype == object else np.int64)
         return apply_overflow(total, acc)
     # saturating accumulation in hls4ml's order: bias, then products i = 0, 1, ...
-    total = np.broadcast_to(bias.astype(np.int64), (x.shape[0], len(bias))).copy()
+    total = np.broadcast_to(apply_overflow(bias, acc), (x.shape[0], len(bias))).copy()
     for i in range(terms.shape[1]):
         total = apply_overflow(total + terms[:, i, :], acc)
     return total
@@ -134,7 +134,7 @@ def activate(function, pre, pre_frac, result: FixedFormat, alpha=None, alpha_fmt
     if function == "linear":
         return requantize(pre, pre_frac, result)
     if function == "relu":
-        return requantize(np.where(pre > 0, pre, 0), pre_frac, result)
+        return requantize(np.maximum(pre, 0), pre_frac, result)
     if function == "leaky_relu":
         pos = requantize(pre, pre_frac, result)
         neg = requantize(pre * int(alpha), pre_frac + alpha_fmt.frac_bits, result)

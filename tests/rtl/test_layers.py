@@ -93,6 +93,11 @@ DENSE_CASES = [
                              "layer": {"fc1": {"accum": "fixed<9,3>"}}}, "csd", 2),  # wrapping accumulator
     ((6, 4), "fixed<8,3>", {"precision": "fixed<8,3,TRN_ZERO,SAT_ZERO>",
                             "layer": {"fc1": {"accum": "fixed<7,3,RND_INF,SAT_SYM>"}}}, "dsp", 1),
+    # exact products, saturating running sum (hls4ml order), plain and symmetric
+    ((8, 5), "fixed<6,3>", {"precision": "fixed<6,3>",
+                            "layer": {"fc1": {"weight": "fixed<6,1>", "accum": "fixed<12,4,TRN,SAT>"}}}, "csd", 2),
+    ((8, 5), "fixed<6,3>", {"precision": "fixed<6,3,RND,SAT_SYM>",
+                            "layer": {"fc1": {"weight": "fixed<6,1>", "accum": "fixed<12,4,TRN,SAT_SYM>"}}}, "dsp", 2),
     ((7, 6), "ufixed<8,4>", {"precision": "fixed<12,5,RND_MIN_INF,WRAP>",
                              "layer": {"fc1": {"weight": "fixed<5,1>", "bias": "fixed<20,8>",
                                                "result": "ufixed<6,3,RND_ZERO,SAT>"}}}, "csd", 2),
