@@ -162,13 +162,28 @@ def _toml_key(name):
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
 
 
+def _result_line(config, layer, default, fused_into=None):
+    """The ``result`` line of a layer; commented out when the value feeds a fused activation."""
+    value, explicit = config.get(layer, "result")
+    if fused_into and not explicit:
+        return [f"# result = \"{default}\"   # unset: the sum stays exact into '{fused_into}', which is fused "
+                "into this layer"]
+    return [f"result = \"{value}\""]
+
+
 def config_template(graph, config=None):
     """The editable default configuration for a float graph: every layer listed with the formats
     it would get (exact accumulators and values feeding a fused activation left commented out)."""
     from .ir import Activation, BatchNorm, Dense, Dropout, Flatten, Input, Softmax
 
+    from .passes import PassError, drop_dropout, fold_batchnorm
+
     config = config or PrecisionConfig()
     d = str(config.default)
+    try:  # what a Dense feeds once Dropout is dropped and BatchNormalization folded
+        folded = fold_batchnorm(drop_dropout(graph))
+    except PassError:
+        folded = drop_dropout(graph)
     lines = [
         f"# nnhdl precision configuration for {graph.meta.get('source') or graph.name}",
         "# Formats: fixed<W,I[,Q[,O]]> or ufixed<...> (also ap_fixed<W,I,AP_Q,AP_O>): W bits in all, I of them",
@@ -200,17 +215,23 @@ def config_template(graph, config=None):
             body.append(f"accum  = \"{acc}\"" if acc is not None else "# accum = \"fixed<32,12>\"   # unset: exact")
             if first.activation == "leaky_relu":
                 body.append(f"alpha  = \"{value(origin, 'alpha')}\"")
-            consumers = graph.consumers(first.name)
+            consumers = folded.consumers(first.name)
+            folded_op = next((op for op in folded.ops if op.name == first.name), first)
+            bn_origin = folded_op.result_origin if folded_op.result_origin not in ("", origin) else None
             feeds_activation = (first.activation == "linear" and len(consumers) == 1
                                 and isinstance(consumers[0], Activation))
             if first.result_key == "logits":
                 desc += " (softmax)"
                 body.append(f"logits = \"{value(origin, 'logits')}\"   # the Dense output that feeds the softmax")
-            elif feeds_activation and not config.get(origin, "result")[1]:
-                body.append(f"# result = \"{d}\"   # unset: the sum stays exact into '{consumers[0].origin}', "
-                            "which is fused into this layer")
+            elif bn_origin:
+                body.append(f"# result: this layer is folded with '{bn_origin}'; set the result there")
             else:
-                body.append(f"result = \"{value(origin, 'result')}\"")
+                body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
+        elif isinstance(first, BatchNorm):
+            desc = "BatchNormalization, folded into the Dense before it"
+            consumers = folded.consumers(next((op.name for op in folded.ops if op.result_origin == origin), ""))
+            feeds_activation = len(consumers) == 1 and isinstance(consumers[0], Activation)
+            body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
         elif isinstance(first, Activation):
             desc = f"activation {first.function}"
             body.append(f"result = \"{value(origin, 'result')}\"")
@@ -218,8 +239,6 @@ def config_template(graph, config=None):
                 body.append(f"alpha  = \"{value(origin, 'alpha')}\"")
         elif isinstance(first, Softmax):
             desc = "Softmax"
-        elif isinstance(first, BatchNorm):
-            desc = "BatchNormalization: folded into the Dense before it; nothing to set"
         elif isinstance(first, (Dropout, Flatten)):
             desc = f"{type(first).__name__}: no arithmetic; nothing to set"
         else:

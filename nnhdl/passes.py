@@ -55,8 +55,10 @@ def fold_batchnorm(graph: Graph) -> Graph:
                 f"with a linear activation that feeds only it; it follows {type(prev).__name__} "
                 f"{prev.origin or prev.name!r}. Move the activation after the BatchNormalization.")
         g = np.asarray(bn.gamma, np.float64) / np.sqrt(np.asarray(bn.variance, np.float64) + bn.epsilon)
+        # the folded layer's output is the BatchNormalization's: its config entry sets the result
         folded = prev.replace(weight=np.asarray(prev.weight, np.float64) * g[None, :],
-                              bias=(np.asarray(prev.bias, np.float64) - bn.mean) * g + bn.beta)
+                              bias=(np.asarray(prev.bias, np.float64) - bn.mean) * g + bn.beta,
+                              result_origin=bn.origin, result_key=bn.result_key)
         return fold_batchnorm(_without(_swap(graph, prev, folded), bn, prev.name))
     return graph
 
@@ -65,15 +67,16 @@ def fuse_activation(graph: Graph, config: PrecisionConfig = None) -> Graph:
     """Merge a linear Dense and the element-wise Activation after it into one Dense.
 
     The fused layer computes the activation on the exact (or ``accum``) value and casts once,
-    to the activation layer's ``result``. A Dense whose own ``result`` is set explicitly in
-    ``config`` is not fused: its output is then a real, rounded tensor."""
+    to the activation layer's ``result``. A Dense whose own ``result`` (or, after folding, its
+    BatchNormalization's) is set explicitly in ``config`` is not fused: its output is then a
+    real, rounded tensor."""
     config = config or PrecisionConfig()
     for act in graph.ops:
         if not isinstance(act, Activation):
             continue
         prev = graph.op(act.inputs[0])
         if (not isinstance(prev, Dense) or prev.activation != "linear" or len(graph.consumers(prev.name)) != 1
-                or config.get(prev.origin, prev.result_key)[1]):
+                or config.get(prev.result_origin or prev.origin, prev.result_key)[1]):
             continue
         fused = prev.replace(activation=act.function, alpha=act.alpha, origin=prev.origin,
                              result_origin=act.origin, result_key=act.result_key)
