@@ -387,7 +387,7 @@ DENSE_CASES = {
     "uin_wrap": ((10, 3), "ap_ufixed<6,0>", "ap_fixed<8,2>", "ap_fixed<8,2>",
                  "ap_fixed<8,1,AP_RND_CONV,AP_WRAP>", "ap_fixed<8,1,AP_TRN,AP_WRAP>", 2.0),
     "uin_uacc_sat": ((8, 4), "ap_ufixed<8,3>", "ap_fixed<8,2>", "ap_fixed<8,2>",
-                     "ap_ufixed<9,2,AP_RND,AP_SAT>", "ap_ufixed<8,2,AP_RND,AP_SAT>", 2.0),
+                     "ap_ufixed<9,1,AP_RND,AP_SAT>", "ap_ufixed<8,2,AP_RND,AP_SAT>", 3.0),
     "negint_weights_satsym": ((9, 3), "ap_fixed<8,3>", "ap_fixed<6,-1>", "ap_fixed<8,0>",
                               "ap_fixed<9,1,AP_RND,AP_SAT_SYM>", "ap_fixed<8,1,AP_RND_ZERO,AP_SAT>", 0.5),
     "wide_beyond_int64": ((4, 3), "ap_fixed<40,10>", "ap_fixed<36,6>", "ap_fixed<30,6>",
