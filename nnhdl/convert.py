@@ -99,7 +99,12 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
         return out
 
     graph = model if isinstance(model, Graph) else timed("load model", load_model, model)
-    qgraph = timed("quantize", compile_model, graph, config, calibration)
+    if graph.is_quantized:  # already lowered: its formats are final
+        if config is not None or calibration is not None:
+            raise ConvertError("the graph is already quantized; convert it without a precision configuration")
+        qgraph = graph
+    else:
+        qgraph = timed("quantize", compile_model, graph, config, calibration)
     top = verilog_name(top or qgraph.name)
     network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage)
     files = {}

@@ -9,7 +9,7 @@ from .reference import evaluate
 
 __all__ = ["VerifyResult", "verify_design", "random_inputs", "SIMULATORS"]
 
-SIMULATORS = ("amaranth",)
+SIMULATORS = ("amaranth", "icarus", "verilator")
 
 
 @dataclass
@@ -21,6 +21,7 @@ class VerifyResult:
     cycles: int = 0
     seconds: float = 0.0
     simulator: str = "amaranth"
+    mismatch_count: int = 0
 
     @property
     def latency_ok(self):
@@ -43,18 +44,26 @@ def random_inputs(graph, n, seed=0):
 
 
 def verify_design(design, inputs_raw, *, simulator="amaranth", seed=0, gap=0.2, stall=0.2, progress=None,
-                  max_report=10):
-    """Simulate ``design.network`` on ``inputs_raw`` with random gaps in ``i.valid`` and drops of
+                  max_report=10, waves=False):
+    """Simulate the design on ``inputs_raw`` with random gaps in ``i.valid`` and drops of
     ``o.ready``, compare every output with the reference, and measure the latency on a run with
-    no gaps or stalls."""
-    if simulator != "amaranth":
-        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
-    from .sim.amaranth_sim import run_stream
+    no gaps or stalls.
 
-    graph, net = design.graph, design.network
+    ``simulator="amaranth"`` simulates the Network rebuilt from the IR in Amaranth's simulator;
+    ``"icarus"`` / ``"verilator"`` run the cocotb testbench on the exported Verilog in
+    ``design.outdir`` (its build is kept in ``OUTDIR/.nnhdl-sim/<simulator>`` and reused while the
+    Verilog is unchanged; ``waves=True`` copies the waveform into ``OUTDIR``)."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    graph = design.graph
     x = np.asarray(inputs_raw).reshape(len(inputs_raw), -1)
     expected = np.asarray(evaluate(graph, x.reshape((len(x),) + tuple(graph.input.shape)), raw=True))
     expected = expected.reshape(len(x), -1)
+    if simulator != "amaranth":
+        return _verify_cocotb(design, x, expected, simulator, seed, gap, stall, waves)
+    from .sim.amaranth_sim import run_stream
+
+    net = design.network
     t0 = time.perf_counter()
     run = run_stream(net, x, in_fmt=net.in_fmt, out_fmt=net.out_fmt, n_out=net.out_size, gap=gap, stall=stall,
                      seed=seed, progress=progress)
@@ -66,4 +75,32 @@ def verify_design(design, inputs_raw, *, simulator="amaranth", seed=0, gap=0.2, 
     for k in bad[:max_report]:
         result.mismatches.append((int(k), expected[k].tolist(), run.outputs[k].tolist(), int(run.out_cycles[k])))
     result.mismatch_count = int(len(bad))
+    return result
+
+
+def _verify_cocotb(design, x, expected, simulator, seed, gap, stall, waves):
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from .sim.cocotb_runner import run_cocotb, write_bench_files
+
+    report = design.report
+    if design.outdir is None or "verilog" not in report.get("files", {}):
+        raise ValueError("the design has no exported Verilog; convert it with 'nnhdl convert' first")
+    outdir = Path(design.outdir)
+    verilog = outdir / report["files"]["verilog"]
+    graph = design.graph
+    build_dir = outdir / ".nnhdl-sim" / simulator
+    with tempfile.TemporaryDirectory(prefix="nnhdl-tb-") as tb_dir:
+        write_bench_files(tb_dir, top=report["top"], inputs=x, expected=expected, in_fmt=graph.input.fmt,
+                          out_fmt=graph.output.fmt, out_size=graph.output.size,
+                          latency=report["latency_cycles"], gap=gap, stall=stall, seed=seed)
+        res = run_cocotb(simulator, verilog, report["top"], tb_dir, build_dir, waves=waves)
+    for wave in map(Path, res["waves"]):
+        shutil.copy(wave, outdir / f"{report['top']}-{simulator}{wave.suffix}")
+    result = VerifyResult(res["n"], res["latency"], cycles=res["cycles"], seconds=res["seconds"],
+                          simulator=simulator, latencies=set(res["latencies"]))
+    result.mismatches = [(m["index"], m["expected"], m["received"], m["cycle"]) for m in res["mismatches"]]
+    result.mismatch_count = res["mismatch_count"]
     return result

@@ -7,6 +7,7 @@ from .config_cmd import config
 from .convert_cmd import convert
 from .predict_cmd import predict
 from .report_cmd import report
+from .testbench_cmd import testbench
 from .verify_cmd import verify
 
 __all__ = ["main"]
@@ -21,11 +22,12 @@ def main():
     Typical flow:
       nnhdl config  model.keras -o config.toml      # editable precision config
       nnhdl convert model.keras -c config.toml -o out/
-      nnhdl verify  out/                            # RTL vs bit-exact reference
+      nnhdl verify  out/ [--sim icarus|verilator]   # RTL vs bit-exact reference
+      nnhdl testbench out/ -o tb/                   # standalone cocotb testbench
       nnhdl report  out/
       nnhdl predict out/ --inputs X.npy -o Y.npy    # bit-exact outputs
     """
 
 
-for command in (config, convert, predict, verify, report):
+for command in (config, convert, predict, verify, report, testbench):
     main.add_command(command)

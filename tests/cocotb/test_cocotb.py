@@ -1,0 +1,143 @@
+"""The exported Verilog under cocotb on Icarus Verilog and Verilator: bit- and cycle-exact with the
+reference, failing loudly on a corrupted design; and the standalone testbench folder."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nnhdl.cli import main
+from nnhdl.convert import convert, load_design
+from nnhdl.sim.cocotb_runner import SimulatorMissing, check_simulator
+from nnhdl.verify import random_inputs, verify_design
+
+from ..conftest import make_mlp
+
+pytestmark = pytest.mark.cocotb
+
+SIMS = ["icarus", "verilator"]
+
+
+def need(sim):
+    try:
+        check_simulator(sim)
+    except SimulatorMissing as e:
+        pytest.fail(f"{e} (the project's 'make setup' installs it)")
+
+
+MODELS = {
+    "relu-leaky-softmax fixed<10,4,RND,SAT>": ((6, 10, 8, 4), ["relu", "leaky_relu"],
+                                              {"precision": "fixed<10,4,RND,SAT>"}, True),
+    "wrapping accum, ufixed in, argmax": ((9, 7, 5), ["relu"],
+                                         {"precision": "fixed<12,5>", "softmax": "argmax",
+                                          "layer": {"in": {"result": "ufixed<8,2>"},
+                                                    "fc1": {"accum": "fixed<14,6>"},
+                                                    "fc2": {"accum": "fixed<16,6,RND_CONV,SAT_SYM>"}}}, True),
+    "linear out fixed<8,3,RND,SAT>": ((5, 6, 3), ["relu"], {"precision": "fixed<8,3,RND,SAT>"}, False),
+}
+
+
+@pytest.fixture(scope="module")
+def designs(tmp_path_factory):
+    rng = np.random.default_rng(2024)
+    out = {}
+    for name, (sizes, acts, config, softmax) in MODELS.items():
+        graph = make_mlp(rng, sizes, acts, config, softmax=softmax)
+        folder = tmp_path_factory.mktemp("design")
+        out[name] = convert(graph, folder / "out")
+    return out
+
+
+@pytest.mark.parametrize("sim", SIMS)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_random_models(designs, sim, name):
+    need(sim)
+    design = load_design(designs[name].outdir)
+    x = random_inputs(design.graph, 300, seed=3)
+    result = verify_design(design, x, simulator=sim, gap=0.3, stall=0.3, seed=9)
+    assert result.mismatches == [] and result.mismatch_count == 0
+    assert result.latencies == {design.report["latency_cycles"]}
+    assert result.n == 300
+
+
+def corrupt_one_constant(verilog_path):
+    """Change the constant of one bias addition in the last Dense module (a visible fault)."""
+    text = verilog_path.read_text()
+    modules = [m.start() for m in re.finditer(r"^module ", text, re.M)]
+    last_dense = text.rfind("module \\", 0, len(text))
+    pattern = re.compile(r"(\$signed\(\\\$\d+ \) \+ \$signed\()(\d+)'h([0-9a-f]+)\)")
+    match = pattern.search(text, last_dense if last_dense >= 0 else modules[-1])
+    assert match, "no bias constant found to corrupt"
+    width, value = int(match.group(2)), int(match.group(3), 16)
+    new = value ^ (1 << (width - 3))  # a large change, well above the rounding
+    digits = len(match.group(3))
+    corrupted = text[:match.start(2)] + f"{width}'h{new:0{digits}x}" + text[match.end(3):]
+    verilog_path.write_text(corrupted)
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_corrupted_verilog_fails(designs, sim, tmp_path):
+    need(sim)
+    import shutil
+    src = designs["linear out fixed<8,3,RND,SAT>"].outdir
+    out = tmp_path / "out"
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns(".nnhdl-sim"))
+    ok = CliRunner().invoke(main, ["verify", str(out), "--sim", sim, "-n", "100"])
+    assert ok.exit_code == 0, ok.output
+    corrupt_one_constant(out / "mlp.v")
+    bad = CliRunner().invoke(main, ["verify", str(out), "--sim", sim, "-n", "100"])
+    assert bad.exit_code == 1, bad.output
+    assert "FAIL" in bad.output
+    assert re.search(r"input \d+ \(output at cycle \d+\): expected \[.*\], got \[.*\]", bad.output), bad.output
+
+
+def test_waves(designs):
+    need("icarus")
+    out = designs["linear out fixed<8,3,RND,SAT>"].outdir
+    result = CliRunner().invoke(main, ["verify", str(out), "--sim", "icarus", "-n", "20", "--waves"])
+    assert result.exit_code == 0, result.output
+    waves = list(out.glob("mlp-icarus.*"))
+    assert waves and waves[0].stat().st_size > 100
+
+
+def test_missing_simulator(designs, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    out = designs["linear out fixed<8,3,RND,SAT>"].outdir
+    result = CliRunner().invoke(main, ["verify", str(out), "--sim", "icarus", "-n", "5"])
+    assert result.exit_code == 2
+    assert "apt-get install iverilog" in result.output
+
+
+BLOCK_NNHDL = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "nnhdl" or name.startswith("nnhdl."):
+            raise ImportError("nnhdl must not be needed by a standalone testbench")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_standalone_testbench(designs, sim, tmp_path):
+    need(sim)
+    out = designs["wrapping accum, ufixed in, argmax"].outdir
+    tb = tmp_path / "tb"
+    result = CliRunner().invoke(main, ["testbench", str(out), "-o", str(tb), "-n", "150"])
+    assert result.exit_code == 0, result.output
+    assert {"mlp.v", "cocotb_bench.py", "packing.py", "run.py", "inputs.npy", "expected.npy", "bench.json",
+            "README.md"} <= {p.name for p in tb.iterdir()}
+    for f in ("cocotb_bench.py", "packing.py", "run.py", "cocotb_runner.py"):
+        assert not re.search(r"^\s*(from|import)\s+nnhdl", (tb / f).read_text(), re.M), f
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCK_NNHDL)
+    env = dict(os.environ, PYTHONPATH=str(blocker))
+    proc = subprocess.run([sys.executable, "run.py", "--sim", sim], cwd=tb, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "PASS" in proc.stdout
