@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[keras,examples,sim,test]'
+	$(PY) -m pip install -q -e '.[keras,examples,sim,boards,test]'
 	@touch $@
 
 demo: setup

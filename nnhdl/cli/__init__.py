@@ -3,6 +3,7 @@
 import click
 
 from .. import __version__
+from .boards_cmd import boards, build, run, synth
 from .config_cmd import config
 from .convert_cmd import convert
 from .predict_cmd import predict
@@ -24,10 +25,12 @@ def main():
       nnhdl convert model.keras -c config.toml -o out/
       nnhdl verify  out/ [--sim icarus|verilator]   # RTL vs bit-exact reference
       nnhdl testbench out/ -o tb/                   # standalone cocotb testbench
+      nnhdl synth out/ --family ecp5                # resources, no place-and-route
+      nnhdl build out/ --board ulx3s-85f            # bitstream, Fmax, latency in ns
       nnhdl report  out/
       nnhdl predict out/ --inputs X.npy -o Y.npy    # bit-exact outputs
     """
 
 
-for command in (config, convert, predict, verify, report, testbench):
+for command in (config, convert, predict, verify, report, testbench, boards, synth, build, run):
     main.add_command(command)

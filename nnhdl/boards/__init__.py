@@ -1,0 +1,1 @@
+"""Boards: targets, harnesses, open-toolchain builds and reports, the host side of the UART harness."""

