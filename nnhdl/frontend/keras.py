@@ -42,7 +42,9 @@ signature); the ``LeakyReLU`` layer's own default is 0.3 and is read from the la
 
 import inspect
 import math
+import contextlib
 import os
+import sys
 import re
 from pathlib import Path
 
@@ -74,11 +76,36 @@ class FrontendError(ValueError):
     names the file (when loading a file), the layer and its Keras class, and what to change."""
 
 
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence what TensorFlow's C++ runtime writes straight to file descriptor 2 while it starts
+    (absl and oneDNN notices); Python exceptions are unaffected."""
+    if "NNHDL_TF_VERBOSE" in os.environ:
+        yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured by a test runner)
+        yield
+        return
+    sys.stderr.flush()
+    saved, null = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    try:
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(null)
+
+
 def _import_keras():
     # Keep TensorFlow's C++ start-up chatter out of the tool's output unless the user asked for it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        import keras
+        with _quiet_native_stderr():
+            import keras
+            import tensorflow  # noqa: F401  (its runtime starts here: keep that quiet too)
     except ImportError as e:  # pragma: no cover - depends on the installation
         raise FrontendError(f"the Keras frontend needs TensorFlow and Keras 3 "
                             f"(pip install 'nnhdl[keras]'): {e}") from None
