@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -62,7 +61,6 @@ def main():
     for col in ("precision, multiplier", "convert s", "of which Verilog s", "Verilog lines", "latency",
                 "adders", "multipliers", "register bits", "reference inf/s", "Amaranth sim inf/s", "sim check"):
         table.add_column(col, justify="left" if col.startswith("precision") else "right")
-    rng = np.random.default_rng(0)
     for label, config, multiplier in CASES:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()

@@ -11,7 +11,7 @@ import numpy as np
 
 from .arith import dense_plan, exact_accumulator
 from .config import AUTO, PrecisionConfig
-from .fixed import FixedFormat, Overflow, quantize as quantize_values
+from .fixed import FixedFormat, quantize as quantize_values
 from .ir import Activation, BatchNorm, Dense, Dropout, Flatten, Graph, Input, IRError, Softmax
 from .reference import dense_accumulate, evaluate_op
 

@@ -5,7 +5,7 @@ import datetime
 import numpy as np
 
 from . import __version__
-from .ir import Activation, Dense, Input, Softmax
+from .ir import Activation, Dense, Softmax
 
 __all__ = ["build_report", "layer_rows"]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnhdl.config import PrecisionConfig
-from nnhdl.ir import Activation, Dense, Graph, Input, Softmax
+from nnhdl.ir import Dense, Graph, Input, Softmax
 from nnhdl.passes import lower
 
 

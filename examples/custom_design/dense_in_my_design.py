@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 from amaranth.sim import Simulator

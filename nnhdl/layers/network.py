@@ -4,7 +4,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..ir import Activation as ActivationOp, Dense as DenseOp, Dropout, Flatten, Graph, Input, Softmax as SoftmaxOp
+from ..ir import Activation as ActivationOp, Dense as DenseOp, Dropout, Flatten, Graph, Softmax as SoftmaxOp
 from .activation import Activation
 from .base import stream_signature
 from .dense import Dense

@@ -1,7 +1,6 @@
 """Each layer kind over grids of shapes x formats x modes: RTL (Amaranth simulator, random gaps
 and stalls) equals the reference model bit for bit, with the latency the layer reports."""
 
-import itertools
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ from nnhdl.fixed import FixedFormat, Overflow, Rounding, requantize
 from nnhdl.ir import Activation as ActivationOp, Softmax as SoftmaxOp
 from nnhdl.layers import Activation, Argmax, Dense, Network, Softmax
 from nnhdl.layers.pipeline import Datapath, csd_digits
-from nnhdl.passes import quantize
-from nnhdl.config import PrecisionConfig
 from nnhdl.reference import evaluate_op, trace
 from nnhdl.sim.amaranth_sim import run_stream
 
