@@ -22,7 +22,7 @@ from amaranth.lib.memory import Memory
 import numpy as np
 from amaranth.hdl import Cat
 
-from ..fixed import FixedFormat, Overflow, Rounding, bits_for_range, requantize, round_shift
+from ..fixed import FixedFormat, Overflow, Rounding, apply_overflow, bits_for_range, requantize, round_shift
 
 __all__ = ["Node", "Datapath", "shape_for", "csd_digits"]
 
@@ -251,6 +251,8 @@ class Datapath:
     def overflow(self, q, to: FixedFormat):
         """Bring an integer node into ``to``'s range with ``to.overflow``."""
         q = self.materialize(q)
+        if q.is_const:
+            return self.const(int(apply_overflow(np.array([q.lo], dtype=object), to)[0]))
         lo, hi = to.min_int, to.max_int
         if to.overflow is Overflow.SAT_SYM and to.signed:
             lo = -hi
@@ -280,6 +282,8 @@ class Datapath:
     def maximum(self, a, b):
         """``max(a, b)`` (one comparator level)."""
         a, b = self.materialize(a), self.materialize(b)
+        if a.is_const and b.is_const:
+            return self.const(max(a.lo, b.lo))
         a, b = self.align([a, b], 1)
         stage, depth = self._stage_of(a, b)
         return Node(Mux(a.value >= b.value, a.value, b.value), max(a.lo, b.lo), max(a.hi, b.hi), stage, depth + 1)
@@ -287,6 +291,8 @@ class Datapath:
     def greater_equal(self, a, b):
         """``a >= b`` as a 1-bit node (one comparator level)."""
         a, b = self.materialize(a), self.materialize(b)
+        if a.is_const and b.is_const:
+            return self.const(int(a.lo >= b.lo))
         a, b = self.align([a, b], 1)
         stage, depth = self._stage_of(a, b)
         return Node(a.value >= b.value, 0, 1, stage, depth + 1)
@@ -295,11 +301,15 @@ class Datapath:
         node = self.materialize(node)
         if node.lo >= 0:
             return node
+        if node.is_const:
+            return self.const(0)
         (node,) = self.align([node], 1)
         return Node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + 1)
 
     def select(self, cond, a, b):
         """``a if cond else b`` for a 1-bit node ``cond``."""
+        if cond.is_const:
+            return a if cond.real_lo else b
         a, b = self.materialize(a), self.materialize(b)
         cond, a, b = self.align([cond, a, b], 1)
         stage, depth = self._stage_of(cond, a, b)
@@ -311,6 +321,8 @@ class Datapath:
     def word(self, node, width):
         """The ``width``-bit two's complement word of ``node`` (which must fit), as unsigned bits."""
         node = self.materialize(node)
+        if node.is_const:
+            return self.const(node.lo & ((1 << width) - 1))
         value = node.value
         if len(value) < width:
             fill = value[-1] if node.lo < 0 else Const(0, 1)
@@ -319,6 +331,8 @@ class Datapath:
 
     def bits(self, node, start, stop):
         """Bits ``start:stop`` of an unsigned node (as from :meth:`word`)."""
+        if node.is_const:
+            return self.const((node.real_lo >> start) & ((1 << (stop - start)) - 1))
         return Node(node.value[start:stop], 0, (1 << (stop - start)) - 1, node.stage, node.depth)
 
     def lookup(self, index, table, memory=None):
@@ -327,6 +341,8 @@ class Datapath:
         the target has it. Lookups that pass the same ``memory`` key share one memory (one read
         port each)."""
         table = [int(v) for v in table]
+        if index.is_const:
+            return self.const(table[index.real_lo])
         lo, hi = min(table), max(table)
         key = memory if memory is not None else object()
         if key not in self.memories:
@@ -342,6 +358,11 @@ class Datapath:
     def multiply(self, a, b):
         """``a * b`` of two variable nodes (a hardware multiplier)."""
         a, b = self.materialize(a), self.materialize(b)
+        if a.is_const and b.is_const:
+            return self.const(a.lo * b.lo)
+        if a.is_const or b.is_const:
+            c, v = (a, b) if a.is_const else (b, a)
+            return self.multiply_const(v, c.lo)
         a, b = self.align([a, b], 1)
         stage, depth = self._stage_of(a, b)
         cands = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
@@ -350,8 +371,8 @@ class Datapath:
 
     def is_negative(self, node):
         node = self.materialize(node)
-        if node.lo >= 0:
-            return self.const(0)
+        if node.lo >= 0 or node.is_const:
+            return self.const(int(node.lo < 0))
         return Node(node.value[-1], 0, 1, node.stage, node.depth)
 
     # -- output ---------------------------------------------------------------------------------

@@ -165,3 +165,16 @@ def test_network_chain(rng, softmax):
     ref = trace(graph, x, raw=True)[graph.outputs[0]]
     got = run_layer(net, graph.output, x, graph.input.fmt, rng, n_out=net.out_size)
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("softmax", ["table", "argmax"])
+@pytest.mark.parametrize("activation", ["linear", "relu", "leaky_relu"])
+def test_all_zero_weights(rng, activation, softmax):
+    """A layer whose weights are all zero outputs constants (folded at build time), and the layers
+    after it compute on those constants."""
+    graph = make_mlp(rng, (3, 4, 5, 3), [activation, activation],
+                     {"precision": "fixed<10,4,RND,SAT>", "softmax": softmax}, softmax=True, zero_fraction=1.0)
+    net = Network(graph)
+    x = random_raw(rng, graph.input.fmt, 40, 3)
+    got = run_layer(net, graph.output, x, graph.input.fmt, rng, n_out=net.out_size)
+    np.testing.assert_array_equal(got, trace(graph, x, raw=True)[graph.outputs[0]])
