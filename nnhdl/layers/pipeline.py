@@ -232,6 +232,10 @@ class Datapath:
         else:
             (node,) = self.align([node], 1)
             v = node.value
+            if len(v) <= s:  # dropping more bits than the value has: extend it first
+                fill = v[-1] if lo < 0 else Const(0, 1)
+                v = Cat(v, fill.replicate(s + 1 - len(v)))
+                v = v.as_signed() if lo < 0 else v
             floor = v >> s
             half = v[s - 1]
             below = v[:s - 1].any() if s > 1 else Const(0, 1)
@@ -276,7 +280,7 @@ class Datapath:
             nlo, nhi = min(max(q.lo, lo), 0), max(min(q.hi, hi), 0)
         else:
             value = Mux(over, Const(hi, shape), Mux(under, Const(lo, shape), inner))
-            nlo, nhi = max(q.lo, lo), min(q.hi, hi)
+            nlo, nhi = min(max(q.lo, lo), hi), max(min(q.hi, hi), lo)
         return Node(value, nlo, nhi, q.stage, q.depth + 1)
 
     def maximum(self, a, b):
