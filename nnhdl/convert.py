@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import ConfigError, PrecisionConfig
-from .ir import Graph, IRError
+from .config import PrecisionConfig
+from .ir import Graph
 from .outputs import staged_outputs
 
 __all__ = ["load_model", "load_config", "compile_model", "build_network", "convert", "load_design",
@@ -147,4 +147,3 @@ def load_design(outdir, build=True):
     return Design(graph, network, report, outdir)
 
 
-USER_ERRORS = (ConvertError, ConfigError, IRError)
