@@ -108,7 +108,7 @@ def test_auto_formats(rng):
     g = float_mlp(rng, bn=False)
     x = rng.normal(size=(200, 5))
     cfg = PrecisionConfig.from_dict({"precision": "fixed<16,6>",
-                                     "layer": {"fc1": {"weight": "auto", "result": "auto"}, "fc2": {"accum": "auto"}}})
+                                     "layer": {"fc1": {"weight": "auto", "result": "auto"}, "fc2": {"accum": "auto", "result": "auto"}}})
     q = lower(g, cfg, calibration=x)
     fc1 = q.op("fc1")
     w = np.abs(g.op("fc1").weight).max()
