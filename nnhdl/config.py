@@ -209,7 +209,12 @@ def config_template(graph, config=None):
             desc = f"input, shape {tuple(first.shape)}"
             body.append(f"result = \"{value(origin, 'result')}\"")
         elif isinstance(first, Dense):
-            desc = f"Dense {first.weight.shape[0]} -> {first.weight.shape[1]}, activation {first.activation}"
+            if isinstance(first, Conv):
+                kind = "DepthwiseConv" if first.depthwise else "Conv"
+                desc = (f"{kind} {'x'.join(map(str, first.kernel))} kernel, {first.in_shape[2]} -> {first.n_out} "
+                        f"channels, strides {'x'.join(map(str, first.strides))}, activation {first.activation}")
+            else:
+                desc = f"Dense {first.weight.shape[0]} -> {first.weight.shape[1]}, activation {first.activation}"
             body += [f"weight = \"{value(origin, 'weight')}\"", f"bias   = \"{value(origin, 'bias')}\""]
             acc = config.get(origin, "accum")[0]
             body.append(f"accum  = \"{acc}\"" if acc is not None else "# accum = \"fixed<32,12>\"   # unset: exact")
@@ -239,7 +244,10 @@ def config_template(graph, config=None):
                 body.append(f"alpha  = \"{value(origin, 'alpha')}\"")
         elif isinstance(first, Softmax):
             desc = "Softmax"
-        elif isinstance(first, (Dropout, Flatten)):
+        elif isinstance(first, Pool):
+            desc = f"{first.kind} pooling {'x'.join(map(str, first.pool))}"
+            body.append(f"result = \"{value(origin, 'result')}\"")
+        elif isinstance(first, (Dropout, Flatten, Reshape, Pad)):
             desc = f"{type(first).__name__}: no arithmetic; nothing to set"
         else:
             desc = type(first).__name__

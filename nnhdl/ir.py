@@ -20,8 +20,8 @@ import numpy as np
 
 from .fixed import FixedFormat
 
-__all__ = ["Op", "Input", "Dense", "BatchNorm", "Activation", "Dropout", "Flatten", "Softmax",
-           "Graph", "IRError", "ACTIVATIONS", "FORMAT_VERSION"]
+__all__ = ["window_count", "Op", "Input", "Dense", "Conv", "Pool", "Pad", "Reshape", "BatchNorm", "Activation", "Dropout",
+           "Flatten", "Softmax", "Graph", "IRError", "ACTIVATIONS", "FORMAT_VERSION", "spatial"]
 
 FORMAT_VERSION = 1
 
@@ -97,6 +97,89 @@ class Dense(Op):
         return self.weight.shape[1]
 
 
+def spatial(shape):
+    """The ``(height, width, channels)`` view of a channels-last tensor shape: a 1-D signal
+    ``(length, channels)`` is an image of height 1."""
+    shape = tuple(int(d) for d in shape)
+    if len(shape) == 3:
+        return shape
+    if len(shape) == 2:
+        return (1,) + shape
+    if len(shape) == 1:
+        return (1, 1) + shape
+    raise IRError(f"no spatial view of a tensor of shape {shape}")
+
+
+def window_count(size, kernel, stride, pad_lo, pad_hi):
+    """Number of window positions along one axis."""
+    return (size + pad_lo + pad_hi - kernel) // stride + 1
+
+
+@dataclass(frozen=True, eq=False)
+class Conv(Dense):
+    """A 2-D convolution (a 1-D one is an image of height 1), channels last, dilation 1.
+
+    It is a :class:`Dense` applied to every window: ``weight`` has shape
+    ``(kh * kw * in_channels, out_channels)``, rows ordered (kernel row, kernel column, input
+    channel), and every output pixel is computed with exactly Dense's arithmetic (products,
+    accumulator, activation, cast) on its window, terms in that row order. ``padding`` (top,
+    bottom, left, right) adds zero inputs around the image; zero terms change nothing, so a
+    padded window sums only its real pixels. ``in_shape`` is the input's :func:`spatial`
+    view; ``shape`` the output's Keras shape. A depthwise convolution is a Conv whose weight is
+    block diagonal (``depthwise`` records it: zero weights cost nothing in hardware).
+    """
+    in_shape: tuple = ()
+    kernel: tuple = (1, 1)
+    strides: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)
+    depthwise: bool = False
+
+    @property
+    def out_spatial(self):
+        (h, w, _), (kh, kw), (sh, sw), (pt, pb, pl, pr) = self.in_shape, self.kernel, self.strides, self.padding
+        return window_count(h, kh, sh, pt, pb), window_count(w, kw, sw, pl, pr), self.n_out
+
+
+@dataclass(frozen=True, eq=False)
+class Pool(Op):
+    """Max or average pooling over ``pool`` windows moved by ``strides``, per channel.
+
+    ``padding`` (top, bottom, left, right) positions are outside the image and are not part of
+    any window (Keras ``padding="same"``): the max is over the window's real pixels and the
+    average divides their exact sum by their count. Arithmetic: ``max`` is exact, then cast to
+    ``fmt``; ``avg`` is the exact rational ``sum / count`` rounded by ``fmt``'s rounding mode
+    (as if the division had infinitely many fraction bits), then ``fmt``'s overflow mode. A
+    global pooling is a Pool whose window is the whole image (output shape ``(channels,)``).
+    """
+    kind: str = "max"
+    in_shape: tuple = ()
+    pool: tuple = (1, 1)
+    strides: tuple = (1, 1)
+    padding: tuple = (0, 0, 0, 0)
+
+    @property
+    def out_spatial(self):
+        (h, w, c), (kh, kw), (sh, sw), (pt, pb, pl, pr) = self.in_shape, self.pool, self.strides, self.padding
+        return window_count(h, kh, sh, pt, pb), window_count(w, kw, sw, pl, pr), c
+
+    @property
+    def is_global(self):
+        return tuple(self.pool) == tuple(self.in_shape[:2]) and not any(self.padding)
+
+
+@dataclass(frozen=True, eq=False)
+class Pad(Op):
+    """Zero padding (Keras ZeroPadding1D/2D): ``padding`` (top, bottom, left, right) pixels of
+    value zero around the :func:`spatial` view ``in_shape`` of the input; format unchanged."""
+    in_shape: tuple = ()
+    padding: tuple = (0, 0, 0, 0)
+
+
+@dataclass(frozen=True, eq=False)
+class Reshape(Op):
+    """A new shape for the same row-major data; no arithmetic."""
+
+
 @dataclass(frozen=True, eq=False)
 class BatchNorm(Op):
     """Keras BatchNormalization on the last axis (float graph only: folded into a Dense)."""
@@ -141,7 +224,8 @@ class Softmax(Op):
     inv_fmt: Optional[FixedFormat] = None
 
 
-_OP_TYPES = {cls.__name__: cls for cls in (Input, Dense, BatchNorm, Activation, Dropout, Flatten, Softmax)}
+_OP_TYPES = {cls.__name__: cls for cls in (Input, Dense, Conv, Pool, Pad, Reshape, BatchNorm, Activation, Dropout,
+                                            Flatten, Softmax)}
 
 
 def _encode(value, arrays, key):

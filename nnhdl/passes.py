@@ -12,8 +12,8 @@ import numpy as np
 from .arith import dense_plan, exact_accumulator
 from .config import AUTO, PrecisionConfig
 from .fixed import FixedFormat, quantize as quantize_values
-from .ir import Activation, BatchNorm, Dense, Dropout, Flatten, Graph, Input, IRError, Softmax
-from .reference import dense_accumulate, evaluate_op
+from .ir import Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, IRError, Pad, Pool, Reshape, Softmax
+from .reference import conv_patches, dense_accumulate, evaluate_op
 
 __all__ = ["drop_dropout", "fold_batchnorm", "fuse_activation", "quantize", "lower", "PassError"]
 
@@ -51,7 +51,7 @@ def fold_batchnorm(graph: Graph) -> Graph:
         prev = graph.op(bn.inputs[0])
         if not isinstance(prev, Dense) or prev.activation != "linear" or len(graph.consumers(prev.name)) != 1:
             raise PassError(
-                f"BatchNormalization layer {bn.origin or bn.name!r} can only be folded into a Dense layer "
+                f"BatchNormalization layer {bn.origin or bn.name!r} can only be folded into a Dense or convolution layer "
                 f"with a linear activation that feeds only it; it follows {type(prev).__name__} "
                 f"{prev.origin or prev.name!r}. Move the activation after the BatchNormalization.")
         g = np.asarray(bn.gamma, np.float64) / np.sqrt(np.asarray(bn.variance, np.float64) + bn.epsilon)
@@ -145,8 +145,10 @@ def quantize(graph: Graph, config: PrecisionConfig = None, calibration=None) -> 
             new = op.replace(fmt=fmt)
             if calibration is not None:
                 calib[op.name] = quantize_values(np.asarray(calibration, np.float64), fmt)
-        elif isinstance(op, (Flatten, Dropout)):
+        elif isinstance(op, (Flatten, Dropout, Reshape, Pad)):
             new = op.replace(fmt=srcs[0])
+        elif isinstance(op, Pool):
+            new = _quantize_pool(op, srcs[0], res, calib.get(op.inputs[0]), where)
         elif isinstance(op, Dense):
             new = _quantize_dense(op, srcs[0], res, calib.get(op.inputs[0]), where)
         elif isinstance(op, Activation):
@@ -198,7 +200,7 @@ def _quantize_dense(op: Dense, src: FixedFormat, res: _Resolver, calib, where):
 
     def value_range():
         if calib is not None:
-            pre = dense_accumulate(new, calib, src)
+            pre = dense_accumulate(new, conv_patches(new, calib) if isinstance(new, Conv) else calib, src)
             lo, hi = _real_range(pre, accum.frac_bits)
         else:
             plan = dense_plan(new, src)
@@ -208,6 +210,12 @@ def _quantize_dense(op: Dense, src: FixedFormat, res: _Resolver, calib, where):
 
     fmt = res.fmt(op.result_origin or layer, op.result_key, value_range, where)
     return new.replace(fmt=fmt)
+
+
+def _quantize_pool(op: Pool, src: FixedFormat, res: _Resolver, calib, where):
+    def value_range():
+        return (src.min_value, src.max_value) if calib is None else _real_range(calib, src.frac_bits)
+    return op.replace(fmt=res.fmt(op.origin, op.result_key, value_range, where))
 
 
 def _quantize_activation(op: Activation, src: FixedFormat, res: _Resolver, calib, where):

@@ -14,9 +14,9 @@ import numpy as np
 from .arith import dense_plan
 from .fixed import (INT64_SAFE_BITS, FixedFormat, Overflow, Rounding, apply_overflow, quantize,
                     requantize)
-from .ir import Activation, Dense, Dropout, Flatten, Graph, Input, Softmax
+from .ir import Activation, Conv, Dense, Dropout, Flatten, Graph, Input, Pad, Pool, Reshape, Softmax, spatial
 
-__all__ = ["evaluate", "trace", "evaluate_op", "softmax_tables", "softmax_table", "ReferenceError",
+__all__ = ["evaluate", "trace", "evaluate_op", "windows", "conv_patches", "divide_sticky", "softmax_tables", "softmax_table", "ReferenceError",
            "quantize_inputs", "to_real"]
 
 
@@ -149,6 +149,99 @@ def _(op: Dense, inputs, formats):
         raise ReferenceError(f"Dense {op.name!r} needs a flat input, got shape {x.shape[1:]}")
     pre = dense_accumulate(op, x, src)
     return activate(op.activation, pre, op.accum_fmt.frac_bits, op.fmt, op.alpha, op.alpha_fmt)
+
+
+# -- images ---------------------------------------------------------------------------------------
+
+def windows(x, in_shape, kernel, strides, padding, pad_value=0):
+    """All ``kernel`` windows of images ``x`` (batch first, any shape whose :func:`spatial`
+    view is ``in_shape``) after padding (top, bottom, left, right) with ``pad_value``:
+    an array ``(batch, out_h, out_w, kh * kw, channels)``, taps in row-major kernel order."""
+    h, w, c = in_shape
+    (kh, kw), (sh, sw), (pt, pb, pl, pr) = kernel, strides, padding
+    x = np.asarray(x).reshape(x.shape[0], h, w, c)
+    if any(padding):
+        x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=pad_value)
+    oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
+    taps = [x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] for i in range(kh) for j in range(kw)]
+    return np.stack(taps, axis=3)
+
+
+def conv_patches(op: Conv, x):
+    """The Dense inputs of a Conv: one row per output pixel, ``(batch * out_h * out_w, n_in)``."""
+    p = windows(x, op.in_shape, op.kernel, op.strides, op.padding)
+    return p.reshape(-1, p.shape[3] * p.shape[4])
+
+
+@evaluate_op.register
+def _(op: Conv, inputs, formats):
+    x, src = inputs[0], formats[0]
+    pre = dense_accumulate(op, conv_patches(op, x), src)
+    out = activate(op.activation, pre, op.accum_fmt.frac_bits, op.fmt, op.alpha, op.alpha_fmt)
+    return out.reshape((x.shape[0],) + tuple(op.shape))
+
+
+def divide_sticky(v, d):
+    """``2 * floor(v / d) + (1 if d does not divide v else 0)`` for integers ``v`` and a positive
+    integer ``d``: with two more fraction bits than ``v / d`` it rounds exactly like ``v / d`` in
+    every rounding mode (it lies in the same half-open quarter and is exact when ``v / d`` is
+    a multiple of a half)."""
+    v = np.asarray(v)
+    return 2 * (v // d) + (v % d != 0)
+
+
+def average(total, count, in_frac, fmt: FixedFormat):
+    """``cast_fmt(total / count)`` exactly for raw sums ``total`` with ``in_frac`` fraction bits."""
+    if count & (count - 1) == 0:
+        return requantize(total, in_frac + count.bit_length() - 1, fmt)
+    t = fmt.frac_bits - in_frac + 1  # the quotient needs one fraction bit below fmt's LSB
+    total = np.asarray(total)
+    if total.dtype != object and total.size and _bits(total.min(), total.max()) + max(t, 0) > INT64_SAFE_BITS:
+        total = total.astype(object)
+    num = total * (1 << t) if t > 0 else total
+    den = count << max(-t, 0)
+    return requantize(divide_sticky(num, den), fmt.frac_bits + 2, fmt)
+
+
+def pool_counts(op: Pool):
+    """Real (not padding) pixels in each window: ``(out_h, out_w)`` ints."""
+    ones = np.ones((1, *op.in_shape[:2], 1), dtype=np.int64)
+    return windows(ones, op.in_shape[:2] + (1,), op.pool, op.strides, op.padding).sum(axis=3)[0, :, :, 0]
+
+
+@evaluate_op.register
+def _(op: Pool, inputs, formats):
+    x, src = inputs[0], formats[0]
+    n = x.shape[0]
+    if op.kind == "max":
+        p = windows(x, op.in_shape, op.pool, op.strides, op.padding, pad_value=src.min_int - 1)
+        out = requantize(p.max(axis=3), src.frac_bits, op.fmt)
+    else:
+        p = windows(x, op.in_shape, op.pool, op.strides, op.padding)
+        if p.dtype != object and _bits(src.min_int, src.max_int) + p.shape[3].bit_length() + 4 > INT64_SAFE_BITS:
+            p = p.astype(object)
+        total = p.sum(axis=3)
+        counts = pool_counts(op)
+        out = np.empty(total.shape, dtype=object if total.dtype == object else np.int64)
+        for c in np.unique(counts):
+            sel = counts == c
+            out[:, sel, :] = average(total[:, sel, :], int(c), src.frac_bits, op.fmt)
+    return out.reshape((n,) + tuple(op.shape))
+
+
+@evaluate_op.register
+def _(op: Pad, inputs, formats):
+    x = inputs[0]
+    h, w, c = op.in_shape
+    pt, pb, pl, pr = op.padding
+    y = np.pad(x.reshape(x.shape[0], h, w, c), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    return y.reshape((x.shape[0],) + tuple(op.shape))
+
+
+@evaluate_op.register
+def _(op: Reshape, inputs, formats):
+    x = inputs[0]
+    return x.reshape((x.shape[0],) + tuple(op.shape))
 
 
 @evaluate_op.register

@@ -23,7 +23,22 @@ Keras layer                       IR op(s)
 that are the identity at
 inference (:data:`NOOP_LAYERS`)
 ``Flatten``                       :class:`~nnhdl.ir.Flatten`
+``Reshape``                       :class:`~nnhdl.ir.Reshape`
+``Conv1D``, ``Conv2D``            :class:`~nnhdl.ir.Conv` (padding ``valid``, ``same``, and
+                                  ``causal`` for Conv1D; any strides; activation fused)
+``DepthwiseConv2D``               :class:`~nnhdl.ir.Conv` with a block-diagonal weight
+``SeparableConv2D``               a depthwise :class:`~nnhdl.ir.Conv` named
+                                  ``<layer>_depthwise`` (its own config entry), then the 1x1
+                                  pointwise :class:`~nnhdl.ir.Conv` named ``<layer>``
+``MaxPooling1D/2D``,              :class:`~nnhdl.ir.Pool` (``same`` padding is excluded from
+``AveragePooling1D/2D``           the windows, as in Keras)
+``GlobalMaxPooling1D/2D``,        :class:`~nnhdl.ir.Pool` over the whole image (not
+``GlobalAveragePooling1D/2D``     ``keepdims``)
+``ZeroPadding1D/2D``              :class:`~nnhdl.ir.Pad`
 ================================  ===========================================================
+
+Convolutions and pooling need ``data_format="channels_last"`` and a dilation rate of 1 (and
+``groups=1``); anything else stops with an error naming the layer and the argument.
 
 Every op's ``origin`` is the Keras layer name, which is also the name used in
 ``[layer.NAME]`` tables of the precision configuration.
@@ -50,7 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..ir import Activation, BatchNorm, Dense, Dropout, Flatten, Graph, Input, Softmax
+from ..ir import (Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, Pad, Pool, Reshape, Softmax,
+                  spatial, window_count)
 
 __all__ = ["load", "keras_predict", "FrontendError", "SUPPORTED_LAYERS", "NOOP_LAYERS",
            "SUPPORTED_ACTIVATIONS", "SUFFIXES"]
@@ -62,7 +78,10 @@ SUFFIXES = (".keras", ".h5", ".hdf5")
 NOOP_LAYERS = ("Dropout", "AlphaDropout", "GaussianDropout", "GaussianNoise", "SpatialDropout1D")
 
 SUPPORTED_LAYERS = ("InputLayer", "Dense", "Activation", "ReLU", "LeakyReLU", "BatchNormalization",
-                    "Dropout", "Flatten", "Softmax")
+                    "Dropout", "Flatten", "Softmax", "Reshape", "Conv1D", "Conv2D", "DepthwiseConv2D",
+                    "SeparableConv2D", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D", "AveragePooling2D",
+                    "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalAveragePooling1D",
+                    "GlobalAveragePooling2D", "ZeroPadding1D", "ZeroPadding2D")
 
 #: Activation functions accepted by name (Dense ``activation=`` and the Activation layer).
 SUPPORTED_ACTIVATIONS = ("linear", "relu", "leaky_relu", "softmax")
@@ -320,6 +339,177 @@ class _Builder:
         self.add(BatchNorm, layer.name, self.prev.shape, layer.name, gamma=gamma, beta=beta,
                  mean=self.array(layer.moving_mean), variance=self.array(layer.moving_variance),
                  epsilon=float(layer.epsilon))
+
+    # -- images ---------------------------------------------------------------------------------
+    def _image_checks(self, layer, rank):
+        """The input view ``(H, W, C)`` of a ``rank``-D (1 or 2) image layer, after checking the
+        arguments nnhdl does not support."""
+        fmt = getattr(layer, "data_format", "channels_last")
+        if fmt not in (None, "channels_last"):
+            raise self.error(layer, f"uses data_format={fmt!r}; only 'channels_last' is supported. "
+                                    f"Retrain or rebuild the model with channels_last.")
+        dil = tuple(int(d) for d in np.atleast_1d(getattr(layer, "dilation_rate", 1)))
+        if any(int(d) != 1 for d in dil):
+            raise self.error(layer, f"uses dilation_rate={dil if len(dil) > 1 else dil[0]}; only 1 is supported")
+        groups = int(getattr(layer, "groups", 1) or 1)
+        if groups != 1:
+            raise self.error(layer, f"uses groups={groups}; only groups=1 is supported")
+        shape = self.prev.shape
+        if len(shape) != rank + 1:
+            raise self.error(layer, f"reads a tensor of shape {_shape_text(shape)}; a {rank}-D layer needs "
+                                    f"{'(length, channels)' if rank == 1 else '(height, width, channels)'}")
+        return spatial(shape)
+
+    def _geometry(self, layer, rank, in_shape, kernel, strides, padding):
+        """(kernel, strides, padding (t, b, l, r)) in 2-D form, and the output spatial size."""
+        kernel = tuple(int(k) for k in np.atleast_1d(kernel))
+        strides = tuple(int(s) for s in np.atleast_1d(strides if strides is not None else kernel))
+        if rank == 1:
+            kernel, strides = (1,) + kernel, (1,) + strides
+        h, w, _ = in_shape
+        padding = str(padding).lower()
+        if padding == "valid":
+            pads = (0, 0, 0, 0)
+        elif padding == "same":
+            pads = []
+            for n, k, s in ((h, kernel[0], strides[0]), (w, kernel[1], strides[1])):
+                total = max((-(-n // s) - 1) * s + k - n, 0)
+                pads += [total // 2, total - total // 2]
+            pads = tuple(pads)
+        elif padding == "causal" and rank == 1:
+            pads = (0, 0, kernel[1] - 1, 0)
+        else:
+            raise self.error(layer, f"uses padding={padding!r}; supported: 'valid', 'same'"
+                                    + (", 'causal'" if rank == 1 else ""))
+        oh = window_count(h, kernel[0], strides[0], pads[0], pads[1])
+        ow = window_count(w, kernel[1], strides[1], pads[2], pads[3])
+        if oh < 1 or ow < 1:
+            raise self.error(layer, f"has a {'x'.join(map(str, kernel[2 - rank:]))} window larger than its "
+                                    f"input {_shape_text(self.prev.shape)}")
+        return kernel, strides, pads, (oh, ow)
+
+    def _out_shape(self, rank, oh, ow, c):
+        return (ow, c) if rank == 1 else (oh, ow, c)
+
+    def _conv(self, layer, rank):
+        in_shape = self._image_checks(layer, rank)
+        kernel = self.array(layer.kernel)
+        ksize, strides, pads, (oh, ow) = self._geometry(layer, rank, in_shape, layer.kernel_size, layer.strides,
+                                                        layer.padding)
+        cin, cout = kernel.shape[-2], kernel.shape[-1]
+        bias = self.array(layer.bias) if getattr(layer, "bias", None) is not None else np.zeros(cout)
+        function, alpha = self._elementwise(layer, self.activation_name(layer.activation))
+        self.add(Conv, layer.name, self._out_shape(rank, oh, ow, cout), layer.name,
+                 weight=kernel.reshape(-1, cout), bias=bias, activation=function, alpha=alpha,
+                 in_shape=in_shape, kernel=ksize, strides=strides, padding=pads)
+
+    def _layer_Conv1D(self, layer):
+        self._conv(layer, 1)
+
+    def _layer_Conv2D(self, layer):
+        self._conv(layer, 2)
+
+    def _depthwise(self, layer, name, kernel, bias, function, alpha, generated=False, origin=None):
+        in_shape = self._image_checks(layer, 2)
+        ksize, strides, pads, (oh, ow) = self._geometry(layer, 2, in_shape, layer.kernel_size, layer.strides,
+                                                        layer.padding)
+        kh, kw, cin, mult = kernel.shape
+        weight = np.zeros((kh, kw, cin, cin * mult))
+        for c in range(cin):
+            weight[:, :, c, c * mult:(c + 1) * mult] = kernel[:, :, c, :]
+        return self.add(Conv, name, (oh, ow, cin * mult), origin or name, generated=generated,
+                        weight=weight.reshape(-1, cin * mult), bias=bias, activation=function, alpha=alpha,
+                        in_shape=in_shape, kernel=ksize, strides=strides, padding=pads, depthwise=True)
+
+    def _layer_DepthwiseConv2D(self, layer):
+        kernel = self.array(getattr(layer, "depthwise_kernel", None) if getattr(layer, "kernel", None) is None
+                            else layer.kernel)
+        n = kernel.shape[2] * kernel.shape[3]
+        bias = self.array(layer.bias) if getattr(layer, "bias", None) is not None else np.zeros(n)
+        function, alpha = self._elementwise(layer, self.activation_name(layer.activation))
+        self._depthwise(layer, layer.name, kernel, bias, function, alpha)
+
+    def _layer_SeparableConv2D(self, layer):
+        dw = self.array(layer.depthwise_kernel)
+        pw = self.array(layer.pointwise_kernel)
+        function, alpha = self._elementwise(layer, self.activation_name(layer.activation))
+        cout = pw.shape[-1]
+        bias = self.array(layer.bias) if getattr(layer, "bias", None) is not None else np.zeros(cout)
+        name = f"{layer.name}_depthwise"
+        first = self._depthwise(layer, name, dw, np.zeros(dw.shape[2] * dw.shape[3]), "linear", 0.0, generated=True)
+        first = self.ops[-1] = first.replace(origin=first.name)
+        oh, ow, c = first.shape
+        self.add(Conv, layer.name, (oh, ow, cout), layer.name, weight=pw.reshape(-1, cout), bias=bias,
+                 activation=function, alpha=alpha, in_shape=(oh, ow, c), kernel=(1, 1), strides=(1, 1),
+                 padding=(0, 0, 0, 0))
+
+    def _pool(self, layer, rank, kind):
+        in_shape = self._image_checks(layer, rank)
+        ksize, strides, pads, (oh, ow) = self._geometry(layer, rank, in_shape, layer.pool_size, layer.strides,
+                                                        layer.padding)
+        self.add(Pool, layer.name, self._out_shape(rank, oh, ow, in_shape[2]), layer.name, kind=kind,
+                 in_shape=in_shape, pool=ksize, strides=strides, padding=pads)
+
+    def _layer_MaxPooling1D(self, layer):
+        self._pool(layer, 1, "max")
+
+    def _layer_MaxPooling2D(self, layer):
+        self._pool(layer, 2, "max")
+
+    def _layer_AveragePooling1D(self, layer):
+        self._pool(layer, 1, "avg")
+
+    def _layer_AveragePooling2D(self, layer):
+        self._pool(layer, 2, "avg")
+
+    def _global(self, layer, rank, kind):
+        in_shape = self._image_checks(layer, rank)
+        if getattr(layer, "keepdims", False):
+            raise self.error(layer, "uses keepdims=True; only keepdims=False is supported")
+        h, w, c = in_shape
+        self.add(Pool, layer.name, (c,), layer.name, kind=kind, in_shape=in_shape, pool=(h, w), strides=(h, w),
+                 padding=(0, 0, 0, 0))
+
+    def _layer_GlobalMaxPooling1D(self, layer):
+        self._global(layer, 1, "max")
+
+    def _layer_GlobalMaxPooling2D(self, layer):
+        self._global(layer, 2, "max")
+
+    def _layer_GlobalAveragePooling1D(self, layer):
+        self._global(layer, 1, "avg")
+
+    def _layer_GlobalAveragePooling2D(self, layer):
+        self._global(layer, 2, "avg")
+
+    def _zero_padding(self, layer, rank):
+        in_shape = self._image_checks(layer, rank)
+        p = layer.padding
+        if rank == 1:
+            (l, r) = (p, p) if isinstance(p, int) else tuple(p)
+            pads = (0, 0, int(l), int(r))
+        else:
+            (t, b), (l, r) = [(v, v) if isinstance(v, int) else tuple(v) for v in p]
+            pads = (int(t), int(b), int(l), int(r))
+        h, w, c = in_shape
+        oh, ow = h + pads[0] + pads[1], w + pads[2] + pads[3]
+        self.add(Pad, layer.name, self._out_shape(rank, oh, ow, c), layer.name, in_shape=in_shape, padding=pads)
+
+    def _layer_ZeroPadding1D(self, layer):
+        self._zero_padding(layer, 1)
+
+    def _layer_ZeroPadding2D(self, layer):
+        self._zero_padding(layer, 2)
+
+    def _layer_Reshape(self, layer):
+        target = [int(d) for d in layer.target_shape]
+        size = math.prod(self.prev.shape)
+        if -1 in target:
+            known = math.prod(d for d in target if d != -1)
+            target[target.index(-1)] = size // known
+        if math.prod(target) != size:
+            raise self.error(layer, f"reshapes {size} values to {_shape_text(target)}")
+        self.add(Reshape, layer.name, tuple(target), layer.name)
 
     def _noop(self, layer):
         self.add(Dropout, layer.name, self.prev.shape, layer.name)
