@@ -7,9 +7,15 @@ attribute; II = 1 and a low ``o.ready`` holds the whole pipeline.
 
 from .activation import Activation
 from .base import PipelinedLayer, stream_signature, word_shape
+from .conv import Conv
 from .dense import Dense
-from .network import Network, NetworkError
+from .network import IO_STYLES, Network, NetworkError
+from .pad import Pad
+from .pixels import Collect, GlobalPoolStream, PadStream
+from .pool import Pool
 from .softmax import Argmax, Softmax
+from .window import ConvStream, PoolStream, WindowLayer
 
-__all__ = ["Activation", "Argmax", "Dense", "Network", "NetworkError", "PipelinedLayer", "Softmax",
-           "stream_signature", "word_shape"]
+__all__ = ["Activation", "Argmax", "Collect", "Conv", "ConvStream", "Dense", "GlobalPoolStream", "IO_STYLES",
+           "Network", "NetworkError", "Pad", "PadStream", "PipelinedLayer", "Pool", "PoolStream", "Softmax",
+           "WindowLayer", "stream_signature", "word_shape"]

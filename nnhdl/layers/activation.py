@@ -27,10 +27,11 @@ class Activation(PipelinedLayer):
     """A standalone element-wise activation layer (``linear`` / ``relu`` / ``leaky_relu``) that
     casts its result to ``op.fmt``. Members and latency: see :class:`PipelinedLayer`."""
 
-    def __init__(self, op, in_fmt, *, multiplier="csd", levels_per_stage=2):
+    def __init__(self, op, in_fmt, *, multiplier="csd", levels_per_stage=2, size=None):
         self.op = op
         self.multiplier = multiplier
-        super().__init__(in_fmt, op.size, op.fmt, op.size, levels_per_stage=levels_per_stage, name=op.name)
+        size = op.size if size is None else size  # the channels of one pixel in a pixel stream
+        super().__init__(in_fmt, size, op.fmt, size, levels_per_stage=levels_per_stage, name=op.name)
 
     def build(self, dp, xs):
         op = self.op

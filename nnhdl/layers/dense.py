@@ -6,7 +6,7 @@ from ..arith import dense_plan
 from .activation import activation_nodes
 from .base import PipelinedLayer
 
-__all__ = ["Dense"]
+__all__ = ["Dense", "dense_sums"]
 
 
 class Dense(PipelinedLayer):
@@ -43,30 +43,38 @@ class Dense(PipelinedLayer):
         super().__init__(in_fmt, op.n_in, op.fmt, op.n_out, levels_per_stage=levels_per_stage, name=op.name)
 
     def build(self, dp, xs):
-        op, plan, acc = self.op, self.plan, self.op.accum_fmt
-        fp = self.in_fmt.frac_bits + op.weight_fmt.frac_bits
-        outputs = []
-        for j in range(op.n_out):
-            terms = []
-            for i, x in enumerate(xs):
-                w = int(op.weight[i, j])
-                if w == 0:
-                    continue
-                p = dp.multiply_const(x, w, self.multiplier)
-                if plan.cast_products:
-                    t = dp.requantize(p, fp, acc)
-                else:
-                    t = replace(p, shift=p.shift + plan.shift)
-                terms.append(t)
-            bias = dp.const(int(plan.bias[j]))
-            if plan.ordered:
-                total = bias
-                for t in terms:
-                    total = dp.overflow(dp.add(total, t), acc)
-            else:
-                total = dp.sum(terms + [bias])
-                if plan.can_overflow:
-                    total = dp.overflow(total, acc)
-            outputs.append(total)
-        return activation_nodes(dp, op.activation, outputs, acc.frac_bits, op.fmt, op.alpha, op.alpha_fmt,
+        op = self.op
+        sums = dense_sums(dp, op, self.plan, xs, self.in_fmt, self.multiplier)
+        return activation_nodes(dp, op.activation, sums, op.accum_fmt.frac_bits, op.fmt, op.alpha, op.alpha_fmt,
                                 self.multiplier)
+
+
+def dense_sums(dp, op, plan, xs, in_fmt, multiplier):
+    """The accumulator node of each output of Dense-like ``op`` (see :class:`Dense`) for input
+    nodes ``xs``; an input that is ``None`` is a constant zero (padding) and costs nothing."""
+    acc = op.accum_fmt
+    fp = in_fmt.frac_bits + op.weight_fmt.frac_bits
+    outputs = []
+    for j in range(op.n_out):
+        terms = []
+        for i, x in enumerate(xs):
+            w = int(op.weight[i, j])
+            if w == 0 or x is None:
+                continue
+            p = dp.multiply_const(x, w, multiplier)
+            if plan.cast_products:
+                t = dp.requantize(p, fp, acc)
+            else:
+                t = replace(p, shift=p.shift + plan.shift)
+            terms.append(t)
+        bias = dp.const(int(plan.bias[j]))
+        if plan.ordered:
+            total = bias
+            for t in terms:
+                total = dp.overflow(dp.add(total, t), acc)
+        else:
+            total = dp.sum(terms + [bias])
+            if plan.can_overflow:
+                total = dp.overflow(total, acc)
+        outputs.append(total)
+    return outputs

@@ -4,13 +4,22 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
-from ..ir import Activation as ActivationOp, Dense as DenseOp, Dropout, Flatten, Graph, Softmax as SoftmaxOp
+from ..ir import (Activation as ActivationOp, Conv as ConvOp, Dense as DenseOp, Dropout, Flatten, Graph, Pad as PadOp,
+                  Pool as PoolOp, Reshape, Softmax as SoftmaxOp, spatial)
 from .activation import Activation
 from .base import stream_signature
+from .conv import Conv
 from .dense import Dense
+from .pad import Pad
+from .pixels import Collect, GlobalPoolStream, PadStream
+from .pool import Pool
 from .softmax import Argmax, Softmax
+from .window import LINE_BUFFER_MEMORY_BITS, ConvStream, PoolStream
 
-__all__ = ["Network", "NetworkError"]
+__all__ = ["Network", "NetworkError", "IO_STYLES"]
+
+#: How data enters and leaves the network.
+IO_STYLES = ("parallel", "stream")
 
 
 class NetworkError(ValueError):
@@ -20,56 +29,138 @@ class NetworkError(ValueError):
 class Network(wiring.Component):
     """The layers of a quantized, sequential graph chained stream to stream.
 
+    ``io="parallel"``: every tensor travels as one word (the whole tensor flattened row-major,
+    element 0 in the low bits); one inference per cycle. ``io="stream"``: images travel one
+    pixel (all its channels) per transfer, row-major; convolutions and pooling keep line
+    buffers, and a Flatten gathers the pixels into one word for the dense layers after it. A
+    network input of rank 1 is one word in both styles (a Reshape right after it sets the
+    stream's image shape).
+
     Members
     -------
-    i : ``In(stream.Signature(ArrayLayout(input word, input size)))`` — one whole input
-        tensor per transfer (flattened row-major, element 0 in the low bits).
-    o : ``Out(stream.Signature(ArrayLayout(output word, output size)))``
+    i : ``In(stream.Signature(ArrayLayout(input word, in_words)))`` — ``in_beats`` transfers
+        per inference
+    o : ``Out(stream.Signature(ArrayLayout(output word, out_words)))`` — ``out_beats`` per
+        inference
 
     Attributes
     ----------
     latency : int
-        Cycles from an accepted input to its output (the sum of the layers' latencies).
+        ``io="parallel"``: cycles from an accepted input to its output (the sum of the layers'
+        latencies). ``io="stream"``: see :mod:`nnhdl.layers.timing` (cycles from an
+        inference's first input transfer to its last output transfer at full rate).
     layers : list of (op name, component)
 
-    II = 1. When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
+    When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
     """
 
-    def __init__(self, graph: Graph, *, multiplier="csd", levels_per_stage=2):
+    def __init__(self, graph: Graph, *, multiplier="csd", levels_per_stage=2, io="parallel",
+                 memory_bits=LINE_BUFFER_MEMORY_BITS):
         if not graph.is_quantized:
             raise NetworkError("the graph is not quantized; run nnhdl.passes.lower() first")
         if not graph.is_chain():
             raise NetworkError("only sequential networks (a chain of layers) can be built for now")
+        if io not in IO_STYLES:
+            raise NetworkError(f"io must be one of {', '.join(IO_STYLES)}, not {io!r}")
         self.graph = graph
-        self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage}
+        self.io = io
+        self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io}
+        kw = {"levels_per_stage": levels_per_stage}
         inp = graph.input
-        fmt, size = inp.fmt, inp.size
+        fmt = inp.fmt
+        # the data layout between layers: an image streamed by pixels, or one flat word
+        image = spatial(inp.shape) if io == "stream" and len(inp.shape) > 1 else None
+        self.in_image = image
         self.layers = []
+
+        def add(name, layer):
+            self.layers.append((name, layer))
+
         for op in graph.ops[1:]:
-            if isinstance(op, (Flatten, Dropout)):
+            if isinstance(op, Dropout):
                 continue
-            if isinstance(op, DenseOp):
-                layer = Dense(op, fmt, multiplier=multiplier, levels_per_stage=levels_per_stage)
-            elif isinstance(op, ActivationOp):
-                layer = Activation(op, fmt, multiplier=multiplier, levels_per_stage=levels_per_stage)
-            elif isinstance(op, SoftmaxOp) and op.implementation == "argmax":
-                layer = Argmax(op, fmt, size, levels_per_stage=levels_per_stage)
-            elif isinstance(op, SoftmaxOp):
-                layer = Softmax(op, fmt, levels_per_stage=levels_per_stage)
+            if isinstance(op, (Flatten, Reshape)):
+                if image is None and not self.layers and isinstance(op, Reshape) and io == "stream" \
+                        and len(op.shape) > 1:
+                    image = self.in_image = spatial(op.shape)  # same data, now streamed by pixels
+                elif image is not None and len(op.shape) > 1 and op.shape[-1] == image[2]:
+                    image = spatial(op.shape)  # same pixels, other rows
+                elif image is not None:
+                    add(op.name, Collect(fmt, image[0] * image[1], image[2], name=op.name))
+                    image = None
+                    if len(op.shape) > 1:
+                        raise NetworkError(f"{type(op).__name__} {op.origin or op.name!r} changes the channel count "
+                                           f"of a pixel stream; build it with io='parallel'")
+                continue
+            if image is not None:
+                layer = self._stream_layer(op, fmt, image, multiplier, memory_bits, kw, add)
+                image = None if isinstance(op, PoolOp) and op.is_global else spatial(op.shape)
             else:
-                raise NetworkError(f"no hardware for {type(op).__name__} op {op.name!r}")
-            self.layers.append((op.name, layer))
-            fmt, size = op.fmt, op.size
+                layer = self._parallel_layer(op, fmt, multiplier, kw)
+            add(op.name, layer)
+            fmt = op.fmt
         if not self.layers:
             raise NetworkError("the network has no layers to build")
-        self.in_fmt, self.in_size = inp.fmt, inp.size
-        self.out_fmt, self.out_size = fmt, size
-        super().__init__({"i": In(stream_signature(self.in_fmt, self.in_size)),
-                          "o": Out(stream_signature(self.out_fmt, self.out_size))})
+        out = graph.output
+        self.in_fmt, self.out_fmt = inp.fmt, out.fmt
+        first_in = self.in_image
+        self.in_words = first_in[2] if first_in else inp.size
+        self.in_beats = first_in[0] * first_in[1] if first_in else 1
+        self.out_words = image[2] if image else out.size
+        self.out_beats = image[0] * image[1] if image else 1
+        self.in_size, self.out_size = self.in_words, self.out_words  # words per transfer
+        super().__init__({"i": In(stream_signature(self.in_fmt, self.in_words)),
+                          "o": Out(stream_signature(self.out_fmt, self.out_words))})
+        from .timing import stream_timing
+        self.timing = stream_timing(self)
+
+    def _parallel_layer(self, op, fmt, multiplier, kw):
+        if isinstance(op, ConvOp):
+            return Conv(op, fmt, multiplier=multiplier, **kw)
+        if isinstance(op, DenseOp):
+            return Dense(op, fmt, multiplier=multiplier, **kw)
+        if isinstance(op, PoolOp):
+            return Pool(op, fmt, **kw)
+        if isinstance(op, PadOp):
+            return Pad(op, fmt, **kw)
+        if isinstance(op, ActivationOp):
+            return Activation(op, fmt, multiplier=multiplier, **kw)
+        if isinstance(op, SoftmaxOp) and op.implementation == "argmax":
+            return Argmax(op, fmt, self.graph.op(op.inputs[0]).size, **kw)
+        if isinstance(op, SoftmaxOp):
+            return Softmax(op, fmt, **kw)
+        raise NetworkError(f"no hardware for {type(op).__name__} op {op.name!r}")
+
+    def _stream_layer(self, op, fmt, image, multiplier, memory_bits, kw, add):
+        where = f"{type(op).__name__} {op.origin or op.name!r}"
+        if isinstance(op, ConvOp):
+            if any(op.padding):
+                pad = PadStream(op.in_shape, op.padding, fmt, 0, name=f"{op.name}_pad")
+                add(f"{op.name}_pad", pad)
+                op = op.replace(in_shape=pad.out_shape, padding=(0, 0, 0, 0))
+            return ConvStream(op, fmt, multiplier=multiplier, memory_bits=memory_bits, **kw)
+        if isinstance(op, PoolOp):
+            if op.is_global:
+                return GlobalPoolStream(op, fmt, **kw)
+            if any(op.padding):
+                value = fmt.min_int if op.kind == "max" else 0
+                add(f"{op.name}_pad", PadStream(op.in_shape, op.padding, fmt, value, name=f"{op.name}_pad"))
+            return PoolStream(op, fmt, memory_bits=memory_bits, **kw)
+        if isinstance(op, PadOp):
+            return PadStream(op.in_shape, op.padding, fmt, 0, name=op.name)
+        if isinstance(op, ActivationOp):
+            return Activation(op, fmt, multiplier=multiplier, size=image[2], **kw)
+        raise NetworkError(f"{where} reads an image streamed by pixels; add a Flatten before it, or build the "
+                           f"network with io='parallel'")
 
     @property
     def latency(self):
-        return sum(layer.latency for _, layer in self.layers)
+        return self.timing.latency
+
+    @property
+    def interval(self):
+        """Cycles per inference at full rate (the initiation interval of a whole inference)."""
+        return self.timing.interval
 
     def elaborate(self, platform):
         m = Module()

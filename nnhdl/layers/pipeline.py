@@ -373,6 +373,34 @@ class Datapath:
         self.multipliers += 1
         return Node(a.value * b.value, min(cands), max(cands), stage, depth + 1)
 
+    def divide_sticky(self, node, d):
+        """``2 * floor(v / d) + (v mod d != 0)`` for a positive integer constant ``d`` (see
+        :func:`nnhdl.reference.divide_sticky`): an exact floor division by a multiplication with a
+        rounded-up reciprocal ``M = ceil(2**s / d)`` of an offset (non-negative) ``v``, then the
+        remainder's test."""
+        d = int(d)
+        node = self.materialize(node)
+        if node.is_const:
+            v = node.lo
+            return self.const(2 * (v // d) + (v % d != 0))
+        off = d * (-(node.lo // d)) if node.lo < 0 else 0  # a multiple of d making v + off >= 0
+        u = self.add(node, self.const(off)) if off else node
+        u = self.materialize(u)
+        top = u.hi
+        s = max(top.bit_length(), 1) + d.bit_length()
+        m = -(-(1 << s) // d)
+        assert top * (m * d - (1 << s)) < (1 << s)
+        prod = self.materialize(self.multiply_const(u, m))
+        (prod,) = self.align([prod], 1)
+        q = Node(prod.value >> s, (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
+        q = Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth)
+        rem = self.add(u, self.negate(self.multiply_const(q, d)))
+        rem = self.materialize(rem)
+        rem = Node(rem.value, 0, d - 1, rem.stage, rem.depth)
+        sticky = self.greater_equal(rem, self.const(1))
+        result = self.add(replace(q, shift=q.shift + 1), sticky)
+        return self.add(result, self.const(-2 * (off // d))) if off else result
+
     def is_negative(self, node):
         node = self.materialize(node)
         if node.lo >= 0 or node.is_const:

@@ -21,8 +21,9 @@ class StreamRun:
 
 
 def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=0, vcd=None,
-               progress=None, max_idle=10_000):
-    """Feed ``inputs`` (raw ints, one row per transfer) to ``dut.i`` and collect ``dut.o``.
+               progress=None, max_idle=10_000, transfers_out=None):
+    """Feed ``inputs`` (raw ints, one row per transfer) to ``dut.i`` and collect
+    ``transfers_out`` (default: as many as inputs) transfers of ``dut.o``.
 
     Before each input, ``i.valid`` stays low for a cycle with probability ``gap`` (repeatedly);
     each cycle ``o.ready`` is low with probability ``stall``. One testbench process drives and
@@ -31,6 +32,7 @@ def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=
     """
     inputs = np.asarray(inputs)
     n = len(inputs)
+    n_expected = n if transfers_out is None else int(transfers_out)
     words = pack(inputs, in_fmt.width)
     rng = np.random.default_rng(seed)
     got, in_cycles, out_cycles = [], [], []
@@ -40,7 +42,7 @@ def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=
         payload_in = dut.i.payload.as_value()
         payload_out = dut.o.payload.as_value()
         k, cycle, idle = 0, 0, 0
-        while len(got) < n:
+        while len(got) < n_expected:
             drive = k < n and not (gap and rng.random() < gap)
             ctx.set(dut.i.valid, drive)
             if drive:
@@ -60,7 +62,7 @@ def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=
             else:
                 idle += 1
                 if idle > max_idle:
-                    raise RuntimeError(f"no output for {max_idle} cycles after {len(got)} of {n} outputs")
+                    raise RuntimeError(f"no output for {max_idle} cycles after {len(got)} of {n_expected} outputs")
             cycle += 1
         state["cycles"] = cycle
 

@@ -1,0 +1,55 @@
+"""Convolution with constant weights, whole image in one word (``io = parallel``)."""
+
+import math
+
+from ..arith import dense_plan
+from .activation import activation_nodes
+from .base import PipelinedLayer
+from .dense import dense_sums
+
+__all__ = ["Conv", "conv_window_nodes"]
+
+
+def conv_window_nodes(dp, op, plan, taps, in_fmt, multiplier):
+    """The output pixel (``op.n_out`` nodes) of Conv ``op`` for one window: ``taps`` lists the
+    window's inputs in ``op.weight`` row order (kernel row, kernel column, channel), ``None``
+    for padding."""
+    sums = dense_sums(dp, op, plan, taps, in_fmt, multiplier)
+    return activation_nodes(dp, op.activation, sums, op.accum_fmt.frac_bits, op.fmt, op.alpha, op.alpha_fmt,
+                            multiplier)
+
+
+class Conv(PipelinedLayer):
+    """A 2-D (or 1-D) convolution of a whole image per transfer, II = 1.
+
+    ``i`` carries the image flattened row-major (height, width, channels), ``o`` the output
+    image likewise. Every output pixel is a :class:`~nnhdl.layers.Dense` over its window with
+    the same arithmetic (:class:`nnhdl.ir.Conv`); padding taps and zero weights cost nothing.
+    Members and latency: see :class:`PipelinedLayer`.
+    """
+
+    def __init__(self, op, in_fmt, *, multiplier="csd", levels_per_stage=2):
+        if multiplier not in ("csd", "dsp"):
+            raise ValueError(f"multiplier must be 'csd' or 'dsp', not {multiplier!r}")
+        self.op = op
+        self.multiplier = multiplier
+        self.plan = dense_plan(op, in_fmt)
+        super().__init__(in_fmt, math.prod(op.in_shape), op.fmt, op.size, levels_per_stage=levels_per_stage,
+                         name=op.name)
+
+    def build(self, dp, xs):
+        op = self.op
+        h, w, c = op.in_shape
+        (kh, kw), (sh, sw), (pt, _, pl, _) = op.kernel, op.strides, op.padding
+        oh, ow, _ = op.out_spatial
+        out = []
+        for r in range(oh):
+            for q in range(ow):
+                taps = []
+                for i in range(kh):
+                    for j in range(kw):
+                        y, x = r * sh - pt + i, q * sw - pl + j
+                        inside = 0 <= y < h and 0 <= x < w
+                        taps += [xs[(y * w + x) * c + ch] if inside else None for ch in range(c)]
+                out += conv_window_nodes(dp, op, self.plan, taps, self.in_fmt, self.multiplier)
+        return out

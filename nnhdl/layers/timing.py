@@ -1,0 +1,147 @@
+"""Exact cycle timing of a :class:`~nnhdl.layers.Network` from a model of its handshakes.
+
+Each layer's control (valid bits, position counters, the padding and gathering state
+machines) is replayed transfer by transfer, without data, for a few inferences fed at full
+rate into an always-ready sink. That gives, exactly as the RTL behaves:
+
+``latency``
+    cycles from an inference's first input transfer to its last output transfer, starting
+    from an idle network (for ``io="parallel"``: the sum of the layers' latencies);
+``interval``
+    cycles between consecutive inferences in steady state (1 for ``io="parallel"``; about the
+    largest number of pixels any layer handles per image for ``io="stream"``).
+
+The RTL tests check both against simulation.
+"""
+
+from dataclasses import dataclass
+
+__all__ = ["StreamTiming", "stream_timing"]
+
+
+@dataclass(frozen=True)
+class StreamTiming:
+    latency: int
+    interval: int
+    first_output: int  # cycle of the first output transfer from idle
+
+
+class _Pipe:
+    """A fixed-latency pipeline whose valid bit enters only when ``starts(position)``."""
+
+    def __init__(self, latency, period=1, starts=None):
+        self.valid = [False] * latency
+        self.period, self.pos = period, 0
+        self.starts = starts or (lambda pos: True)
+
+    def out_valid(self):
+        return self.valid[-1]
+
+    def in_ready(self, out_ready):
+        return not self.valid[-1] or out_ready
+
+    def step(self, in_valid, out_ready):
+        en = self.in_ready(out_ready)
+        accept = in_valid and en
+        if en:
+            self.valid = [accept and self.starts(self.pos)] + self.valid[:-1]
+        if accept:
+            self.pos = (self.pos + 1) % self.period
+        return accept
+
+
+class _Pad:
+    def __init__(self, layer):
+        h, w, _ = layer.in_shape
+        self.hp, self.wp, _ = layer.out_shape
+        pt, _, pl, _ = layer.padding
+        self.inside = [[pt <= r < pt + h and pl <= c < pl + w for c in range(self.wp)] for r in range(self.hp)]
+        self.o_valid, self.r, self.c = False, 0, 0
+
+    def out_valid(self):
+        return self.o_valid
+
+    def in_ready(self, out_ready):
+        return (not self.o_valid or out_ready) and self.inside[self.r][self.c]
+
+    def step(self, in_valid, out_ready):
+        en = not self.o_valid or out_ready
+        inside = self.inside[self.r][self.c]
+        accept = en and inside and in_valid
+        advance = en and (not inside or in_valid)
+        if en:
+            self.o_valid = advance
+        if advance:
+            self.c += 1
+            if self.c == self.wp:
+                self.c, self.r = 0, (self.r + 1) % self.hp
+        return accept
+
+
+class _Collect:
+    def __init__(self, layer):
+        self.n, self.count, self.o_valid = layer.pixels, 0, False
+
+    def out_valid(self):
+        return self.o_valid
+
+    def in_ready(self, out_ready):
+        return not self.o_valid or out_ready
+
+    def step(self, in_valid, out_ready):
+        accept = in_valid and self.in_ready(out_ready)
+        if out_ready:
+            self.o_valid = False
+        if accept:
+            if self.count == self.n - 1:
+                self.o_valid = True
+            self.count = (self.count + 1) % self.n
+        return accept
+
+
+def _model(layer):
+    from .pixels import Collect, GlobalPoolStream, PadStream
+    from .window import WindowLayer
+
+    if isinstance(layer, PadStream):
+        return _Pad(layer)
+    if isinstance(layer, Collect):
+        return _Collect(layer)
+    if isinstance(layer, WindowLayer):
+        h, w, _ = layer.in_shape
+        rows = layer._window_positions(h, layer.kernel[0], layer.strides[0])
+        cols = layer._window_positions(w, layer.kernel[1], layer.strides[1])
+        return _Pipe(layer.latency, h * w, lambda pos: bool(rows[pos // w] and cols[pos % w]))
+    if isinstance(layer, GlobalPoolStream):
+        n = layer.pixels
+        return _Pipe(layer.latency, n, lambda pos: pos == n - 1)
+    return _Pipe(layer.latency)
+
+
+def stream_timing(network, inferences=4):
+    """The :class:`StreamTiming` of ``network`` (see the module docstring)."""
+    models = [_model(layer) for _, layer in network.layers]
+    beats_in, beats_out = network.in_beats, network.out_beats
+    total_in, total_out = beats_in * inferences, beats_out * inferences
+    fed, outs, first_in = 0, [], []
+    cycle = 0
+    limit = 10 * (total_in + 1) * (len(models) + 1) + sum(getattr(l, "latency", 0) for _, l in network.layers) + 1000
+    while len(outs) < total_out:
+        if cycle > limit:  # pragma: no cover - a modelling error, not a user error
+            raise RuntimeError("timing model made no progress")
+        # ready flows backwards (combinationally), valid forwards (from registers)
+        readies = [True] * (len(models) + 1)
+        for k in range(len(models) - 1, -1, -1):
+            readies[k] = models[k].in_ready(readies[k + 1])
+        valids = [fed < total_in] + [mdl.out_valid() for mdl in models]
+        if valids[-1] and readies[-1]:
+            outs.append(cycle)
+        for k, mdl in enumerate(models):
+            accepted = mdl.step(valids[k], readies[k + 1])
+            if k == 0 and accepted:
+                if fed % beats_in == 0:
+                    first_in.append(cycle)
+                fed += 1
+        cycle += 1
+    last = [outs[(k + 1) * beats_out - 1] for k in range(inferences)]
+    return StreamTiming(latency=last[0] - first_in[0], interval=last[-1] - last[-2], first_output=outs[0])
