@@ -4,6 +4,7 @@ In TOML (other top-level keys are allowed and ignored)::
 
     precision = "fixed<16,6>"        # default for every tensor not named below
     softmax = "table"                # or "argmax"
+    io = "parallel"                  # or "stream": images one pixel per cycle (nnhdl convert --io)
     [layer.fc1]                      # Keras layer name
     weight = "fixed<16,6>"
     bias   = "fixed<16,6>"
@@ -81,6 +82,10 @@ def _parse_entry(value, source, layer, key):
         raise ConfigError(f"{_where(source, layer, key)}: {e}") from None
 
 
+#: Values of the top-level ``io`` key: how data enters the chip (see :class:`nnhdl.layers.Network`).
+IO_CHOICES = ("parallel", "stream")
+
+
 @dataclass(frozen=True)
 class PrecisionConfig:
     """A default format and per-layer settings (``layers[name][key]`` is a FixedFormat,
@@ -90,6 +95,7 @@ class PrecisionConfig:
     softmax: str = "table"
     source: str = ""
     ignored: tuple = ()
+    io: str = None  # "parallel" | "stream" | None (the converter's default, parallel)
 
     @classmethod
     def from_dict(cls, data, source="", default=None, softmax=None):
@@ -107,6 +113,9 @@ class PrecisionConfig:
         sm = softmax if softmax is not None else data.get("softmax", "table")
         if sm not in SOFTMAX_CHOICES:
             raise ConfigError(f"{_where(source, key='softmax')}: must be one of {', '.join(SOFTMAX_CHOICES)}, not {sm!r}")
+        io = data.get("io")
+        if io is not None and io not in IO_CHOICES:
+            raise ConfigError(f"{_where(source, key='io')}: must be one of {', '.join(IO_CHOICES)}, not {io!r}")
         layers, ignored = {}, []
         raw_layers = data.get("layer", {})
         if not isinstance(raw_layers, dict):
@@ -121,7 +130,7 @@ class PrecisionConfig:
                 else:
                     ignored.append(f"layer.{name}.{key}")
             layers[name] = parsed
-        return cls(default_fmt, layers, sm, str(source), tuple(ignored))
+        return cls(default_fmt, layers, sm, str(source), tuple(ignored), io)
 
     @classmethod
     def load(cls, path, default=None, softmax=None):
@@ -174,7 +183,7 @@ def _result_line(config, layer, default, fused_into=None):
 def config_template(graph, config=None):
     """The editable default configuration for a float graph: every layer listed with the formats
     it would get (exact accumulators and values feeding a fused activation left commented out)."""
-    from .ir import Activation, BatchNorm, Dense, Dropout, Flatten, Input, Softmax
+    from .ir import Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Input, Pad, Pool, Reshape, Softmax
 
     from .passes import PassError, drop_dropout, fold_batchnorm
 
@@ -193,6 +202,7 @@ def config_template(graph, config=None):
         "# accum (hls4ml's accum_t): unset = exact; set, products and the running sum are cast to it.",
         f"precision = \"{d}\"",
         f"softmax = \"{config.softmax}\"   # \"table\" (hls4ml's stable softmax) or \"argmax\" (index of the largest)",
+        f"io = \"{config.io or 'parallel'}\"   # \"parallel\" (whole tensor per cycle) or \"stream\" (images one pixel per cycle)",
     ]
     by_origin = {}
     for op in graph.ops:

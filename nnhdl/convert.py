@@ -55,9 +55,9 @@ def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None
     return lower(graph, config, calibration)
 
 
-def build_network(graph: Graph, multiplier="csd", levels_per_stage=2):
+def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parallel"):
     from .layers import Network
-    return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage)
+    return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io)
 
 
 @dataclass
@@ -79,8 +79,11 @@ def is_design_dir(path):
 
 
 def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2, top=None, calibration=None,
-            step=None, verilog=True, rtlil=True):
+            step=None, verilog=True, rtlil=True, io=None):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
+
+    ``io``: ``"parallel"`` or ``"stream"`` (see :class:`nnhdl.layers.Network`); default: the
+    configuration's ``io``, else parallel.
 
     ``step(name)`` is called before each stage (for progress display). Returns a :class:`Design`.
     Nothing is written to ``outdir`` unless every stage succeeds.
@@ -106,7 +109,8 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
     else:
         qgraph = timed("quantize", compile_model, graph, config, calibration)
     top = verilog_name(top or qgraph.name)
-    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage)
+    io = io or (config.io if config is not None else None) or "parallel"
+    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io)
     files = {}
     with staged_outputs(outdir) as tmp:
         if verilog:
@@ -143,7 +147,8 @@ def load_design(outdir, build=True):
         except ValueError as e:
             raise ConvertError(f"{outdir / REPORT_FILE}: not valid JSON ({e}); convert the model again") from None
     options = report.get("options", {})
-    network = build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2)) if build else None
+    network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
+                             options.get("io", "parallel")) if build else None)
     return Design(graph, network, report, outdir)
 
 

@@ -5,7 +5,7 @@ import datetime
 import numpy as np
 
 from . import __version__
-from .ir import Activation, Dense, Softmax
+from .ir import Activation, Conv, Dense, Pool, Softmax
 
 __all__ = ["build_report", "layer_rows"]
 
@@ -43,26 +43,45 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
         elif isinstance(op, Softmax) and op.implementation == "table":
             entry.update({"exp_table": _fmt(op.exp_fmt), "inv_table": _fmt(op.inv_fmt),
                           "table_size": hw[op.name].table_size if op.name in hw else op.table_size})
+        if isinstance(op, (Conv, Pool)):
+            entry.update({"kernel": list(op.kernel if isinstance(op, Conv) else op.pool),
+                          "strides": list(op.strides), "padding": list(op.padding)})
         if op.name in hw:
-            layer = hw[op.name]
-            entry.update({"latency_cycles": layer.latency, "adders": layer.adders,
-                          "multipliers": layer.multipliers, "register_bits": layer.register_bits,
-                          "rom_bits": layer.rom_bits})
+            entry.update(_hardware(hw[op.name]))
         layers.append(entry)
+    names = {op.name for op in graph.ops}
+    for k, (name, layer) in enumerate(network.layers):  # stream helpers with no op (padding in front of a layer)
+        if name not in names:
+            entry = dict({"name": name, "kind": type(layer).__name__, "keras_layer": "",
+                          "shape": list(getattr(layer, "out_shape", ())), "result": _fmt(layer.fmt),
+                          "input": _fmt(layer.fmt)}, **_hardware(layer))
+            following = network.layers[k + 1][0] if k + 1 < len(network.layers) else None
+            at = next((j for j, e in enumerate(layers) if e["name"] == following), len(layers))
+            layers.insert(at, entry)
+    buffers = [{"layer": e["name"], "bits": e["line_buffer_bits"], "storage": e["line_buffer"]}
+               for e in layers if e.get("line_buffer_bits")]
     totals = {key: sum(e.get(key, 0) for e in layers)
-              for key in ("adders", "multipliers", "register_bits", "rom_bits", "weights", "nonzero_weights")}
+              for key in ("adders", "multipliers", "register_bits", "rom_bits", "memory_bits", "weights",
+                          "nonzero_weights")}
     inp, out = graph.input, graph.output
     return {
         "nnhdl_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "top": top,
         "model": graph.meta.get("source", ""),
+        "io": network.io,
         "latency_cycles": network.latency,
-        "initiation_interval": 1,
+        "initiation_interval": network.interval,
+        "cycles_per_inference": network.interval,
+        "latency_note": ("cycles from an inference's first input transfer to its last output transfer, from idle, "
+                         "input at full rate"),
+        "buffers": buffers,
         "input": {"name": inp.name, "shape": list(inp.shape), "format": _fmt(inp.fmt), "ap_type": inp.fmt.to_ap(),
-                  "port": "i__payload", "width_bits": inp.fmt.width * inp.size},
+                  "port": "i__payload", "width_bits": inp.fmt.width * network.in_words,
+                  "words_per_transfer": network.in_words, "transfers_per_inference": network.in_beats},
         "output": {"name": out.name, "shape": list(out.shape), "format": _fmt(out.fmt), "ap_type": out.fmt.to_ap(),
-                   "port": "o__payload", "width_bits": out.fmt.width * out.size,
+                   "port": "o__payload", "width_bits": out.fmt.width * network.out_words,
+                   "words_per_transfer": network.out_words, "transfers_per_inference": network.out_beats,
                    "kind": "argmax index" if isinstance(out, Softmax) and out.implementation == "argmax" else "values"},
         "options": dict(network.options, softmax=config.softmax if config else "table",
                         default_precision=_fmt(config.default) if config else None),
@@ -73,6 +92,15 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
         "timings_s": timings or {},
         "config_ignored_keys": list(config.ignored) if config else [],
     }
+
+
+def _hardware(layer):
+    entry = {"latency_cycles": layer.latency, "adders": layer.adders, "multipliers": layer.multipliers,
+             "register_bits": layer.register_bits, "rom_bits": layer.rom_bits,
+             "memory_bits": getattr(layer, "memory_bits", 0)}
+    if getattr(layer, "line_buffer_kind", "none") != "none":
+        entry.update({"line_buffer_bits": layer.line_buffer_bits, "line_buffer": layer.line_buffer_kind})
+    return entry
 
 
 def layer_rows(report):

@@ -22,10 +22,12 @@ class VerifyResult:
     seconds: float = 0.0
     simulator: str = "amaranth"
     mismatch_count: int = 0
+    interval: int = 1                                # cycles per inference, as reported
+    intervals: set = field(default_factory=set)     # measured at full rate, in steady state
 
     @property
     def latency_ok(self):
-        return self.latencies == {self.latency}
+        return self.latencies == {self.latency} and self.intervals <= {self.interval}
 
     @property
     def passed(self):
@@ -56,29 +58,56 @@ def verify_design(design, inputs_raw, *, simulator="amaranth", seed=0, gap=0.2, 
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     graph = design.graph
-    x = np.asarray(inputs_raw).reshape(len(inputs_raw), -1)
-    expected = np.asarray(evaluate(graph, x.reshape((len(x),) + tuple(graph.input.shape)), raw=True))
-    expected = expected.reshape(len(x), -1)
+    n = len(inputs_raw)
+    x = np.asarray(inputs_raw).reshape(n, -1)
+    expected = np.asarray(evaluate(graph, x.reshape((n,) + tuple(graph.input.shape)), raw=True))
+    expected = expected.reshape(n, -1)
+    layout = _transfers(design)
     if simulator != "amaranth":
-        return _verify_cocotb(design, x, expected, simulator, seed, gap, stall, waves)
+        return _verify_cocotb(design, x, expected, simulator, seed, gap, stall, waves, layout)
     from .sim.amaranth_sim import run_stream
+    from .sim.cocotb_bench import inference_timing
 
     net = design.network
+    bi, wi, bo, wo = layout
+    beats = x.reshape(n * bi, wi)
+    common = dict(in_fmt=net.in_fmt, out_fmt=net.out_fmt, n_out=wo, beats_in=bi, beats_out=bo)
     t0 = time.perf_counter()
-    run = run_stream(net, x, in_fmt=net.in_fmt, out_fmt=net.out_fmt, n_out=net.out_size, gap=gap, stall=stall,
-                     seed=seed, progress=progress)
+    run = run_stream(net, beats, gap=gap, stall=stall, seed=seed, transfers_out=n * bo,
+                     progress=None if progress is None else (lambda k: progress(k // bo)), **common)
     seconds = time.perf_counter() - t0
-    free = run_stream(net, x[:min(len(x), 32)], in_fmt=net.in_fmt, out_fmt=net.out_fmt, n_out=net.out_size)
-    result = VerifyResult(len(x), net.latency, cycles=run.cycles, seconds=seconds, simulator=simulator,
-                          latencies=set((free.out_cycles - free.in_cycles).tolist()))
-    bad = np.nonzero(np.any(run.outputs != expected, axis=1))[0]
-    for k in bad[:max_report]:
-        result.mismatches.append((int(k), expected[k].tolist(), run.outputs[k].tolist(), int(run.out_cycles[k])))
+    k = min(n, 32 if bi == 1 else 6)
+    free = run_stream(net, beats[:k * bi], transfers_out=k * bo, **common)
+    times = inference_timing(free.in_cycles, free.out_cycles, bi, bo)
+    if bi > 1 or bo > 1:  # latency from idle: one inference at a time
+        spaced = run_stream(net, beats[:k * bi], transfers_out=k * bo, spaced=True, **common)
+        lat_times = inference_timing(spaced.in_cycles, spaced.out_cycles, bi, bo)
+    else:
+        lat_times = times
+    result = VerifyResult(n, net.latency, cycles=run.cycles, seconds=seconds, simulator=simulator,
+                          latencies={int(b - a) for a, b in lat_times}, interval=net.interval,
+                          intervals={int(b[1] - a[1]) for a, b in zip(times[1:], times[2:])})
+    got = run.outputs.reshape(n, bo * wo)
+    bad = np.nonzero(np.any(got != expected, axis=1))[0]
+    for j in bad[:max_report]:
+        result.mismatches.append((int(j), expected[j].tolist(), got[j].tolist(),
+                                  int(run.out_cycles[(j + 1) * bo - 1])))
     result.mismatch_count = int(len(bad))
     return result
 
 
-def _verify_cocotb(design, x, expected, simulator, seed, gap, stall, waves):
+def _transfers(design):
+    """(input transfers, words per input transfer, output transfers, words per output transfer)
+    per inference."""
+    net, report, graph = design.network, design.report, design.graph
+    if net is not None:
+        return net.in_beats, net.in_words, net.out_beats, net.out_words
+    i, o = report.get("input", {}), report.get("output", {})
+    return (i.get("transfers_per_inference", 1), i.get("words_per_transfer", graph.input.size),
+            o.get("transfers_per_inference", 1), o.get("words_per_transfer", graph.output.size))
+
+
+def _verify_cocotb(design, x, expected, simulator, seed, gap, stall, waves, layout):
     import shutil
     import tempfile
     from pathlib import Path
@@ -93,14 +122,17 @@ def _verify_cocotb(design, x, expected, simulator, seed, gap, stall, waves):
     graph = design.graph
     build_dir = outdir / ".nnhdl-sim" / simulator
     with tempfile.TemporaryDirectory(prefix="nnhdl-tb-") as tb_dir:
-        write_bench_files(tb_dir, top=report["top"], inputs=x, expected=expected, in_fmt=graph.input.fmt,
-                          out_fmt=graph.output.fmt, out_size=graph.output.size,
-                          latency=report["latency_cycles"], gap=gap, stall=stall, seed=seed)
+        bi, wi, bo, wo = layout
+        write_bench_files(tb_dir, top=report["top"], inputs=x.reshape(-1, wi), expected=expected.reshape(-1, wo),
+                          in_fmt=graph.input.fmt, out_fmt=graph.output.fmt, out_size=wo,
+                          latency=report["latency_cycles"], gap=gap, stall=stall, seed=seed, beats_in=bi,
+                          beats_out=bo, interval=report.get("initiation_interval", 1))
         res = run_cocotb(simulator, verilog, report["top"], tb_dir, build_dir, waves=waves)
     for wave in map(Path, res["waves"]):
         shutil.copy(wave, outdir / f"{report['top']}-{simulator}{wave.suffix}")
     result = VerifyResult(res["n"], res["latency"], cycles=res["cycles"], seconds=res["seconds"],
-                          simulator=simulator, latencies=set(res["latencies"]))
+                          simulator=simulator, latencies=set(res["latencies"]),
+                          interval=res.get("interval", 1), intervals=set(res.get("intervals", [])))
     result.mismatches = [(m["index"], m["expected"], m["received"], m["cycle"]) for m in res["mismatches"]]
     result.mismatch_count = res["mismatch_count"]
     return result

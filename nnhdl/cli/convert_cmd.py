@@ -15,10 +15,13 @@ from .common import console, load_inputs, precision_options, user_errors
               help="Constant multiplication: shift-and-add of canonical signed digits, or '*' for DSP blocks.")
 @click.option("--levels-per-stage", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Adder levels between pipeline registers (fewer: more registers, higher Fmax).")
+@click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default=None,
+              help="parallel: the whole input tensor per cycle; stream: images one pixel (all channels) per "
+                   "cycle through line buffers. Default: the config's io, else parallel.")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Float inputs (.npy) used to size 'auto' result formats.")
 @user_errors
-def convert(model, outdir, config_path, precision, softmax, top, multiplier, levels_per_stage, calibration):
+def convert(model, outdir, config_path, precision, softmax, top, multiplier, levels_per_stage, io, calibration):
     """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
     <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -33,7 +36,7 @@ def convert(model, outdir, config_path, precision, softmax, top, multiplier, lev
         graph = load_model(model)
         calib = load_inputs(calibration, graph) if calibration else None
         design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
-                             top=top, calibration=calib,
+                             top=top, calibration=calib, io=io,
                              step=lambda name: progress.update(task, description=name))
     print_report(design.report, outdir)
     if cfg.ignored:

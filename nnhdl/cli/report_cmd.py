@@ -23,12 +23,22 @@ def print_report(report, outdir=None):
         table.add_row(*row[:3], *row[4:])
     out.print(table)
     t = report["totals"]
-    out.print(f"latency [bold]{report['latency_cycles']}[/] cycles, II {report['initiation_interval']}; "
+    io = report.get("io", "parallel")
+    out.print(f"io {io}: latency [bold]{report['latency_cycles']}[/] cycles (first input to last output), "
+              f"{report['initiation_interval']} cycle(s) per inference; "
               f"{t['adders']} adders, {t['multipliers']} multipliers, {t['register_bits']} register bits, "
-              f"{t['rom_bits']} ROM bits; {t['nonzero_weights']} of {t['weights']} weights non-zero")
+              f"{t['rom_bits']} ROM bits, {t.get('memory_bits', 0)} block-RAM bits; "
+              f"{t['nonzero_weights']} of {t['weights']} weights non-zero")
+    for b in report.get("buffers", []):
+        out.print(f"line buffer of {b['layer']}: {b['bits']} bits in {b['storage']}")
     i, o = report["input"], report["output"]
-    out.print(f"ports: i__payload[{i['width_bits']}] = {i['shape']} x {i['format']}, "
-              f"o__payload[{o['width_bits']}] = {o['shape']} x {o['format']}"
+
+    def port(name, p):
+        beats = p.get("transfers_per_inference", 1)
+        per = f" ({beats} transfers of {p['words_per_transfer']} words per inference)" if beats > 1 else ""
+        return f"{name}[{p['width_bits']}] = {p['shape']} x {p['format']}{per}"
+
+    out.print(f"ports: {port('i__payload', i)}, {port('o__payload', o)}"
               + (" (argmax index)" if o.get("kind") == "argmax index" else ""))
     if outdir is not None and report.get("files"):
         files = ", ".join(str(Path(outdir) / f) for f in report["files"].values())

@@ -66,7 +66,8 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
     what = "the Amaranth design" if sim == "amaranth" else f"{design.report['files']['verilog']} (cocotb)"
     if result.passed:
         console.print(f"[green]PASS[/] {top}: {result.n} outputs of {what} ({source}) equal the reference bit for "
-                      f"bit; latency {result.latency} cycles as reported; {result.rate:.0f} inferences/s "
+                      f"bit; latency {result.latency} cycles and {result.interval} cycle(s) per inference as "
+                      f"reported; {result.rate:.0f} inferences/s "
                       f"in {sim} (gap {gap}, stall {stall}, seed {seed})")
         if waves:
             console.print(f"waveforms: {', '.join(str(p) for p in sorted(outdir.glob(f'{top}-{sim}.*')))}")
@@ -77,5 +78,6 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
             console.print(escape(f"  input {k} (output at cycle {cycle}): expected {want}, got {got}"))
     if not result.latency_ok:
         console.print(f"[red]FAIL[/] {top}: measured latency {sorted(result.latencies)} cycles, "
-                      f"reported {result.latency}")
+                      f"reported {result.latency}; measured {sorted(result.intervals)} cycles per inference, "
+                      f"reported {result.interval}")
     raise SystemExit(1)

@@ -21,14 +21,15 @@ class StreamRun:
 
 
 def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=0, vcd=None,
-               progress=None, max_idle=10_000, transfers_out=None):
+               progress=None, max_idle=10_000, transfers_out=None, beats_in=1, beats_out=1, spaced=False):
     """Feed ``inputs`` (raw ints, one row per transfer) to ``dut.i`` and collect
     ``transfers_out`` (default: as many as inputs) transfers of ``dut.o``.
 
     Before each input, ``i.valid`` stays low for a cycle with probability ``gap`` (repeatedly);
     each cycle ``o.ready`` is low with probability ``stall``. One testbench process drives and
     monitors, sampling both handshakes at every clock edge. ``progress(k)`` is called with the
-    number of outputs received so far.
+    number of outputs received so far. ``spaced``: an inference (``beats_in`` input transfers,
+    ``beats_out`` output transfers) starts only once the previous one's outputs are all out.
     """
     inputs = np.asarray(inputs)
     n = len(inputs)
@@ -44,6 +45,8 @@ def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=
         k, cycle, idle = 0, 0, 0
         while len(got) < n_expected:
             drive = k < n and not (gap and rng.random() < gap)
+            if spaced and k % beats_in == 0 and len(got) < k // beats_in * beats_out:
+                drive = False
             ctx.set(dut.i.valid, drive)
             if drive:
                 ctx.set(payload_in, words[k])

@@ -35,7 +35,7 @@ except ImportError:  # in a standalone testbench folder
     from packing import pack, unpack
 
 __all__ = ["CycleCounter", "StreamDriver", "Backpressure", "StreamMonitor", "Scoreboard", "Mismatch",
-           "reset", "run_vectors"]
+           "reset", "run_vectors", "inference_timing"]
 
 
 class CycleCounter:
@@ -170,8 +170,16 @@ async def reset(dut, clock, cycles=3):
     await RisingEdge(clock)
 
 
-async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed):
-    """Drive all ``inputs`` through the DUT and score the outputs; returns a result dict."""
+def inference_timing(in_cycles, out_cycles, beats_in=1, beats_out=1):
+    """Per inference: (cycle of its first input transfer, cycle of its last output transfer)."""
+    n = min(len(in_cycles) // beats_in, len(out_cycles) // beats_out)
+    return [(in_cycles[k * beats_in], out_cycles[(k + 1) * beats_out - 1]) for k in range(n)]
+
+
+async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed, spaced=False):
+    """Drive all ``inputs`` (one row per transfer) through the DUT and score the outputs; returns a
+    result dict. ``spaced``: start each inference only once the previous one's outputs are out
+    (so each starts from an idle DUT)."""
     clock = dut.clk
     in_words = pack(inputs, cfg["in_width"])
     counter = CycleCounter(clock)
@@ -182,9 +190,20 @@ async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed):
     out_monitor = StreamMonitor(dut, clock, counter, "o")
     t0 = time.perf_counter()
     start = counter.cycle
-    await driver.send(in_words)
+    beats_in, beats_out = cfg.get("beats_in", 1), cfg.get("beats_out", 1)
+    n_out = len(in_words) // beats_in * beats_out
+    limit = 100 * (cfg["latency"] + 10)
+    if spaced:
+        for k in range(len(in_words) // beats_in):
+            await driver.send(in_words[k * beats_in:(k + 1) * beats_in])
+            idle = 0
+            while len(out_monitor.transfers) < (k + 1) * beats_out and idle < limit:
+                await RisingEdge(clock)
+                idle += 1
+    else:
+        await driver.send(in_words)
     idle = 0
-    while len(out_monitor.transfers) < len(in_words) and idle < 100 * (cfg["latency"] + 10):
+    while len(out_monitor.transfers) < n_out and idle < limit:
         await RisingEdge(clock)
         idle += 1
     seconds = time.perf_counter() - t0
@@ -194,9 +213,12 @@ async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed):
     counter.stop()
     board = Scoreboard(expected, cfg["out_width"], cfg["out_size"], cfg["out_signed"])
     count, mismatches = board.compare(out_monitor.words, out_monitor.cycles)
-    latencies = sorted({o - i for (o, _), (i, _) in zip(out_monitor.transfers, in_monitor.transfers)})
-    return {"n": len(in_words), "mismatch_count": count, "mismatches": mismatches, "latencies": latencies,
-            "cycles": counter.cycle - start, "seconds": seconds}  # noqa: E501
+    times = inference_timing([c for c, _ in in_monitor.transfers], [c for c, _ in out_monitor.transfers],
+                             beats_in, beats_out)
+    latencies = sorted({last - first for first, last in times})
+    intervals = sorted({b[1] - a[1] for a, b in zip(times[1:], times[2:])})
+    return {"n": len(in_words) // beats_in, "mismatch_count": count, "mismatches": mismatches,
+            "latencies": latencies, "intervals": intervals, "cycles": counter.cycle - start, "seconds": seconds}
 
 
 @cocotb.test()
@@ -210,10 +232,15 @@ async def stream_matches_reference(dut):
     await reset(dut, dut.clk)
     stalled = await run_vectors(dut, inputs, expected, cfg, cfg["gap"], cfg["stall"], cfg["seed"])
     await reset(dut, dut.clk)
-    k = min(len(inputs), 32)
-    free = await run_vectors(dut, inputs[:k], expected[:k], cfg, 0.0, 0.0, cfg["seed"] + 1)
+    bi, bo = cfg.get("beats_in", 1), cfg.get("beats_out", 1)
+    k = min(len(inputs) // bi, 32 if bi == 1 else 6)
+    free = await run_vectors(dut, inputs[:k * bi], expected[:k * bo], cfg, 0.0, 0.0, cfg["seed"] + 1)
+    await reset(dut, dut.clk)
+    spaced = await run_vectors(dut, inputs[:k * bi], expected[:k * bo], cfg, 0.0, 0.0, cfg["seed"] + 2, spaced=True)
+    latencies = spaced["latencies"] if bi > 1 or bo > 1 else free["latencies"]
     result = {"n": stalled["n"], "mismatch_count": stalled["mismatch_count"] + free["mismatch_count"],
-              "mismatches": stalled["mismatches"] or free["mismatches"], "latencies": free["latencies"],
+              "mismatches": stalled["mismatches"] or free["mismatches"], "latencies": latencies,
+              "intervals": free["intervals"], "interval": cfg.get("interval", 1),
               "latency": cfg["latency"], "cycles": stalled["cycles"], "seconds": stalled["seconds"]}
     (tb_dir / "results.json").write_text(json.dumps(result, indent=1))
     for m in result["mismatches"]:
@@ -222,3 +249,5 @@ async def stream_matches_reference(dut):
     assert result["mismatch_count"] == 0, f"{result['mismatch_count']} of {result['n']} outputs differ"
     assert result["latencies"] == [cfg["latency"]], \
         f"latency {result['latencies']} cycles, expected {cfg['latency']}"
+    assert result["intervals"] in ([], [result["interval"]]), \
+        f"{result['intervals']} cycles per inference, expected {result['interval']}"

@@ -59,15 +59,18 @@ def check_simulator(sim):
         raise ValueError(f"simulator must be 'icarus' or 'verilator', not {sim!r}")
 
 
-def write_bench_files(folder, *, top, inputs, expected, in_fmt, out_fmt, out_size, latency, gap, stall, seed):
-    """Write ``bench.json``, ``inputs.npy`` and ``expected.npy`` for the generic cocotb test."""
+def write_bench_files(folder, *, top, inputs, expected, in_fmt, out_fmt, out_size, latency, gap, stall, seed,
+                      beats_in=1, beats_out=1, interval=1):
+    """Write ``bench.json``, ``inputs.npy`` and ``expected.npy`` (one row per stream transfer;
+    ``beats_in`` / ``beats_out`` transfers per inference) for the generic cocotb test."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     np.save(folder / "inputs.npy", np.asarray(inputs, dtype=np.int64))
     np.save(folder / "expected.npy", np.asarray(expected, dtype=np.int64))
     cfg = {"top": top, "in_width": in_fmt.width, "in_format": str(in_fmt), "out_width": out_fmt.width,
            "out_format": str(out_fmt), "out_size": out_size, "out_signed": out_fmt.signed, "latency": latency,
-           "gap": gap, "stall": stall, "seed": seed}
+           "gap": gap, "stall": stall, "seed": seed, "beats_in": beats_in, "beats_out": beats_out,
+           "interval": interval}
     (folder / "bench.json").write_text(json.dumps(cfg, indent=1) + "\n")
     return cfg
 
