@@ -190,14 +190,54 @@ def test_corrupt_model(tmp_path, existing_out):
 
 def test_unsupported_layer(tmp_path, existing_out):
     keras = pytest.importorskip("keras")
-    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, name="conv"),
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.UpSampling2D(name="up"),
                               keras.layers.Flatten(), keras.layers.Dense(2)])
-    path = tmp_path / "conv.keras"
+    path = tmp_path / "up.keras"
     model.save(path)
     result = run("convert", path, "-o", existing_out)
     assert result.exit_code == 2
-    assert "conv" in result.output and "Conv2D" in result.output and "supported" in result.output
+    assert "'up'" in result.output and "UpSampling2D" in result.output and "supported" in result.output
     assert_untouched(existing_out)
+
+
+def test_unsupported_conv_argument(tmp_path, existing_out):
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3, dilation_rate=2, name="conv")])
+    path = tmp_path / "dilated.keras"
+    model.save(path)
+    result = run("convert", path, "-o", existing_out, "--io", "stream")
+    assert result.exit_code == 2
+    assert "dilated.keras" in result.output and "'conv'" in result.output and "dilation_rate" in result.output
+    assert_untouched(existing_out)
+
+
+def test_cnn_in_both_io_styles(tmp_path):
+    """convert --io parallel|stream, then verify and predict with image-shaped .npy inputs."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((6, 5, 2)), keras.layers.Conv2D(3, 3, padding="same", activation="relu"),
+                              keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(3)])
+    path = tmp_path / "cnn.keras"
+    model.save(path)
+    x = np.random.default_rng(0).normal(size=(6, 6, 5, 2))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "wrong.npy", x[:, :, :4])
+    outputs = {}
+    for io in ("parallel", "stream"):
+        out = tmp_path / io
+        result = run("convert", path, "-o", out, "--io", io, "--precision", "fixed<10,4,RND,SAT>")
+        assert result.exit_code == 0, result.output
+        report = json.loads((out / "report.json").read_text())
+        assert report["io"] == io
+        assert report["input"]["transfers_per_inference"] == (30 if io == "stream" else 1)
+        result = run("verify", out, "--inputs", tmp_path / "x.npy")
+        assert result.exit_code == 0 and "PASS" in result.output, result.output
+        result = run("predict", out, "--inputs", tmp_path / "x.npy", "-o", tmp_path / f"y_{io}.npy")
+        assert result.exit_code == 0, result.output
+        outputs[io] = np.load(tmp_path / f"y_{io}.npy")
+        result = run("verify", out, "--inputs", tmp_path / "wrong.npy")
+        assert result.exit_code == 2 and "wrong.npy" in result.output and "(N, 6, 5, 2)" in result.output
+    np.testing.assert_array_equal(outputs["parallel"], outputs["stream"])
 
 
 def test_bad_precision(model_dir, existing_out):
