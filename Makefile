@@ -6,9 +6,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 NNHDL  := $(VENV)/bin/nnhdl
 DEMO   ?= build/jet_tagger
+CNN    ?= build/digits_cnn
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast benchmark clean
+.PHONY: setup demo demo-cnn test test-fast benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +39,16 @@ demo: setup
 	$(NNHDL) verify $(DEMO)/rtl --inputs $(DEMO)/X_test.npy -n 200
 	$(NNHDL) predict $(DEMO)/rtl --inputs $(DEMO)/X_test.npy -o $(DEMO)/y_fixed.npy
 	$(PY) examples/jet_tagger/accuracy.py $(DEMO)
+	$(MAKE) --no-print-directory demo-cnn
+
+# The digits CNN, in both I/O styles: whole image per cycle, and one pixel per cycle.
+demo-cnn: setup
+	$(PY) examples/digits_cnn/train.py --out $(CNN)
+	$(NNHDL) convert $(CNN)/digits_cnn.keras -c examples/digits_cnn/config.toml --io parallel -o $(CNN)/rtl_parallel
+	$(NNHDL) convert $(CNN)/digits_cnn.keras -c examples/digits_cnn/config.toml --io stream -o $(CNN)/rtl_stream
+	$(NNHDL) verify $(CNN)/rtl_parallel --inputs $(CNN)/X_test.npy -n 100
+	$(NNHDL) verify $(CNN)/rtl_stream --inputs $(CNN)/X_test.npy -n 100
+	$(PY) examples/accuracy_cnn.py $(CNN)
 
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
@@ -47,6 +58,7 @@ test-fast: setup
 
 benchmark: setup
 	$(PY) benchmarks/convert.py
+	$(PY) benchmarks/cnn.py
 
 clean:
 	rm -rf build .pytest_cache

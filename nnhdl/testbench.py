@@ -47,7 +47,8 @@ def main():
     for m in res["mismatches"]:
         print(f"input {{m['index']}} (output at cycle {{m['cycle']}}): expected {{m['expected']}}, "
               f"received {{m['received']}}")
-    ok = res["mismatch_count"] == 0 and res["latencies"] == [cfg["latency"]]
+    ok = (res["mismatch_count"] == 0 and res["latencies"] == [cfg["latency"]]
+          and res.get("intervals", []) in ([], [cfg.get("interval", 1)]))
     print(f"{{'PASS' if ok else 'FAIL'}} {{cfg['top']}} on {{args.sim}}: {{res['n'] - res['mismatch_count']}} of "
           f"{{res['n']}} outputs equal the expected ones; latency {{res['latencies']}} (expected {{cfg['latency']}}); "
           f"{{res['n'] / max(res['seconds'], 1e-9):.0f}} inferences/s")
@@ -73,8 +74,8 @@ What is here:
 | file | what it is |
 |---|---|
 | `{verilog}` | the design: ports `clk`, `rst`, `i__payload[{in_bits}]`, `i__valid`, `i__ready`, `o__payload[{out_bits}]`, `o__valid`, `o__ready` |
-| `inputs.npy` | {n} input vectors, raw integers of `{in_format}`, shape (N, {in_size}) |
-| `expected.npy` | the bit-exact expected outputs, raw integers of `{out_format}`, shape (N, {out_size}) |
+| `inputs.npy` | {n} inputs, raw integers of `{in_format}`, one row per stream transfer ({beats_in} per inference), shape (N * {beats_in}, {in_size}) |
+| `expected.npy` | the bit-exact expected outputs, raw integers of `{out_format}`, one row per transfer ({beats_out} per inference), shape (N * {beats_out}, {out_size}) |
 | `bench.json` | widths, latency ({latency} cycles), gap/stall probabilities, seed |
 | `cocotb_bench.py` | the parts — `StreamDriver`, `Backpressure`, `StreamMonitor`, `Scoreboard` — and the test `stream_matches_reference` |
 | `packing.py` | rows of raw integers <-> payload words (element 0 in the low bits) |
@@ -101,6 +102,7 @@ real values, or regenerate this folder with `nnhdl testbench OUTDIR --inputs X.n
 def write_testbench(design, tbdir, inputs_raw, *, gap=0.2, stall=0.2, seed=0):
     """Write a standalone testbench folder for ``design`` (from ``nnhdl.convert.load_design``)."""
     from . import __version__
+    from .verify import _transfers
 
     graph, report = design.graph, design.report
     top = report["top"]
@@ -112,13 +114,15 @@ def write_testbench(design, tbdir, inputs_raw, *, gap=0.2, stall=0.2, seed=0):
         shutil.copy(Path(design.outdir) / verilog, tmp / verilog)
         for name in BENCH_FILES + ("cocotb_runner.py",):
             shutil.copy(SIM_DIR / name, tmp / name)
-        write_bench_files(tmp, top=top, inputs=x, expected=expected, in_fmt=graph.input.fmt,
-                          out_fmt=graph.output.fmt, out_size=graph.output.size, latency=report["latency_cycles"],
-                          gap=gap, stall=stall, seed=seed)
+        bi, wi, bo, wo = _transfers(design)
+        write_bench_files(tmp, top=top, inputs=x.reshape(-1, wi), expected=expected.reshape(-1, wo),
+                          in_fmt=graph.input.fmt, out_fmt=graph.output.fmt, out_size=wo,
+                          latency=report["latency_cycles"], gap=gap, stall=stall, seed=seed, beats_in=bi,
+                          beats_out=bo, interval=report.get("initiation_interval", 1))
         (tmp / "run.py").write_text(RUN_PY.format(top=top, latency=report["latency_cycles"], verilog=verilog))
         (tmp / "README.md").write_text(README.format(
             top=top, version=__version__, source=report.get("model", ""), verilog=verilog,
             in_bits=report["input"]["width_bits"], out_bits=report["output"]["width_bits"], n=len(x),
-            in_format=graph.input.fmt, in_size=graph.input.size, out_format=graph.output.fmt,
-            out_size=graph.output.size, latency=report["latency_cycles"]))
+            in_format=graph.input.fmt, in_size=wi, out_format=graph.output.fmt, out_size=wo,
+            latency=report["latency_cycles"], beats_in=bi, beats_out=bo))
     return Path(tbdir)

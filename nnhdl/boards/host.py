@@ -28,19 +28,24 @@ def run_on_port(port, design, raw_rows, baud=115200, timeout=2.0, progress=None)
         import serial
     except ImportError:
         raise RuntimeError("talking to a board needs pyserial: pip install pyserial") from None
+    from ..verify import _transfers
+
     graph = design.graph
-    n_out = payload_bytes(graph.output.fmt.width * graph.output.size)
+    bi, wi, bo, wo = _transfers(design)  # a pixel-stream design takes several transfers per inference
+    n_out = payload_bytes(graph.output.fmt.width * wo)
+    rows = np.asarray(raw_rows).reshape(len(raw_rows) * bi, wi)
+    chunks = encode_inputs(rows, graph.input.fmt)
     answers = []
     with serial.Serial(port, baud, timeout=timeout) as link:
         link.reset_input_buffer()
-        for k, chunk in enumerate(encode_inputs(raw_rows, graph.input.fmt)):
-            link.write(chunk)
-            answer = link.read(n_out)
-            if len(answer) != n_out:
+        for k in range(len(raw_rows)):
+            link.write(b"".join(chunks[k * bi:(k + 1) * bi]))
+            answer = link.read(n_out * bo)
+            if len(answer) != n_out * bo:
                 raise RuntimeError(f"no answer from the board on {port} for vector {k} (got {len(answer)} of "
-                                   f"{n_out} bytes within {timeout} s): is the UART harness bitstream loaded, "
+                                   f"{n_out * bo} bytes within {timeout} s): is the UART harness bitstream loaded, "
                                    f"at {baud} baud?")
-            answers.append(answer)
+            answers += [answer[j * n_out:(j + 1) * n_out] for j in range(bo)]
             if progress is not None:
                 progress(k + 1)
-    return decode_outputs(answers, graph.output.fmt, graph.output.size)
+    return decode_outputs(answers, graph.output.fmt, wo).reshape(len(raw_rows), bo * wo)
