@@ -1,5 +1,5 @@
 # nnhdl: two commands do everything on a fresh Debian/Ubuntu machine.
-#   make demo   set up, then train the jet tagger, convert it to RTL, verify it, report
+#   make demo   set up, then train the jet tagger and the digits CNN, convert them to RTL, verify them
 #   make test   set up, then run the test suite (what CI runs)
 
 VENV   ?= .venv
