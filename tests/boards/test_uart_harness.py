@@ -2,6 +2,7 @@
 -> UART transmitter -> serial line -> host bytes, equal to the reference."""
 
 import numpy as np
+import pytest
 from amaranth.sim import Simulator
 
 from nnhdl.boards.harness import UARTHarness
@@ -15,11 +16,26 @@ from ..conftest import make_mlp
 CLK, BAUD = 1_000_000, 125_000  # 8 clock cycles per bit keeps the simulation short
 
 
-def test_uart_harness_end_to_end(rng):
-    graph = make_mlp(rng, (5, 6, 3), ["relu"], {"precision": "fixed<11,4,RND,SAT>"}, softmax=True)
-    harness = UARTHarness(Network(graph), CLK, BAUD)
-    x = random_inputs(graph, 6, seed=4)
-    to_send = b"".join(encode_inputs(x, graph.input.fmt))
+def _cnn_graph(rng):
+    from nnhdl.config import PrecisionConfig
+    from nnhdl.passes import lower
+
+    from ..rtl.test_cnn_layers import ImageNet
+    g = ImageNet(rng, (4, 3, 2)).conv("c", 2, (2, 2), padding="same", activation="relu").dense("d", 2).graph()
+    return lower(g, PrecisionConfig.from_dict({"precision": "fixed<9,4,RND,SAT>"}))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn-stream"])
+def test_uart_harness_end_to_end(rng, kind):
+    if kind == "mlp":
+        graph = make_mlp(rng, (5, 6, 3), ["relu"], {"precision": "fixed<11,4,RND,SAT>"}, softmax=True)
+        net = Network(graph)
+    else:  # one pixel per transfer: the host sends the image's pixels back to back
+        graph = _cnn_graph(rng)
+        net = Network(graph, io="stream")
+    harness = UARTHarness(net, CLK, BAUD)
+    x = random_inputs(graph, 6 if kind == "mlp" else 3, seed=4)
+    to_send = b"".join(encode_inputs(x.reshape(-1, net.in_words), graph.input.fmt))
     n_out = len(harness.network.o.payload.as_value()) // 8 + (len(harness.network.o.payload.as_value()) % 8 > 0)
     bit = harness.divisor
     received = bytearray()
@@ -54,4 +70,4 @@ def test_uart_harness_end_to_end(rng):
     sim.run()
     chunks = [bytes(received[k * n_out:(k + 1) * n_out]) for k in range(len(x))]
     got = decode_outputs(chunks, graph.output.fmt, graph.output.size)
-    np.testing.assert_array_equal(got, evaluate(graph, x, raw=True))
+    np.testing.assert_array_equal(got, evaluate(graph, x.reshape((-1,) + graph.input.shape), raw=True))
