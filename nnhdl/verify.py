@@ -80,7 +80,7 @@ def verify_design(design, inputs_raw, *, simulator="amaranth", seed=0, gap=0.2, 
     free = run_stream(net, beats[:k * bi], transfers_out=k * bo, **common)
     times = inference_timing(free.in_cycles, free.out_cycles, bi, bo)
     if bi > 1 or bo > 1:  # latency from idle: one inference at a time
-        spaced = run_stream(net, beats[:k * bi], transfers_out=k * bo, spaced=True, **common)
+        spaced = run_stream(net, beats[:k * bi], transfers_out=k * bo, spaced=net.latency + net.interval, **common)
         lat_times = inference_timing(spaced.in_cycles, spaced.out_cycles, bi, bo)
     else:
         lat_times = times

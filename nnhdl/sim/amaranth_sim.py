@@ -21,15 +21,16 @@ class StreamRun:
 
 
 def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=0, vcd=None,
-               progress=None, max_idle=10_000, transfers_out=None, beats_in=1, beats_out=1, spaced=False):
+               progress=None, max_idle=10_000, transfers_out=None, beats_in=1, beats_out=1, spaced=0):
     """Feed ``inputs`` (raw ints, one row per transfer) to ``dut.i`` and collect
     ``transfers_out`` (default: as many as inputs) transfers of ``dut.o``.
 
     Before each input, ``i.valid`` stays low for a cycle with probability ``gap`` (repeatedly);
     each cycle ``o.ready`` is low with probability ``stall``. One testbench process drives and
     monitors, sampling both handshakes at every clock edge. ``progress(k)`` is called with the
-    number of outputs received so far. ``spaced``: an inference (``beats_in`` input transfers,
-    ``beats_out`` output transfers) starts only once the previous one's outputs are all out.
+    number of outputs received so far. ``spaced=N``: an inference (``beats_in`` input transfers,
+    ``beats_out`` output transfers) starts only ``N`` cycles after the previous one's outputs are
+    all out (so, with ``N`` large enough, from an idle design).
     """
     inputs = np.asarray(inputs)
     n = len(inputs)
@@ -42,10 +43,10 @@ def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=
     async def bench(ctx):
         payload_in = dut.i.payload.as_value()
         payload_out = dut.o.payload.as_value()
-        k, cycle, idle = 0, 0, 0
+        k, cycle, idle, done_at = 0, 0, 0, 0
         while len(got) < n_expected:
             drive = k < n and not (gap and rng.random() < gap)
-            if spaced and k % beats_in == 0 and len(got) < k // beats_in * beats_out:
+            if spaced and k % beats_in == 0 and (len(got) < k // beats_in * beats_out or cycle < done_at + spaced):
                 drive = False
             ctx.set(dut.i.valid, drive)
             if drive:
@@ -58,6 +59,7 @@ def run_stream(dut, inputs, *, in_fmt, out_fmt, n_out, gap=0.0, stall=0.0, seed=
                 k += 1
             if ov and orr:
                 got.append(data)
+                done_at = cycle
                 out_cycles.append(cycle)
                 idle = 0
                 if progress is not None:

@@ -179,8 +179,8 @@ def inference_timing(in_cycles, out_cycles, beats_in=1, beats_out=1):
 
 async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed, spaced=False):
     """Drive all ``inputs`` (one row per transfer) through the DUT and score the outputs; returns a
-    result dict. ``spaced``: start each inference only once the previous one's outputs are out
-    (so each starts from an idle DUT)."""
+    result dict. ``spaced``: start each inference ``latency + interval`` cycles after the previous
+    one's outputs are out (so each starts from an idle DUT)."""
     clock = dut.clk
     in_words = pack(inputs, cfg["in_width"])
     counter = CycleCounter(clock)
@@ -201,6 +201,8 @@ async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed, spaced=False
             while len(out_monitor.transfers) < (k + 1) * beats_out and idle < limit:
                 await RisingEdge(clock)
                 idle += 1
+            for _ in range(cfg["latency"] + cfg.get("interval", 1)):  # until the DUT is idle
+                await RisingEdge(clock)
     else:
         await driver.send(in_words)
     idle = 0
