@@ -265,6 +265,7 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
     fmax = min((c[0] for c in clocks.values()), default=None)
     passed = all(c[1] for c in clocks.values()) and bool(clocks)
     latency = design.report["latency_cycles"]
+    interval = design.report.get("initiation_interval", 1)
     names = _UTIL_NAMES[family]
     used = {}
     for key in ("LUT", "FF", "DSP", "BRAM"):
@@ -274,13 +275,13 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
         used["FF"] = {"used": needed["FF"], "available": target.resources["FF"], "note": "from synthesis"}
     report = {
         "target": target.name, "device": target.device, "package": target.package, "harness": harness,
-        "network": design.report.get("top"), "latency_cycles": latency,
+        "network": design.report.get("top"), "latency_cycles": latency, "cycles_per_inference": interval,
         "clock_target_mhz": clock_hz / 1e6,
         "clocks": {name: {"fmax_mhz": f, "target_mhz": t, "passed": p} for name, (f, p, t) in clocks.items()},
         "fmax_mhz": fmax, "timing_passed": passed,
         "latency_ns_at_fmax": latency * 1e3 / fmax if fmax else None,
         "latency_ns_at_target": latency * 1e9 / clock_hz,
-        "inferences_per_s_at_fmax": fmax * 1e6 if fmax else None,
+        "inferences_per_s_at_fmax": fmax * 1e6 / interval if fmax else None,
         "resources": used, "synthesis_estimate": needed, "synthesis_cells": cells,
         "dsp_mapping": dsp, "seconds": {k: round(v, 2) for k, v in timings.items()},
         "bitstream": bitstream.name,

@@ -96,7 +96,8 @@ def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
     if r["fmax_mhz"]:
         out.print(f"latency {r['latency_cycles']} cycles = {r['latency_ns_at_fmax']:.1f} ns at Fmax "
                   f"({r['latency_ns_at_target']:.1f} ns at {r['clock_target_mhz']:.1f} MHz); "
-                  f"{r['inferences_per_s_at_fmax'] / 1e6:.1f} M inferences/s at Fmax (II = 1)")
+                  f"{r['inferences_per_s_at_fmax'] / 1e6:.2f} M inferences/s at Fmax "
+                  f"(II = {r.get('cycles_per_inference', 1)} cycle(s) per inference)")
     failure = timing_message(result, dest)
     if r["bitstream"]:
         out.print(f"bitstream: {dest / r['bitstream']}; report: {dest / 'build-report.json'}; "
