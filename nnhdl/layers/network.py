@@ -32,9 +32,9 @@ class Network(wiring.Component):
     ``io="parallel"``: every tensor travels as one word (the whole tensor flattened row-major,
     element 0 in the low bits); one inference per cycle. ``io="stream"``: images travel one
     pixel (all its channels) per transfer, row-major; convolutions and pooling keep line
-    buffers, and a Flatten gathers the pixels into one word for the dense layers after it. A
-    network input of rank 1 is one word in both styles (a Reshape right after it sets the
-    stream's image shape).
+    buffers, and a Flatten (or a Reshape that changes the channel count) gathers the pixels into
+    one word for the layers after it, which then work on whole tensors. A network input of rank
+    1 is one word in both styles (a Reshape right after it sets the stream's image shape).
 
     Members
     -------
@@ -85,12 +85,9 @@ class Network(wiring.Component):
                     image = self.in_image = spatial(op.shape)  # same data, now streamed by pixels
                 elif image is not None and len(op.shape) > 1 and op.shape[-1] == image[2]:
                     image = spatial(op.shape)  # same pixels, other rows
-                elif image is not None:
+                elif image is not None:  # gather the image; the layers after it take whole tensors
                     add(op.name, Collect(fmt, image[0] * image[1], image[2], name=op.name))
                     image = None
-                    if len(op.shape) > 1:
-                        raise NetworkError(f"{type(op).__name__} {op.origin or op.name!r} changes the channel count "
-                                           f"of a pixel stream; build it with io='parallel'")
                 continue
             if image is not None:
                 layer = self._stream_layer(op, fmt, image, multiplier, memory_bits, kw, add)

@@ -220,6 +220,14 @@ def test_flat_input_reshaped_to_an_image(rng, io):
     assert (net.in_beats, net.in_words) == ((12, 2) if io == "stream" else (1, 24))
 
 
+def test_reshape_that_changes_channels_gathers_the_stream(rng):
+    """After a Reshape that regroups the channels, the stream is gathered and the rest is parallel."""
+    g = (ImageNet(rng, (4, 4, 2)).conv("c1", 3, (2, 2), activation="relu").reshape("r", (3, 9, 1))
+         .conv("c2", 2, (2, 3)).graph())
+    net = check(lower(g, formats(43, ["c1", "c2"])), "stream", 5)
+    assert [type(layer).__name__ for _, layer in net.layers] == ["ConvStream", "Collect", "Conv"]
+
+
 def test_stream_output_is_an_image(rng):
     """A network that ends on a convolution streams its output pixels too."""
     g = ImageNet(rng, (5, 4, 2)).conv("c1", 2, (3, 3), padding="same", activation="relu").conv("c2", 3, (2, 2)).graph()
