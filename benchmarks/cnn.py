@@ -41,9 +41,10 @@ def main():
     graph = load_model(model)
     config = load_config(ROOT / "examples/digits_cnn/config.toml")
     table = Table(title=f"nnhdl benchmarks: digits CNN ({model})", title_justify="left")
-    for col in ("io", "convert s", "cycles/image", "latency cycles", "adders", "register bits", "block-RAM bits",
-                "reference images/s", "Amaranth sim images/s"):
+    for col in ("io", "convert s", "cycles/image", "latency cycles", "adders", "register bits", "line buffers",
+                "block-RAM bits", "reference images/s", "Amaranth sim images/s"):
         table.add_column(col, justify="left" if col == "io" else "right")
+    totals = {}
     for io in ("parallel", "stream"):
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
@@ -56,12 +57,17 @@ def main():
             ref_rate = len(x) / (time.perf_counter() - t0)
             result = verify_design(design, x[:args.sim_images], seed=2)
             status = "" if result.passed else " (MISMATCH)"
-            t = r["totals"]
+            t = totals[io] = dict(r["totals"], cycles=r["cycles_per_inference"])
+            buffers = ", ".join(f"{b['bits']} b {b['storage']}" for b in r["buffers"]) or "-"
             table.add_row(io, f"{seconds:.1f}", str(r["cycles_per_inference"]), str(r["latency_cycles"]),
-                          str(t["adders"]), str(t["register_bits"]), str(t["memory_bits"]), f"{ref_rate:,.0f}",
-                          f"{result.rate:.1f}{status}")
+                          str(t["adders"]), str(t["register_bits"]), buffers, str(t["memory_bits"]),
+                          f"{ref_rate:,.0f}", f"{result.rate:.1f}{status}")
     console = Console(width=160)
     console.print(table)
+    p, s = totals["parallel"], totals["stream"]
+    console.print(f"parallel / stream: {p['adders'] / s['adders']:.1f}x the adders, "
+                  f"{p['register_bits'] / s['register_bits']:.1f}x the register bits, "
+                  f"{s['cycles'] / p['cycles']:.0f}x fewer cycles per image")
     console.print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                   f"Python {platform.python_version()}")
 
