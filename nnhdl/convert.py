@@ -55,9 +55,11 @@ def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None
     return lower(graph, config, calibration)
 
 
-def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parallel"):
+def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parallel", memory_bits=None):
     from .layers import Network
-    return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io)
+    from .layers.window import LINE_BUFFER_MEMORY_BITS
+    return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
+                   memory_bits=LINE_BUFFER_MEMORY_BITS if memory_bits is None else memory_bits)
 
 
 @dataclass
@@ -79,11 +81,12 @@ def is_design_dir(path):
 
 
 def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2, top=None, calibration=None,
-            step=None, verilog=True, rtlil=True, io=None):
+            step=None, verilog=True, rtlil=True, io=None, memory_bits=None):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
 
     ``io``: ``"parallel"`` or ``"stream"`` (see :class:`nnhdl.layers.Network`); default: the
-    configuration's ``io``, else parallel.
+    configuration's ``io``, else parallel. ``memory_bits``: line buffers at least this large are
+    block RAM (default :data:`nnhdl.layers.window.LINE_BUFFER_MEMORY_BITS`).
 
     ``step(name)`` is called before each stage (for progress display). Returns a :class:`Design`.
     Nothing is written to ``outdir`` unless every stage succeeds.
@@ -110,7 +113,7 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
         qgraph = timed("quantize", compile_model, graph, config, calibration)
     top = verilog_name(top or qgraph.name)
     io = io or (config.io if config is not None else None) or "parallel"
-    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io)
+    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io, memory_bits)
     files = {}
     with staged_outputs(outdir) as tmp:
         if verilog:
@@ -148,7 +151,7 @@ def load_design(outdir, build=True):
             raise ConvertError(f"{outdir / REPORT_FILE}: not valid JSON ({e}); convert the model again") from None
     options = report.get("options", {})
     network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
-                             options.get("io", "parallel")) if build else None)
+                             options.get("io", "parallel"), options.get("memory_bits")) if build else None)
     return Design(graph, network, report, outdir)
 
 

@@ -18,10 +18,13 @@ from .common import console, load_inputs, precision_options, user_errors
 @click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default=None,
               help="parallel: the whole input tensor per cycle; stream: images one pixel (all channels) per "
                    "cycle through line buffers. Default: the config's io, else parallel.")
+@click.option("--line-buffer-ram-bits", "memory_bits", type=click.IntRange(1), default=None,
+              help="With --io stream: line buffers of at least this many bits are block RAM (lib.memory), "
+                   "smaller ones registers.  [default: 1024]")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Float inputs (.npy) used to size 'auto' result formats.")
 @user_errors
-def convert(model, outdir, config_path, precision, softmax, top, multiplier, levels_per_stage, io, calibration):
+def convert(model, outdir, config_path, precision, softmax, top, multiplier, levels_per_stage, io, memory_bits, calibration):
     """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
     <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -36,7 +39,7 @@ def convert(model, outdir, config_path, precision, softmax, top, multiplier, lev
         graph = load_model(model)
         calib = load_inputs(calibration, graph) if calibration else None
         design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
-                             top=top, calibration=calib, io=io,
+                             top=top, calibration=calib, io=io, memory_bits=memory_bits,
                              step=lambda name: progress.update(task, description=name))
     print_report(design.report, outdir)
     if cfg.ignored:

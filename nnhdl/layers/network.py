@@ -64,7 +64,8 @@ class Network(wiring.Component):
             raise NetworkError(f"io must be one of {', '.join(IO_STYLES)}, not {io!r}")
         self.graph = graph
         self.io = io
-        self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io}
+        self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io,
+                        "memory_bits": memory_bits}
         kw = {"levels_per_stage": levels_per_stage}
         inp = graph.input
         fmt = inp.fmt

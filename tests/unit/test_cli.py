@@ -215,7 +215,8 @@ def test_cnn_in_both_io_styles(tmp_path):
     """convert --io parallel|stream, then verify and predict with image-shaped .npy inputs."""
     keras = pytest.importorskip("keras")
     keras.utils.set_random_seed(5)
-    model = keras.Sequential([keras.Input((6, 5, 2)), keras.layers.Conv2D(3, 3, padding="same", activation="relu"),
+    model = keras.Sequential([keras.Input((6, 5, 2)),
+                              keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv"),
                               keras.layers.MaxPooling2D(2), keras.layers.Flatten(), keras.layers.Dense(3)])
     path = tmp_path / "cnn.keras"
     model.save(path)
@@ -225,10 +226,14 @@ def test_cnn_in_both_io_styles(tmp_path):
     outputs = {}
     for io in ("parallel", "stream"):
         out = tmp_path / io
-        result = run("convert", path, "-o", out, "--io", io, "--precision", "fixed<10,4,RND,SAT>")
+        result = run("convert", path, "-o", out, "--io", io, "--precision", "fixed<10,4,RND,SAT>",
+                     "--line-buffer-ram-bits", "100")
         assert result.exit_code == 0, result.output
         report = json.loads((out / "report.json").read_text())
         assert report["io"] == io
+        if io == "stream":  # conv: 2 rows of 7 padded pixels of 2 x 10 bits
+            assert report["buffers"][0] == {"layer": "conv", "bits": 280, "storage": "memory"}
+            assert report["totals"]["memory_bits"] >= 280
         assert report["input"]["transfers_per_inference"] == (30 if io == "stream" else 1)
         result = run("verify", out, "--inputs", tmp_path / "x.npy")
         assert result.exit_code == 0 and "PASS" in result.output, result.output
