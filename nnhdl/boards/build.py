@@ -245,7 +245,15 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
     try:
         _run(cmd, folder, "nextpnr.out", "nextpnr place-and-route")
     except BuildError as e:
-        log = (folder / "top.tim").read_text() if (folder / "top.tim").exists() else ""
+        log = "".join((folder / name).read_text() for name in ("top.tim", "nextpnr.out") if (folder / name).exists())
+        region = re.search(r"Failed to expand region .* of (\d+) (\w+)", log)
+        if region:  # the packed design has more cells of one kind than the device
+            n, kind = int(region.group(1)), region.group(2)
+            have = target.resources.get("LUT", 0)
+            raise DesignTooBig(
+                f"place-and-route could not fit the design on {target.name}: after packing it needs {n:,} "
+                f"{kind} (the {target.device} has {have:,} logic cells). Try narrower formats, 'nnhdl convert "
+                f"--io stream' for a CNN, or a larger device (nnhdl boards).") from None
         if "Unable to place" in log or "too many" in log.lower() or "exceeds" in log.lower():
             raise DesignTooBig(f"place-and-route could not fit the design on {target.name}: see {folder / 'top.tim'}")
         raise e

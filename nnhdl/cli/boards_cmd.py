@@ -46,6 +46,18 @@ def boards():
     out.print(table)
 
 
+def _keep_logs(message, tmp, dest):
+    """Copy the failed build's logs to ``<dest>.failed-logs`` and point ``message`` at them."""
+    import shutil
+    logs = dest.with_name(dest.name + ".failed-logs")
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    for path in Path(tmp).rglob("*"):
+        if path.is_file() and path.suffix in (".out", ".tim", ".log", ".rpt"):
+            shutil.copy(path, logs / path.name)
+    return message.replace(str(tmp), str(logs)) + f"\n(tool logs kept in {logs})"
+
+
 def _resource_table(title, rows):
     from rich.table import Table
     table = Table(title=title, title_justify="left")
@@ -72,7 +84,7 @@ def _resource_table(title, rows):
 def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
     """Build a bitstream for the converted network in OUTDIR on a board, with Yosys and nextpnr
     (YoWASP builds, no vendor tools), and report resources, Fmax and latency in ns."""
-    from ..boards.build import build_bitstream, timing_message
+    from ..boards.build import BuildError, DesignTooBig, build_bitstream, timing_message
     from ..boards.targets import get_target
     from ..convert import load_design
     from ..outputs import staged_outputs
@@ -82,9 +94,12 @@ def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
     dest = Path(outdir) / "build" / f"{target.name}-{harness}"
     with console.status("building") as status:
         with staged_outputs(dest) as tmp:
-            result = build_bitstream(design, target, tmp, harness=harness, clock_hz=clock_hz, dsp=dsp,
-                                     allow_timing_fail=allow_timing_fail, baud=baud,
-                                     step=lambda s: status.update(f"{target.name}: {s}"))
+            try:
+                result = build_bitstream(design, target, tmp, harness=harness, clock_hz=clock_hz, dsp=dsp,
+                                         allow_timing_fail=allow_timing_fail, baud=baud,
+                                         step=lambda s: status.update(f"{target.name}: {s}"))
+            except (BuildError, DesignTooBig) as e:  # the staging folder goes away: keep the tool logs
+                raise type(e)(_keep_logs(str(e), tmp, dest)) from None
     r = result.report
     from rich.console import Console
     out = Console(highlight=False)

@@ -115,3 +115,23 @@ def test_dsp_mapping_switch(tmp_path, family):
         assert result.exit_code == 0, result.output
         dsps[flag] = json.loads((out / f"synth-{family}" / "synth-report.json").read_text())["estimate"]["DSP"]
     assert dsps["--dsp"] > 0 and dsps["--no-dsp"] == 0
+
+
+def test_failed_build_keeps_its_logs(tiny, monkeypatch):
+    """A tool failure inside the staging folder: the output folder is untouched, the logs are kept
+    beside it, and the message points at the kept copy (not at the deleted staging folder)."""
+    import nnhdl.boards.build as build
+    from nnhdl.boards.build import BuildError
+
+    def failing(design, target, folder, **kwargs):
+        (folder / "nextpnr.out").write_text("ERROR: Failed to expand region (0, 0) |_> (25, 31) of 6554 ICESTORM_LCs\n")
+        raise BuildError(f"nextpnr place-and-route failed (exit 125); log: {folder / 'nextpnr.out'}")
+
+    monkeypatch.setattr(build, "build_bitstream", failing)
+    result = CliRunner().invoke(main, ["build", str(tiny), "--board", "icebreaker"])
+    logs = tiny / "build" / "icebreaker-timing.failed-logs"
+    assert result.exit_code != 0
+    assert "icebreaker-timing.failed-logs" in result.output.replace("\n", "")
+    assert ".tmp" not in result.output
+    assert "Failed to expand" in (logs / "nextpnr.out").read_text()
+    assert not (tiny / "build" / "icebreaker-timing").exists()
