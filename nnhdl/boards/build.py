@@ -250,10 +250,13 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
         if region:  # the packed design has more cells of one kind than the device
             n, kind = int(region.group(1)), region.group(2)
             have = target.resources.get("LUT", 0)
+            stream = ("'nnhdl convert --io stream' (pixels one per cycle), "
+                      if design.report.get("io", "parallel") == "parallel"
+                      and any("kernel" in e for e in design.report.get("layers", [])) else "")
             raise DesignTooBig(
                 f"place-and-route could not fit the design on {target.name}: after packing it needs {n:,} "
-                f"{kind} (the {target.device} has {have:,} logic cells). Try narrower formats, 'nnhdl convert "
-                f"--io stream' for a CNN, or a larger device (nnhdl boards).") from None
+                f"{kind} (the {target.device} has {have:,} logic cells). Try narrower formats, {stream}"
+                f"or a larger device (nnhdl boards).") from None
         if "Unable to place" in log or "too many" in log.lower() or "exceeds" in log.lower():
             raise DesignTooBig(f"place-and-route could not fit the design on {target.name}: see {folder / 'top.tim'}")
         raise e
