@@ -211,6 +211,20 @@ def test_unsupported_conv_argument(tmp_path, existing_out):
     assert_untouched(existing_out)
 
 
+def test_io_from_the_config(tmp_path):
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((5, 2)), keras.layers.Conv1D(2, 3, name="conv"),
+                              keras.layers.GlobalMaxPooling1D(name="gmp")])
+    path = tmp_path / "c1d.keras"
+    model.save(path)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('io = "stream"\nprecision = "fixed<8,3>"\n')
+    assert run("convert", path, "-c", cfg, "-o", tmp_path / "s").exit_code == 0
+    assert json.loads((tmp_path / "s" / "report.json").read_text())["io"] == "stream"
+    assert run("convert", path, "-c", cfg, "--io", "parallel", "-o", tmp_path / "p").exit_code == 0
+    assert json.loads((tmp_path / "p" / "report.json").read_text())["io"] == "parallel"
+
+
 def test_cnn_in_both_io_styles(tmp_path):
     """convert --io parallel|stream, then verify and predict with image-shaped .npy inputs."""
     keras = pytest.importorskip("keras")
@@ -255,6 +269,7 @@ def test_bad_precision(model_dir, existing_out):
     ('[layer.fc9]\nweight = "fixed<8,3>"\n', "layer 'fc9' is not in the model"),
     ('[layer.fc1]\nweight = "fixed<8,x>"\n', r"\[layer.fc1\] weight"),
     ('precision = \n', "not valid TOML"),
+    ('io = "serial"\n', "io.*must be one of parallel, stream"),
 ])
 def test_bad_config(model_dir, existing_out, tmp_path, text, match):
     cfg = tmp_path / "bad.toml"
