@@ -258,7 +258,9 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
                 f"{kind} (the {target.device} has {have:,} logic cells). Try narrower formats, {stream}"
                 f"or a larger device (nnhdl boards).") from None
         if "Unable to place" in log or "too many" in log.lower() or "exceeds" in log.lower():
-            raise DesignTooBig(f"place-and-route could not fit the design on {target.name}: see {folder / 'top.tim'}")
+            tail = "; ".join(line.strip() for line in log.splitlines() if "ERROR" in line)[:300]
+            raise DesignTooBig(f"place-and-route could not fit the design on {target.name} ({tail}). Try narrower "
+                               f"formats or a larger device (nnhdl boards).") from None
         raise e
     util, clocks = parse_nextpnr_log((folder / "top.tim").read_text())
     timings["place_and_route"] = time.perf_counter() - t0

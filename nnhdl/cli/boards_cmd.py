@@ -84,7 +84,7 @@ def _resource_table(title, rows):
 def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
     """Build a bitstream for the converted network in OUTDIR on a board, with Yosys and nextpnr
     (YoWASP builds, no vendor tools), and report resources, Fmax and latency in ns."""
-    from ..boards.build import BuildError, DesignTooBig, build_bitstream, timing_message
+    from ..boards.build import BuildError, build_bitstream, timing_message
     from ..boards.targets import get_target
     from ..convert import load_design
     from ..outputs import staged_outputs
@@ -98,8 +98,8 @@ def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
                 result = build_bitstream(design, target, tmp, harness=harness, clock_hz=clock_hz, dsp=dsp,
                                          allow_timing_fail=allow_timing_fail, baud=baud,
                                          step=lambda s: status.update(f"{target.name}: {s}"))
-            except (BuildError, DesignTooBig) as e:  # the staging folder goes away: keep the tool logs
-                raise type(e)(_keep_logs(str(e), tmp, dest)) from None
+            except BuildError as e:  # a tool failed; the staging folder goes away, its logs stay
+                raise BuildError(_keep_logs(str(e), tmp, dest)) from None
     r = result.report
     from rich.console import Console
     out = Console(highlight=False)

@@ -117,7 +117,7 @@ def test_dsp_mapping_switch(tmp_path, family):
     assert dsps["--dsp"] > 0 and dsps["--no-dsp"] == 0
 
 
-def test_failed_build_keeps_its_logs(tiny, monkeypatch):
+def test_failed_build_keeps_its_logs(tmp_path, monkeypatch):
     """A tool failure inside the staging folder: the output folder is untouched, the logs are kept
     beside it, and the message points at the kept copy (not at the deleted staging folder)."""
     import nnhdl.boards.build as build
@@ -127,6 +127,8 @@ def test_failed_build_keeps_its_logs(tiny, monkeypatch):
         (folder / "nextpnr.out").write_text("ERROR: Failed to expand region (0, 0) |_> (25, 31) of 6554 ICESTORM_LCs\n")
         raise BuildError(f"nextpnr place-and-route failed (exit 125); log: {folder / 'nextpnr.out'}")
 
+    tiny = tmp_path / "out"
+    convert(make_mlp(np.random.default_rng(5), (3, 2), ["linear"], {"precision": "fixed<8,3>"}), tiny)
     monkeypatch.setattr(build, "build_bitstream", failing)
     result = CliRunner().invoke(main, ["build", str(tiny), "--board", "icebreaker"])
     logs = tiny / "build" / "icebreaker-timing.failed-logs"
