@@ -14,7 +14,7 @@ import numpy as np
 from .arith import dense_plan
 from .fixed import (INT64_SAFE_BITS, FixedFormat, Overflow, Rounding, apply_overflow, quantize,
                     requantize)
-from .ir import Activation, Conv, Dense, Dropout, Flatten, Graph, Input, Pad, Pool, Reshape, Softmax, spatial
+from .ir import Activation, Conv, Dense, Dropout, Flatten, Graph, Input, Pad, Pool, Reshape, Softmax
 
 __all__ = ["evaluate", "trace", "evaluate_op", "windows", "conv_patches", "divide_sticky", "softmax_tables", "softmax_table", "ReferenceError",
            "quantize_inputs", "to_real"]

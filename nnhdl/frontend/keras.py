@@ -396,7 +396,7 @@ class _Builder:
         kernel = self.array(layer.kernel)
         ksize, strides, pads, (oh, ow) = self._geometry(layer, rank, in_shape, layer.kernel_size, layer.strides,
                                                         layer.padding)
-        cin, cout = kernel.shape[-2], kernel.shape[-1]
+        cout = kernel.shape[-1]
         bias = self.array(layer.bias) if getattr(layer, "bias", None) is not None else np.zeros(cout)
         function, alpha = self._elementwise(layer, self.activation_name(layer.activation))
         self.add(Conv, layer.name, self._out_shape(rank, oh, ow, cout), layer.name,

@@ -3,11 +3,12 @@
 import math
 
 from ..arith import dense_plan
+from ..ir import window_count
 from .activation import activation_nodes
 from .base import PipelinedLayer
 from .dense import dense_sums
 
-__all__ = ["Conv", "conv_window_nodes"]
+__all__ = ["Conv", "conv_window_nodes", "window_taps"]
 
 
 def conv_window_nodes(dp, op, plan, taps, in_fmt, multiplier):
@@ -38,18 +39,22 @@ class Conv(PipelinedLayer):
                          name=op.name)
 
     def build(self, dp, xs):
-        op = self.op
-        h, w, c = op.in_shape
-        (kh, kw), (sh, sw), (pt, _, pl, _) = op.kernel, op.strides, op.padding
-        oh, ow, _ = op.out_spatial
         out = []
-        for r in range(oh):
-            for q in range(ow):
-                taps = []
-                for i in range(kh):
-                    for j in range(kw):
-                        y, x = r * sh - pt + i, q * sw - pl + j
-                        inside = 0 <= y < h and 0 <= x < w
-                        taps += [xs[(y * w + x) * c + ch] if inside else None for ch in range(c)]
-                out += conv_window_nodes(dp, op, self.plan, taps, self.in_fmt, self.multiplier)
+        for taps in window_taps(self.op.in_shape, self.op.kernel, self.op.strides, self.op.padding, xs):
+            out += conv_window_nodes(dp, self.op, self.plan, taps, self.in_fmt, self.multiplier)
         return out
+
+
+def window_taps(in_shape, kernel, strides, padding, xs):
+    """For each window position (row-major), the window's inputs from the flat row-major image
+    ``xs`` in (kernel row, kernel column, channel) order; ``None`` where the window is on padding."""
+    h, w, c = in_shape
+    (kh, kw), (sh, sw), (pt, pb, pl, pr) = kernel, strides, padding
+    for r in range(window_count(h, kh, sh, pt, pb)):
+        for q in range(window_count(w, kw, sw, pl, pr)):
+            taps = []
+            for y in range(r * sh - pt, r * sh - pt + kh):
+                for x in range(q * sw - pl, q * sw - pl + kw):
+                    inside = 0 <= y < h and 0 <= x < w
+                    taps += [xs[(y * w + x) * c + ch] if inside else None for ch in range(c)]
+            yield taps

@@ -177,12 +177,18 @@ class Datapath:
             return self.const(const)
         if const:
             terms.append(self.const(const))
-        while len(terms) > 1:
-            nxt = [self.add(terms[k], terms[k + 1]) for k in range(0, len(terms) - 1, 2)]
-            if len(terms) % 2:
-                nxt.append(terms[-1])
-            terms = nxt
-        return terms[0]
+        return self.reduce(terms, self.add)
+
+    def reduce(self, nodes, combine):
+        """``combine`` (e.g. :meth:`add`, :meth:`maximum`) over ``nodes`` as a balanced tree,
+        neighbours paired first."""
+        nodes = list(nodes)
+        while len(nodes) > 1:
+            nxt = [combine(nodes[k], nodes[k + 1]) for k in range(0, len(nodes) - 1, 2)]
+            if len(nodes) % 2:
+                nxt.append(nodes[-1])
+            nodes = nxt
+        return nodes[0]
 
     def materialize(self, node):
         """A node with shift 0 and positive sign (a negation costs one adder level)."""

@@ -1,7 +1,6 @@
 """Pixel-stream plumbing (``io = stream``): padding, global pooling, and gathering a whole
 image into one word for the dense layers that follow."""
 
-import math
 
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring

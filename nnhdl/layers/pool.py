@@ -5,19 +5,14 @@ import math
 from dataclasses import replace
 
 from .base import PipelinedLayer
+from .conv import window_taps
 
 __all__ = ["Pool", "pool_node", "average_node", "maximum_node"]
 
 
 def maximum_node(dp, values):
     """The largest of ``values`` by a balanced tree of comparators."""
-    values = list(values)
-    while len(values) > 1:
-        nxt = [dp.maximum(values[k], values[k + 1]) for k in range(0, len(values) - 1, 2)]
-        if len(values) % 2:
-            nxt.append(values[-1])
-        values = nxt
-    return values[0]
+    return dp.reduce(values, dp.maximum)
 
 
 def average_node(dp, total, count, in_frac, fmt):
@@ -63,16 +58,10 @@ class Pool(PipelinedLayer):
                          name=op.name)
 
     def build(self, dp, xs):
-        op = self.op
-        h, w, c = op.in_shape
-        (kh, kw), (sh, sw), (pt, _, pl, _) = op.pool, op.strides, op.padding
-        oh, ow, _ = op.out_spatial
+        op, c = self.op, self.op.in_shape[2]
         out = []
-        for r in range(oh):
-            for q in range(ow):
-                rows = [y for y in range(r * sh - pt, r * sh - pt + kh) if 0 <= y < h]
-                cols = [x for x in range(q * sw - pl, q * sw - pl + kw) if 0 <= x < w]
-                for ch in range(c):
-                    values = [xs[(y * w + x) * c + ch] for y in rows for x in cols]
-                    out.append(pool_node(dp, op, values, self.in_fmt, (len(values),)))
+        for taps in window_taps(op.in_shape, op.pool, op.strides, op.padding, xs):
+            for ch in range(c):
+                values = [x for x in taps[ch::c] if x is not None]  # the window's real pixels
+                out.append(pool_node(dp, op, values, self.in_fmt, (len(values),)))
         return out

@@ -9,7 +9,6 @@ computes every product of the window with constant weights in parallel. Images f
 other with no gap.
 """
 
-import math
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
