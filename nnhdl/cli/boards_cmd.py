@@ -3,6 +3,7 @@ from pathlib import Path
 import click
 
 from .common import UserError, console, load_inputs, user_errors
+from .progress import stage_progress
 
 
 def _board_errors(fn):
@@ -92,12 +93,11 @@ def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
     target = get_target(board)
     design = load_design(outdir)
     dest = Path(outdir) / "build" / f"{target.name}-{harness}"
-    with console.status("building") as status:
+    with stage_progress(f"build {target.name}", "start") as progress:
         with staged_outputs(dest) as tmp:
             try:
                 result = build_bitstream(design, target, tmp, harness=harness, clock_hz=clock_hz, dsp=dsp,
-                                         allow_timing_fail=allow_timing_fail, baud=baud,
-                                         step=lambda s: status.update(f"{target.name}: {s}"))
+                                         allow_timing_fail=allow_timing_fail, baud=baud, step=progress.update)
             except BuildError as e:  # a tool failed; the staging folder goes away, its logs stay
                 raise BuildError(_keep_logs(str(e), tmp, dest)) from None
     r = result.report
@@ -149,7 +149,7 @@ def synth(outdir, family, target_name, dsp):
         raise UserError(f"{target.name} is an {target.family} device, not {family}")
     design = load_design(outdir, build=False)
     dest = Path(outdir) / f"synth-{family}"
-    with console.status(f"Yosys: synth_{family}"):
+    with stage_progress(f"synth {family}", f"Yosys synth_{family}"):
         with staged_outputs(dest) as tmp:
             cells, needed = synthesize(Path(outdir) / design.report["files"]["verilog"], design.top, family, tmp, dsp)
             (tmp / "synth-report.json").write_text(json.dumps({"family": family, "target": target.name,

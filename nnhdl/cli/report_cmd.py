@@ -13,12 +13,12 @@ def print_report(report, outdir=None):
     from ..report import layer_rows
 
     out = Console(highlight=False)
-    if not out.is_terminal:
-        out = Console(highlight=False, width=132)
+    if not out.is_terminal:  # a log: wide enough that no format is broken across lines
+        out = Console(highlight=False, width=240)
     table = Table(title=f"{report['top']}: {report.get('model') or ''}", title_justify="left", box=box.SIMPLE_HEAD)
     for col in ("layer", "kind", "shape", "weight", "accum", "result", "cycles", "adders+mul", "reg bits"):
         table.add_column(col, justify="right" if col in ("cycles", "adders+mul", "reg bits") else "left",
-                         overflow="fold")
+                         no_wrap=col in ("weight", "accum", "result"), overflow="fold")
     for row in layer_rows(report):
         table.add_row(*row[:3], *row[4:])
     out.print(table)
@@ -41,7 +41,8 @@ def print_report(report, outdir=None):
     out.print(f"ports: {port('i__payload', i)}, {port('o__payload', o)}"
               + (" (argmax index)" if o.get("kind") == "argmax index" else ""))
     if outdir is not None and report.get("files"):
-        files = ", ".join(str(Path(outdir) / f) for f in report["files"].values())
+        names = list(report["files"].values()) + ["report.json"]
+        files = ", ".join(str(Path(outdir) / f) for f in names)
         out.print(f"files: {files}")
 
 
