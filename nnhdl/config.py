@@ -1,6 +1,7 @@
 """Precision configuration: a default format plus per-layer overrides.
 
-In TOML (other top-level keys are allowed and ignored)::
+In TOML (an unknown key, top-level or in a layer table, is an error that lists the valid keys
+and suggests the closest one)::
 
     precision = "fixed<16,6>"        # default for every tensor not named below
     softmax = "table"                # or "argmax"
@@ -33,6 +34,7 @@ bias, alpha) or from the value range (result, logits: calibration data when give
 interval bound), at the default width; ``accum = "auto"`` means exact.
 """
 
+import difflib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +46,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "DEFAULT_PRECISION",
-           "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE"]
+__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "TOP_LEVEL_KEYS", "DEFAULT_PRECISION",
+           "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE", "did_you_mean"]
 
 AUTO = "auto"
 FORMAT_KEYS = ("weight", "bias", "accum", "result", "logits", "alpha", "exp_table", "inv_table")
@@ -54,6 +56,19 @@ DEFAULT_PRECISION = FixedFormat.parse("fixed<16,6>")
 DEFAULT_TABLE_FORMAT = FixedFormat.parse("fixed<18,8,RND,SAT>")
 DEFAULT_TABLE_SIZE = 1024
 SOFTMAX_CHOICES = ("table", "argmax")
+#: The keys a configuration file may have at its top level.
+TOP_LEVEL_KEYS = ("precision", "softmax", "io", "layer")
+
+
+def did_you_mean(word, choices):
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key(where, key, valid):
+    return ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, valid)}; valid keys: {', '.join(valid)}. "
+                       "Fix the spelling or remove it.")
 
 
 class ConfigError(ValueError):
@@ -103,6 +118,9 @@ class PrecisionConfig:
         the file's (command-line options win)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{_where(source)}: the configuration must be a table, not {type(data).__name__}")
+        for key in data:
+            if key not in TOP_LEVEL_KEYS:
+                raise _unknown_key(_where(source), key, TOP_LEVEL_KEYS)
         prec = default if default is not None else data.get("precision", DEFAULT_PRECISION)
         if isinstance(prec, str) and prec.strip().lower() == AUTO:
             raise ConfigError(f"{_where(source, key='precision')}: the default precision must be a format, not 'auto'")
@@ -116,7 +134,7 @@ class PrecisionConfig:
         io = data.get("io")
         if io is not None and io not in IO_CHOICES:
             raise ConfigError(f"{_where(source, key='io')}: must be one of {', '.join(IO_CHOICES)}, not {io!r}")
-        layers, ignored = {}, []
+        layers, ignored = {}, []  # nothing is ignored any more; ``ignored`` stays for old callers
         raw_layers = data.get("layer", {})
         if not isinstance(raw_layers, dict):
             raise ConfigError(f"{_where(source, key='layer')}: must be a table of [layer.NAME] tables")
@@ -128,7 +146,7 @@ class PrecisionConfig:
                 if key in FORMAT_KEYS or key in INT_KEYS:
                     parsed[key] = _parse_entry(value, source, name, key)
                 else:
-                    ignored.append(f"layer.{name}.{key}")
+                    raise _unknown_key(_where(source, name), key, FORMAT_KEYS + INT_KEYS)
             layers[name] = parsed
         return cls(default_fmt, layers, sm, str(source), tuple(ignored), io)
 
@@ -161,8 +179,9 @@ class PrecisionConfig:
         unknown = [name for name in self.layers if name not in known]
         if unknown:
             raise ConfigError(
-                f"{_where(self.source)}: layer {unknown[0]!r} is not in the model{f' {model}' if model else ''}; "
-                f"its layers are: {', '.join(known)}. Fix the [layer.NAME] table name or remove it.")
+                f"{_where(self.source)}: layer {unknown[0]!r} is not in the model{f' {model}' if model else ''}"
+                f"{did_you_mean(unknown[0], known)}; its layers are: {', '.join(known)}. "
+                "Fix the [layer.NAME] table name or remove it.")
 
 
 def _toml_key(name):
