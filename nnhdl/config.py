@@ -1,7 +1,7 @@
 """Precision configuration: a default format plus per-layer overrides.
 
 In TOML (an unknown key, top-level or in a layer table, is an error that lists the valid keys
-and suggests the closest one)::
+and suggests the closest one; other tools' settings may go in ``[tool.NAME]`` tables)::
 
     precision = "fixed<16,6>"        # default for every tensor not named below
     softmax = "table"                # or "argmax"
@@ -31,7 +31,14 @@ Keys of a layer table:
 
 Any format entry may be ``"auto"``: integer bits chosen from the constants' range (weight,
 bias, alpha) or from the value range (result, logits: calibration data when given, else the
-interval bound), at the default width; ``accum = "auto"`` means exact.
+interval bound), at the default width; ``accum = "auto"`` means exact. A zero range (all-zero
+constants or calibration values) gets one integer bit besides the sign.
+
+A BatchNormalization folded into the layer before or after it has no arithmetic of its own;
+one that stays a layer (after an activation, not followed by a Dense or an unpadded
+convolution, or given a ``[layer.NAME]`` entry) is a per-channel scale and shift configured like
+a Dense: ``weight`` (the scales), ``bias`` (the shifts), ``accum``, ``result``
+(see :func:`nnhdl.passes.fold_batchnorm`).
 """
 
 import difflib
@@ -56,8 +63,9 @@ DEFAULT_PRECISION = FixedFormat.parse("fixed<16,6>")
 DEFAULT_TABLE_FORMAT = FixedFormat.parse("fixed<18,8,RND,SAT>")
 DEFAULT_TABLE_SIZE = 1024
 SOFTMAX_CHOICES = ("table", "argmax")
-#: The keys a configuration file may have at its top level.
-TOP_LEVEL_KEYS = ("precision", "softmax", "io", "layer")
+#: The keys a configuration file may have at its top level (``[tool.NAME]`` tables hold other
+#: tools' settings; nnhdl ignores them).
+TOP_LEVEL_KEYS = ("precision", "softmax", "io", "layer", "tool")
 
 
 def did_you_mean(word, choices):
@@ -209,7 +217,7 @@ def config_template(graph, config=None):
     config = config or PrecisionConfig()
     d = str(config.default)
     try:  # what a Dense feeds once Dropout is dropped and BatchNormalization folded
-        folded = fold_batchnorm(drop_dropout(graph))
+        folded = fold_batchnorm(drop_dropout(graph), config)
     except PassError:
         folded = drop_dropout(graph)
     lines = [
@@ -262,10 +270,25 @@ def config_template(graph, config=None):
             else:
                 body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
         elif isinstance(first, BatchNorm):
-            desc = "BatchNormalization, folded into the Dense before it"
-            consumers = folded.consumers(next((op.name for op in folded.ops if op.result_origin == origin), ""))
-            feeds_activation = len(consumers) == 1 and isinstance(consumers[0], Activation)
-            body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
+            backward = next((op for op in folded.ops if op.result_origin == origin), None)
+            alone = next((op for op in folded.ops if op.origin == origin and isinstance(op, Dense)), None)
+            if backward is not None:
+                desc = f"BatchNormalization, folded into '{backward.origin}' before it"
+                consumers = folded.consumers(backward.name)
+            elif alone is not None:
+                desc = ("BatchNormalization as a layer of its own: a per-channel scale (weight) and shift (bias), "
+                        "exact sum (accum unset)")
+                consumers = folded.consumers(alone.name)
+                acc = config.get(origin, "accum")[0]
+                body += [f"weight = \"{value(origin, 'weight')}\"", f"bias   = \"{value(origin, 'bias')}\"",
+                         f"accum  = \"{acc}\"" if acc is not None else "# accum = \"fixed<32,12>\"   # unset: exact"]
+            else:
+                desc = ("BatchNormalization, folded into the next layer (exact); a [layer] entry here keeps it a "
+                        "layer of its own (weight = scales, bias = shifts, result)")
+                consumers = ()
+            if backward is not None or alone is not None:
+                feeds_activation = len(consumers) == 1 and isinstance(consumers[0], Activation)
+                body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
         elif isinstance(first, Activation):
             desc = f"activation {first.function}"
             body.append(f"result = \"{value(origin, 'result')}\"")

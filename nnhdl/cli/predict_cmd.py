@@ -2,7 +2,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, load_inputs, precision_options, user_errors
+from .common import console, load_inputs, precision_options, printed_warnings, user_errors
 
 
 @click.command()
@@ -30,7 +30,8 @@ def predict(source, inputs, output, config_path, precision, softmax, trace_dir):
                                "drop -c/--precision/--softmax or predict from the model file")
         graph = load_design(source, build=False).graph
     else:
-        graph = compile_model(load_model(source), load_config(config_path, precision, softmax))
+        with printed_warnings():
+            graph = compile_model(load_model(source), load_config(config_path, precision, softmax))
     x = load_inputs(inputs, graph)
     values = trace(graph, x)
     out = graph.outputs[0]
