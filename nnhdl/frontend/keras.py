@@ -154,7 +154,11 @@ def _read_model(path):
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds (OSError, ValueError, BadZipFile, TypeError...)
-        raise FrontendError(f"{path}: could not be read as a Keras model ({_brief(e)})") from e
+        detail = _brief(e)
+        if "File not found" in detail:  # Keras' words for any .keras it cannot open; the file exists
+            detail = "not a readable .keras zip archive"
+        raise FrontendError(f"{path}: could not be read as a Keras model ({detail}); it is damaged or was saved "
+                            "by another program: save the model again with model.save(...)") from e
 
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
