@@ -152,6 +152,8 @@ def load_design(outdir, build=True):
             report = json.loads((outdir / REPORT_FILE).read_text())
         except ValueError as e:
             raise ConvertError(f"{outdir / REPORT_FILE}: not valid JSON ({e}); convert the model again") from None
+        if not isinstance(report, dict):
+            raise ConvertError(f"{outdir / REPORT_FILE}: not an nnhdl report (a JSON object); convert the model again")
     options = report.get("options", {})
     network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
                              options.get("io", "parallel"), options.get("memory_bits")) if build else None)

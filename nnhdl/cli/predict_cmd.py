@@ -24,6 +24,9 @@ def predict(source, inputs, output, config_path, precision, softmax, trace_dir):
     from ..outputs import staged_outputs, write_atomic
     from ..reference import to_real, trace
 
+    if source.is_dir() and not is_design_dir(source):
+        raise ConvertError(f"{source} is a folder without graph.json: not written by 'nnhdl convert'; give a folder "
+                           "from 'nnhdl convert' or a .keras/.h5 model file")
     if is_design_dir(source):
         if config_path or precision or softmax:
             raise ConvertError(f"{source} is already converted: its precision is fixed; "
