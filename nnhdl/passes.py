@@ -25,7 +25,7 @@ __all__ = ["drop_dropout", "fold_batchnorm", "fuse_activation", "quantize", "low
            "PrecisionWarning", "MAX_CONSTANT_BITS"]
 
 #: Constants (weight, bias, alpha) are stored as 64-bit integers in ``graph.npz`` and computed
-#: with in int64 by the reference model: their formats may be at most this wide.
+#: in int64 by the reference model: their formats may be at most this wide.
 MAX_CONSTANT_BITS = INT64_SAFE_BITS
 
 
@@ -74,33 +74,28 @@ def _has_own_entry(config, bn):
 
 
 def _forward_target(graph, bn, config):
-    """The ops ``(between, dense)`` through which ``bn`` can be folded into the next Dense or
-    convolution exactly: BatchNorm reads one value per channel, so the next layer must see every
+    """The Dense or convolution ``bn`` can be folded into exactly (forward): BatchNorm reads one value per channel, so the next layer must see every
     BatchNorm output as an input row (a Dense, possibly after a Flatten, or a convolution with no
     padding: a padded zero is not normalized, so folding into a padded convolution would turn it
     into ``c``). ``None`` when that is not possible, or when the configuration has an entry for
     the BatchNormalization (it then stays a tensor of its own)."""
     if _has_own_entry(config, bn) or bn.name in graph.outputs:
         return None
-    between = []
-    name = bn.name
+    name, flattened = bn.name, False
     while True:
         consumers = graph.consumers(name)
         if len(consumers) != 1 or name in graph.outputs:
             return None
         nxt = consumers[0]
-        if isinstance(nxt, Flatten) and not between:
-            between.append(nxt)
-            name = nxt.name
+        if isinstance(nxt, Flatten) and not flattened:
+            name, flattened = nxt.name, True
             continue
         if isinstance(nxt, Conv):
-            return (between, nxt) if not between and not any(nxt.padding) else None
-        if isinstance(nxt, Dense):
-            return between, nxt
-        return None
+            return nxt if not flattened and not any(nxt.padding) else None
+        return nxt if isinstance(nxt, Dense) else None
 
 
-def _fold_forward(graph, bn, between, dense, g, c):
+def _fold_forward(graph, bn, dense, g, c):
     """``W' = diag(g) W``, ``b' = b + c W`` for the rows of ``dense``; drop ``bn``."""
     w = np.asarray(dense.weight, np.float64)
     channel = np.arange(w.shape[0]) % len(g)  # row order (kh, kw, channel) or a flattened channels-last tensor
@@ -127,8 +122,8 @@ def fold_batchnorm(graph: Graph, config: PrecisionConfig = None) -> Graph:
     eps)``, ``c = beta - mean * g``), exactly in the float graph:
 
     1. after a linear Dense or convolution that feeds only it: fold backward,
-       ``w' = w * g``, ``b' = b * g + c`` (the folded layer's output is the BatchNorm's: its
-       config entry sets the result);
+       ``w' = w * g``, ``b' = (b - mean) * g + beta`` (the folded layer's output is the
+       BatchNorm's: its config entry sets the result);
     2. else, before a Dense (directly or after a Flatten) or an unpadded convolution: fold
        forward, ``W' = diag(g) W``, ``b' = b + c W`` (unless ``config`` has an entry for the
        BatchNorm, which keeps it a layer of its own);
@@ -141,12 +136,12 @@ def fold_batchnorm(graph: Graph, config: PrecisionConfig = None) -> Graph:
         prev = graph.op(bn.inputs[0])
         if isinstance(prev, Dense) and prev.activation == "linear" and len(graph.consumers(prev.name)) == 1:
             folded = prev.replace(weight=np.asarray(prev.weight, np.float64) * g[None, :],
-                                  bias=np.asarray(prev.bias, np.float64) * g + c,
+                                  bias=(np.asarray(prev.bias, np.float64) - bn.mean) * g + bn.beta,
                                   result_origin=bn.origin, result_key=bn.result_key)
             return fold_batchnorm(_without(_swap(graph, prev, folded), bn, prev.name), config)
         target = _forward_target(graph, bn, config)
         if target is not None:
-            return fold_batchnorm(_fold_forward(graph, bn, *target, g, c), config)
+            return fold_batchnorm(_fold_forward(graph, bn, target, g, c), config)
         return fold_batchnorm(_swap(graph, bn, scale_shift(bn, g, c)), config)
     return graph
 

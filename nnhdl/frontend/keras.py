@@ -18,7 +18,9 @@ Keras layer                       IR op(s)
 ``Activation``                    :class:`~nnhdl.ir.Activation` or :class:`~nnhdl.ir.Softmax`
 ``ReLU``, ``LeakyReLU``           :class:`~nnhdl.ir.Activation`
 ``Softmax``                       :class:`~nnhdl.ir.Softmax` (last axis only)
-``BatchNormalization``            :class:`~nnhdl.ir.BatchNorm` (last axis only)
+``BatchNormalization``            :class:`~nnhdl.ir.BatchNorm` (last axis only; folded into the
+                                  layer before or after it, or made a per-channel scale and
+                                  shift by :func:`nnhdl.passes.fold_batchnorm`)
 ``Dropout`` and the other layers  :class:`~nnhdl.ir.Dropout` (identity at inference)
 that are the identity at
 inference (:data:`NOOP_LAYERS`)
@@ -36,6 +38,9 @@ inference (:data:`NOOP_LAYERS`)
 ``GlobalAveragePooling1D/2D``     ``keepdims``)
 ``ZeroPadding1D/2D``              :class:`~nnhdl.ir.Pad`
 ================================  ===========================================================
+
+Weights, biases, slopes and BatchNormalization statistics must be finite, and moving variances
+non-negative: anything else stops with an error naming the layer.
 
 Convolutions and pooling need ``data_format="channels_last"`` and a dilation rate of 1 (and
 ``groups=1``); anything else stops with an error naming the layer and the argument.
