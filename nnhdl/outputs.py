@@ -8,7 +8,8 @@ temporary folders whose process is gone or that are older than :data:`STALE_SECO
 
 A *design folder* (``nnhdl convert``'s output) is owned by nnhdl: :data:`MANIFEST` lists the files
 ``convert`` wrote. Converting into a folder that holds anything else is refused unless
-``force=True`` (then the other files are left alone); converting again replaces the previous
+``force=True`` (then the other files are left alone, and the manifest records them as not
+nnhdl's, so a later convert never removes them); converting again replaces the previous
 nnhdl contents wholly — the files of the last convert (a ``<top>.v`` of another ``--top`` too)
 and everything the other commands derived from that design inside the folder (:func:`derived`:
 ``build/``, ``synth-*/``, ``.nnhdl-sim/``, waveforms ``<top>-<sim>.fst|vcd``).
@@ -118,19 +119,22 @@ def _temp_prefix(name):
 # -- design folders ------------------------------------------------------------------------------
 
 def _manifest(outdir):
-    """The names the last ``nnhdl convert`` wrote into ``outdir`` (from :data:`MANIFEST`, or from
-    the ``report.json`` of an nnhdl version without a manifest), and the folder's top; ``None``
-    when ``outdir`` is not a design folder."""
+    """What the last ``nnhdl convert`` recorded in ``outdir``: ``{"files": [...], "top": ...,
+    "others": [...]}`` (the files it wrote, and the other entries that were there, kept with
+    ``force``), from :data:`MANIFEST` or from the ``report.json`` of an nnhdl version without
+    manifests; ``None`` when ``outdir`` is not a design folder."""
     try:
         data = json.loads((outdir / MANIFEST).read_text())
         if isinstance(data, dict) and isinstance(data.get("files"), list):
-            return [str(f) for f in data["files"]], str(data.get("top", ""))
+            return {"files": [str(f) for f in data["files"]], "top": str(data.get("top", "")),
+                    "others": [str(f) for f in data.get("others", [])]}
     except (OSError, ValueError):
         pass
     try:  # a folder converted before manifests: its report lists the files
         report = json.loads((outdir / "report.json").read_text())
         if isinstance(report, dict) and "nnhdl_version" in report and isinstance(report.get("files"), dict):
-            return ["report.json"] + [str(f) for f in report["files"].values()], str(report.get("top", ""))
+            return {"files": ["report.json"] + [str(f) for f in report["files"].values()],
+                    "top": str(report.get("top", "")), "others": []}
     except (OSError, ValueError):
         pass
     return None
@@ -150,8 +154,8 @@ def _classify(outdir):
     listed = _manifest(outdir)
     if listed is None:
         return [], names
-    files = set(listed[0]) | {MANIFEST}
-    ours = [n for n in names if n in files or derived(n)]
+    files, others = set(listed["files"]) | {MANIFEST}, set(listed["others"])
+    ours = [n for n in names if n in files or (derived(n) and n not in others)]
     return ours, [n for n in names if n not in ours]
 
 
@@ -182,20 +186,21 @@ def _commit_design(tmp, outdir, force, top):
     leaves nothing that a later run would take for the user's."""
     previous = check_design_folder(outdir, force)
     new = sorted(p.name for p in tmp.iterdir())
-    old_files = (_manifest(outdir) or ([], ""))[0]
-    _write_manifest(outdir, sorted(set(new) | set(old_files) | (set(previous) - {MANIFEST})), top)
+    others = sorted(set(_classify(outdir)[1]) - set(new))  # kept with force: never nnhdl's to remove
+    old_files = (_manifest(outdir) or {"files": []})["files"]
+    _write_manifest(outdir, set(new) | set(old_files) | (set(previous) - {MANIFEST}), top, others)
     for name in new:
         os.replace(tmp / name, outdir / name)
     for name in previous:
         if name not in new and name != MANIFEST:
             _remove(outdir / name)
-    _write_manifest(outdir, new, top)
+    _write_manifest(outdir, new, top, others)
 
 
-def _write_manifest(outdir, files, top):
+def _write_manifest(outdir, files, top, others):
     from . import __version__
     text = json.dumps({"written_by": "nnhdl convert", "nnhdl_version": __version__, "top": top,
-                       "files": sorted(files)}, indent=1) + "\n"
+                       "files": sorted(files), "others": sorted(others)}, indent=1) + "\n"
     tmp = outdir / f"{MANIFEST}.nnhdl-{os.getpid()}-m.tmp"
     tmp.write_text(text)
     os.replace(tmp, outdir / MANIFEST)

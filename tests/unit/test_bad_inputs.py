@@ -400,13 +400,22 @@ def test_reconvert_replaces_the_previous_outputs(assets, tmp_path):
 
 
 def test_force_keeps_other_files(assets, tmp_path):
+    """--force writes beside the user's files and never removes them, even those named like
+    nnhdl's own folders (a project's build/), also when converting again."""
     out = tmp_path / "o"
-    out.mkdir()
+    (out / "build").mkdir(parents=True)
+    (out / "build" / "Makefile").write_text("all:")
     (out / "notes.txt").write_text("mine")
-    result = run("convert", assets / "tiny.keras", "-o", out, "--precision", PRECISION, "--force")
-    assert result.exit_code == 0, result.output
-    assert (out / "notes.txt").read_text() == "mine" and (out / "tiny.v").exists()
-    assert "notes.txt" not in json.loads((out / MANIFEST).read_text())["files"]
+    for top in ("tiny", "again"):
+        result = run("convert", assets / "tiny.keras", "-o", out, "--precision", PRECISION, "--force", "--top", top)
+        assert result.exit_code == 0, result.output
+        assert (out / "notes.txt").read_text() == "mine" and (out / "build" / "Makefile").exists()
+        assert (out / f"{top}.v").exists()
+    assert not (out / "tiny.v").exists()
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["others"] == ["build", "notes.txt"] and "notes.txt" not in manifest["files"]
+    result = run("convert", assets / "tiny.keras", "-o", out, "--precision", PRECISION)
+    assert result.exit_code == 2 and "build, notes.txt" in result.output
 
 
 def test_empty_folder_and_older_design_folders_are_nnhdls(assets, tmp_path):
