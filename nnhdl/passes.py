@@ -22,7 +22,7 @@ from .ir import (Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, In
 from .reference import conv_patches, dense_accumulate, evaluate_op
 
 __all__ = ["drop_dropout", "fold_batchnorm", "fuse_activation", "quantize", "lower", "PassError",
-           "PrecisionWarning", "MAX_CONSTANT_BITS"]
+           "PrecisionWarning", "MAX_CONSTANT_BITS", "warn_inputs_outside"]
 
 #: Constants (weight, bias, alpha) are stored as 64-bit integers in ``graph.npz`` and computed
 #: in int64 by the reference model: their formats may be at most this wide.
@@ -232,6 +232,21 @@ def _quantize_constant(values, fmt, layer, key, where):
                         f"(or another narrower format), or a narrower --precision")
     _warn_outside(values, fmt, f"{key} values of {where}", layer, key)
     return quantize_values(values, fmt)
+
+
+def warn_inputs_outside(graph: Graph, x, source=""):
+    """Warn (:class:`PrecisionWarning`) when float inputs ``x`` of a quantized graph lie outside
+    its input format: the reference model and the hardware then see wrapped or saturated values.
+    ``source`` (the file) starts the message."""
+    op = graph.input
+    n = _outside(x, op.fmt)
+    if n:
+        lo, hi = _const_range(x)
+        warnings.warn(PrecisionWarning(
+            f"{f'{source}: ' if source else ''}{n} of {np.size(x)} input values lie outside the input format {op.fmt} of layer "
+            f"{op.origin or op.name!r} ({_range_text(op.fmt)}; they span {lo:g} to {hi:g}) and "
+            f"{_OVERFLOW_EFFECT[op.fmt.overflow]}; convert with [layer.{op.origin or op.name}] result = "
+            f"\"{_auto_format(lo, hi, op.fmt)}\" to take them as they are"), stacklevel=2)
 
 
 def _check_calibration(calibration, fmt, op):

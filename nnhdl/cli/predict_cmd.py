@@ -22,6 +22,7 @@ def predict(source, inputs, output, config_path, precision, softmax, trace_dir):
 
     from ..convert import ConvertError, compile_model, is_design_dir, load_config, load_design, load_model
     from ..outputs import staged_outputs, write_atomic
+    from ..passes import warn_inputs_outside
     from ..reference import to_real, trace
 
     if source.is_dir() and not is_design_dir(source):
@@ -36,6 +37,8 @@ def predict(source, inputs, output, config_path, precision, softmax, trace_dir):
         with printed_warnings():
             graph = compile_model(load_model(source), load_config(config_path, precision, softmax))
     x = load_inputs(inputs, graph)
+    with printed_warnings():
+        warn_inputs_outside(graph, x, str(inputs))
     values = trace(graph, x)
     out = graph.outputs[0]
     y = to_real(graph, values[out]).reshape((len(x),) + tuple(graph.output.shape))

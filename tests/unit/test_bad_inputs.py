@@ -380,6 +380,14 @@ def test_all_zero_calibration_warns_and_sizes_sensibly(assets, tmp_path):
     assert report["input"]["format"] == "fixed<12,2>"  # one integer bit besides the sign, not fixed<12,-60>
 
 
+def test_predict_inputs_outside_the_input_format_warn(assets, tmp_path):
+    result = run("predict", assets / "design", "--inputs", assets / "large.npy", "-o", tmp_path / "y.npy")
+    assert result.exit_code == 0, result.output
+    line, = _warnings(result.output)
+    assert all(k in line for k in ("large.npy: 12 of 12 input values", f"input format {PRECISION}", "saturate",
+                                   "[layer.x] result = \"fixed<10,11,RND,SAT>\""))
+
+
 # -- the output folder policy ------------------------------------------------------------------------
 
 def test_reconvert_replaces_the_previous_outputs(assets, tmp_path):
