@@ -198,8 +198,10 @@ def _outside(values, fmt: FixedFormat):
     if fmt.width + 2 > MAX_WIDTH:  # no wider format to compare in: compare the reals
         return int(np.count_nonzero((x < fmt.min_value) | (x > fmt.max_value)))
     # the same fraction bits, two more integer bits, saturating: exact, and out-of-range stays out
+    # (clipped first to the wide format's edge, so that no scaling overflows a float)
     wide = FixedFormat(fmt.width + 2, fmt.int_bits + 2, True, fmt.rounding, Overflow.SAT)
-    raw = quantize_values(x, wide)
+    edge = math.ldexp(1.0, fmt.int_bits + 1)
+    raw = quantize_values(np.clip(x, -edge, edge), wide)
     return int(np.count_nonzero((raw < fmt.min_int) | (raw > fmt.max_int)))
 
 

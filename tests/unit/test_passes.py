@@ -243,3 +243,25 @@ def test_config_template_lists_every_layer(rng, tmp_path):
     x = rng.normal(size=(20, 5))
     np.testing.assert_array_equal(evaluate(lower(g, cfg), x),
                                   evaluate(lower(g, PrecisionConfig.from_dict({"precision": "fixed<12,4>"})), x))
+
+
+def test_outside_counts_exactly_what_overflows():
+    """``_outside`` (the precision warnings' count) against the brute-force rounding of
+    tests/unit/test_fixed.py: a value is outside when its rounded raw value leaves the format."""
+    from fractions import Fraction
+
+    from nnhdl.fixed import Overflow, Rounding
+    from nnhdl.passes import _outside
+
+    from .test_fixed import brute_round
+    for width, int_bits, signed in [(1, 1, True), (3, 1, True), (4, 2, True), (4, 0, False), (3, 5, True),
+                                    (5, -1, True), (3, 2, False)]:
+        for rounding in Rounding:
+            fmt = FixedFormat(width, int_bits, signed, rounding, Overflow.WRAP)
+            step = fmt.lsb / 8
+            values = np.arange(-1.5 * 2 ** int_bits, 1.5 * 2 ** int_bits, step)
+            values = np.concatenate([values, [1e308, -1e308, 1e300, -5e-324]])
+            for v in values:
+                r = brute_round(Fraction(float(v)) * Fraction(2) ** fmt.frac_bits, rounding)
+                want = int(not fmt.min_int <= r <= fmt.max_int)
+                assert _outside(np.array([v]), fmt) == want, (fmt, v)
