@@ -165,10 +165,14 @@ class PrecisionConfig:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such configuration file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read the configuration: {e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text (UTF-8) file, so not a TOML configuration; give the file "
+                              "'nnhdl config MODEL -o config.toml' writes") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the configuration: {e.strerror or e}") from None
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+            raise ConfigError(f"{path}: not valid TOML: {e}; fix that line or start again from "
+                              "'nnhdl config MODEL -o config.toml'") from None
         return cls.from_dict(data, source=path, default=default, softmax=softmax)
 
     def get(self, layer, key, fallback=None):

@@ -69,6 +69,10 @@ def assets(tmp_path_factory):
     bn.get_layer("bn").set_weights([np.ones(3), np.zeros(3), np.zeros(3), np.array([1.0, -0.5, 1.0])])
     bn.save(d / "negvar.keras")
     keras.Sequential([keras.Input((4, 4, 1)), L.UpSampling2D(name="up"), L.Flatten(), L.Dense(2)]).save(d / "up.keras")
+    keras.Sequential([keras.Input((4,)), L.Dense(2, activation="tanh", name="th")]).save(d / "tanh.keras")
+    x_in = keras.Input((4,), name="x")
+    keras.Model(x_in, [L.Dense(2, name="a")(x_in), L.Dense(2, name="b")(x_in)]).save(d / "two_outputs.keras")
+    keras.Sequential([keras.Input((None, 3)), L.Conv1D(2, 3, name="c")]).save(d / "free_length.keras")
 
     (d / "random.keras").write_bytes(np.random.default_rng(0).bytes(3000))
     (d / "random.h5").write_bytes(np.random.default_rng(1).bytes(3000))
@@ -110,6 +114,9 @@ def assets(tmp_path_factory):
         "entry_not_table": "[layer]\nfc1 = 3\n",
         "bad_softmax": 'softmax = "sigmoid"\n',
         "wide_weight": '[layer.fc1]\nweight = "fixed<300,100>"\n',
+        "precision_number": "precision = 16\n",
+        "weight_number": "[layer.fc1]\nweight = 8\n",
+        "table_size_bool": "[layer.fc2]\ntable_size = true\n",
         "not_utf8": None,
     }
     for name, text in configs.items():
@@ -215,11 +222,21 @@ CASES = [
     ("BatchNorm negative variance", NOTHING, _convert("negvar.keras"),
      ["negvar.keras", "'bn'", "negative moving_variance", "retrain or fix"]),
     ("unsupported layer", NOTHING, _convert("up.keras"), ["up.keras", "'up'", "UpSampling2D", "supported layers"]),
+    ("unsupported activation", NOTHING, _convert("tanh.keras"),
+     ["tanh.keras", "'th'", "activation 'tanh'", "supported activations"]),
+    ("not a chain", NOTHING, _convert("two_outputs.keras"), ["two_outputs.keras", "2 outputs", "sequential chains"]),
+    ("input without a fixed shape", NOTHING, _convert("free_length.keras"),
+     ["free_length.keras", "(None, 3)", "every dimension", "keras.Input(shape="]),
+    ("a config given as the model", NOTHING, lambda c: ["convert", c["a"] / "bad_io.toml", "-o", c["out"]],
+     ["bad_io.toml", ".keras or .h5"]),
+    ("a model given as the config", NOTHING,
+     lambda c: ["convert", c["a"] / "tiny.keras", "-o", c["out"], "-c", c["a"] / "tiny.keras"],
+     ["tiny.keras", "not a text (UTF-8) file", "nnhdl config MODEL"]),
     # the configuration
     ("missing config", NOTHING, lambda c: ["convert", c["a"] / "tiny.keras", "-o", c["out"], "-c", c["tmp"] / "no.toml"],
      ["no.toml", "no such configuration file"]),
-    ("config not TOML", NOTHING, _convert_cfg("not_toml"), ["not_toml.toml", "not valid TOML"]),
-    ("config not UTF-8", NOTHING, _convert_cfg("not_utf8"), ["not_utf8.toml", "cannot read the configuration"]),
+    ("config not TOML", NOTHING, _convert_cfg("not_toml"), ["not_toml.toml", "not valid TOML", "line 1", "nnhdl config MODEL"]),
+    ("config not UTF-8", NOTHING, _convert_cfg("not_utf8"), ["not_utf8.toml", "not a text (UTF-8) file"]),
     ("unknown config layer", NOTHING, _convert_cfg("unknown_layer"),
      ["unknown_layer.toml", "'fc_1' is not in the model", "did you mean 'fc1'", "Fix the [layer.NAME]"]),
     ("top-level key typo", NOTHING, _convert_cfg("top_typo"),
@@ -237,6 +254,12 @@ CASES = [
     ("layer not a table", NOTHING, _convert_cfg("layer_not_table"), ["layer_not_table.toml", "[layer.NAME] tables"]),
     ("layer entry not a table", NOTHING, _convert_cfg("entry_not_table"),
      ["entry_not_table.toml", "[layer.fc1]", "must be a table"]),
+    ("precision a number", NOTHING, _convert_cfg("precision_number"),
+     ["precision_number.toml", "precision", "a string like 'fixed<16,6>'"]),
+    ("weight a number", NOTHING, _convert_cfg("weight_number"),
+     ["weight_number.toml", "[layer.fc1] weight", "a string like 'fixed<16,6>'"]),
+    ("table size a boolean", NOTHING, _convert_cfg("table_size_bool"),
+     ["table_size_bool.toml", "[layer.fc2] table_size", "power of two"]),
     ("constant format over 62 bits", NOTHING, _convert_cfg("wide_weight"),
      ["'fc1'", "weight format fixed<300,100>", "at most 62 bits", "[layer.fc1] weight"]),
     # formats and options
