@@ -86,6 +86,15 @@ def _pid_alive(pid):
     return True
 
 
+def _is_stale(pid, age):
+    """A temporary entry of process ``pid`` (``None``: an earlier nnhdl's, which did not record
+    it), ``age`` seconds old, is left over: the process is gone, or it is older than
+    :data:`STALE_SECONDS` (the id may be in use again), or (no id) older than an hour."""
+    if pid is None:
+        return age > 3600
+    return age > STALE_SECONDS or (int(pid) != os.getpid() and not _pid_alive(int(pid)))
+
+
 def _sweep_stale(parent, name):
     """Remove ``.<name>.*.tmp`` entries in ``parent`` left by a killed nnhdl: its process is gone,
     or the entry is older than :data:`STALE_SECONDS`."""
@@ -102,9 +111,7 @@ def _sweep_stale(parent, name):
             age = now - entry.lstat().st_mtime
         except OSError:
             continue
-        pid = int(m["pid"]) if "pid" in m.groupdict() and m["pid"] else None
-        if (pid is not None and pid != os.getpid() and not _pid_alive(pid)) or age > STALE_SECONDS \
-                or (pid is None and age > 3600):
+        if _is_stale(m.groupdict().get("pid"), age):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
