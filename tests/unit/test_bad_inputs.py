@@ -96,7 +96,7 @@ def assets(tmp_path_factory):
     np.save(d / "object.npy", np.array([[1, 2, 3, None]], dtype=object), allow_pickle=True)
     np.save(d / "wrong_shape.npy", rng.normal(size=(5, 3)))
     np.savez(d / "two.npz", a=rng.normal(size=(5, 4)), b=rng.normal(size=(5, 4)))
-    np.savez(d / "one.npz", rng.normal(size=(5, 4)))
+    np.savez(d / "one.npz", features=np.load(d / "x.npy"))
     np.save(d / "zeros.npy", np.zeros((8, 4)))
     np.save(d / "large.npy", np.full((3, 4), 1000.0))
     (d / "text.npy").write_text("1 2 3 4\n")
@@ -409,6 +409,16 @@ def test_predict_inputs_outside_the_input_format_warn(assets, tmp_path):
     line, = _warnings(result.output)
     assert all(k in line for k in ("large.npy: 12 of 12 input values", f"input format {PRECISION}", "saturate",
                                    "[layer.x] result = \"fixed<10,11,RND,SAT>\""))
+
+
+def test_npz_with_one_array_is_read(assets, tmp_path):
+    for name in ("x.npy", "one.npz"):
+        result = run("predict", assets / "design", "--inputs", assets / name, "-o", tmp_path / f"{name}.y.npy")
+        assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy.y.npy"), np.load(tmp_path / "one.npz.y.npy"))
+    result = run("convert", assets / "tiny.keras", "-o", tmp_path / "o", "--calibration", assets / "one.npz",
+                 "--precision", PRECISION)
+    assert result.exit_code == 0, result.output
 
 
 # -- the output folder policy ------------------------------------------------------------------------
