@@ -493,9 +493,8 @@ def test_stale_temporary_folders_are_swept(assets, tmp_path):
 
 def test_sigterm_removes_the_temporary_folder(tmp_path):
     code = textwrap.dedent(f"""
-        import signal, sys, time
+        import time
         from nnhdl.outputs import staged_outputs
-        before = signal.getsignal(signal.SIGTERM)
         with staged_outputs({str(tmp_path / 'o')!r}) as tmp:
             (tmp / "big.v").write_text("x" * 100000)
             print(tmp, flush=True)
@@ -514,6 +513,6 @@ def test_sigterm_removes_the_temporary_folder(tmp_path):
 def test_sigterm_handler_is_restored(tmp_path):
     from nnhdl.outputs import staged_outputs
     before = signal.getsignal(signal.SIGTERM)
-    with staged_outputs(tmp_path / "o") as tmp:
+    with staged_outputs(tmp_path / "o"):
         assert signal.getsignal(signal.SIGTERM) is not before
     assert signal.getsignal(signal.SIGTERM) is before
