@@ -1,6 +1,7 @@
 """Precision configuration: a default format plus per-layer overrides.
 
-In TOML (other top-level keys are allowed and ignored)::
+In TOML (an unknown key, top-level or in a layer table, is an error that lists the valid keys
+and suggests the closest one; other tools' settings may go in ``[tool.NAME]`` tables)::
 
     precision = "fixed<16,6>"        # default for every tensor not named below
     softmax = "table"                # or "argmax"
@@ -30,9 +31,17 @@ Keys of a layer table:
 
 Any format entry may be ``"auto"``: integer bits chosen from the constants' range (weight,
 bias, alpha) or from the value range (result, logits: calibration data when given, else the
-interval bound), at the default width; ``accum = "auto"`` means exact.
+interval bound), at the default width; ``accum = "auto"`` means exact. A zero range (all-zero
+constants or calibration values) gets one integer bit besides the sign.
+
+A BatchNormalization folded into the layer before or after it has no arithmetic of its own;
+one that stays a layer (after an activation, not followed by a Dense or an unpadded
+convolution, or given a ``[layer.NAME]`` entry) is a per-channel scale and shift configured like
+a Dense: ``weight`` (the scales), ``bias`` (the shifts), ``accum``, ``result``
+(see :func:`nnhdl.passes.fold_batchnorm`).
 """
 
+import difflib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +53,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "DEFAULT_PRECISION",
-           "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE"]
+__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "TOP_LEVEL_KEYS", "DEFAULT_PRECISION",
+           "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE", "did_you_mean"]
 
 AUTO = "auto"
 FORMAT_KEYS = ("weight", "bias", "accum", "result", "logits", "alpha", "exp_table", "inv_table")
@@ -54,6 +63,20 @@ DEFAULT_PRECISION = FixedFormat.parse("fixed<16,6>")
 DEFAULT_TABLE_FORMAT = FixedFormat.parse("fixed<18,8,RND,SAT>")
 DEFAULT_TABLE_SIZE = 1024
 SOFTMAX_CHOICES = ("table", "argmax")
+#: The keys a configuration file may have at its top level (``[tool.NAME]`` tables hold other
+#: tools' settings; nnhdl ignores them).
+TOP_LEVEL_KEYS = ("precision", "softmax", "io", "layer", "tool")
+
+
+def did_you_mean(word, choices):
+    """`` (did you mean 'x'?)`` for the closest of ``choices`` to ``word`` (difflib), else ``""``."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown_key(where, key, valid):
+    return ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, valid)}; valid keys: {', '.join(valid)}. "
+                       "Fix the spelling or remove it.")
 
 
 class ConfigError(ValueError):
@@ -103,6 +126,9 @@ class PrecisionConfig:
         the file's (command-line options win)."""
         if not isinstance(data, dict):
             raise ConfigError(f"{_where(source)}: the configuration must be a table, not {type(data).__name__}")
+        for key in data:
+            if key not in TOP_LEVEL_KEYS:
+                raise _unknown_key(_where(source), key, TOP_LEVEL_KEYS)
         prec = default if default is not None else data.get("precision", DEFAULT_PRECISION)
         if isinstance(prec, str) and prec.strip().lower() == AUTO:
             raise ConfigError(f"{_where(source, key='precision')}: the default precision must be a format, not 'auto'")
@@ -116,7 +142,7 @@ class PrecisionConfig:
         io = data.get("io")
         if io is not None and io not in IO_CHOICES:
             raise ConfigError(f"{_where(source, key='io')}: must be one of {', '.join(IO_CHOICES)}, not {io!r}")
-        layers, ignored = {}, []
+        layers, ignored = {}, []  # nothing is ignored any more; ``ignored`` stays for old callers
         raw_layers = data.get("layer", {})
         if not isinstance(raw_layers, dict):
             raise ConfigError(f"{_where(source, key='layer')}: must be a table of [layer.NAME] tables")
@@ -128,7 +154,7 @@ class PrecisionConfig:
                 if key in FORMAT_KEYS or key in INT_KEYS:
                     parsed[key] = _parse_entry(value, source, name, key)
                 else:
-                    ignored.append(f"layer.{name}.{key}")
+                    raise _unknown_key(_where(source, name), key, FORMAT_KEYS + INT_KEYS)
             layers[name] = parsed
         return cls(default_fmt, layers, sm, str(source), tuple(ignored), io)
 
@@ -139,10 +165,14 @@ class PrecisionConfig:
             data = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such configuration file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read the configuration: {e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a text (UTF-8) file, so not a TOML configuration; give the file "
+                              "'nnhdl config MODEL -o config.toml' writes") from None
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the configuration: {e.strerror or e}") from None
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+            raise ConfigError(f"{path}: not valid TOML: {e}; fix that line or start again from "
+                              "'nnhdl config MODEL -o config.toml'") from None
         return cls.from_dict(data, source=path, default=default, softmax=softmax)
 
     def get(self, layer, key, fallback=None):
@@ -161,8 +191,9 @@ class PrecisionConfig:
         unknown = [name for name in self.layers if name not in known]
         if unknown:
             raise ConfigError(
-                f"{_where(self.source)}: layer {unknown[0]!r} is not in the model{f' {model}' if model else ''}; "
-                f"its layers are: {', '.join(known)}. Fix the [layer.NAME] table name or remove it.")
+                f"{_where(self.source)}: layer {unknown[0]!r} is not in the model{f' {model}' if model else ''}"
+                f"{did_you_mean(unknown[0], known)}; its layers are: {', '.join(known)}. "
+                "Fix the [layer.NAME] table name or remove it.")
 
 
 def _toml_key(name):
@@ -190,7 +221,7 @@ def config_template(graph, config=None):
     config = config or PrecisionConfig()
     d = str(config.default)
     try:  # what a Dense feeds once Dropout is dropped and BatchNormalization folded
-        folded = fold_batchnorm(drop_dropout(graph))
+        folded = fold_batchnorm(drop_dropout(graph), config)
     except PassError:
         folded = drop_dropout(graph)
     lines = [
@@ -243,10 +274,25 @@ def config_template(graph, config=None):
             else:
                 body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
         elif isinstance(first, BatchNorm):
-            desc = "BatchNormalization, folded into the Dense before it"
-            consumers = folded.consumers(next((op.name for op in folded.ops if op.result_origin == origin), ""))
-            feeds_activation = len(consumers) == 1 and isinstance(consumers[0], Activation)
-            body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
+            backward = next((op for op in folded.ops if op.result_origin == origin), None)
+            alone = next((op for op in folded.ops if op.origin == origin and isinstance(op, Dense)), None)
+            if backward is not None:
+                desc = f"BatchNormalization, folded into '{backward.origin}' before it"
+                consumers = folded.consumers(backward.name)
+            elif alone is not None:
+                desc = ("BatchNormalization as a layer of its own: a per-channel scale (weight) and shift (bias), "
+                        "exact sum (accum unset)")
+                consumers = folded.consumers(alone.name)
+                acc = config.get(origin, "accum")[0]
+                body += [f"weight = \"{value(origin, 'weight')}\"", f"bias   = \"{value(origin, 'bias')}\"",
+                         f"accum  = \"{acc}\"" if acc is not None else "# accum = \"fixed<32,12>\"   # unset: exact"]
+            else:
+                desc = ("BatchNormalization, folded into the next layer (exact); a [layer] entry here keeps it a "
+                        "layer of its own (weight = scales, bias = shifts, result)")
+                consumers = ()
+            if backward is not None or alone is not None:
+                feeds_activation = len(consumers) == 1 and isinstance(consumers[0], Activation)
+                body += _result_line(config, origin, d, feeds_activation and consumers[0].origin)
         elif isinstance(first, Activation):
             desc = f"activation {first.function}"
             body.append(f"result = \"{value(origin, 'result')}\"")

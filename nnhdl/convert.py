@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import PrecisionConfig
 from .ir import Graph
-from .outputs import staged_outputs
+from .outputs import check_design_folder, staged_outputs
 
 __all__ = ["load_model", "load_config", "compile_model", "build_network", "convert", "load_design",
            "ConvertError", "Design", "GRAPH_STEM", "REPORT_FILE", "is_design_dir"]
@@ -81,7 +81,7 @@ def is_design_dir(path):
 
 
 def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2, top=None, calibration=None,
-            step=None, verilog=True, rtlil=True, io=None, memory_bits=None):
+            step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
 
     ``io``: ``"parallel"`` or ``"stream"`` (see :class:`nnhdl.layers.Network`); default: the
@@ -89,7 +89,9 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
     block RAM (default :data:`nnhdl.layers.window.LINE_BUFFER_MEMORY_BITS`).
 
     ``step(name)`` is called before each stage (for progress display). Returns a :class:`Design`.
-    Nothing is written to ``outdir`` unless every stage succeeds.
+    Nothing is written to ``outdir`` unless every stage succeeds. ``outdir`` must be new, empty or
+    hold only nnhdl's files (``force=True``: write into it anyway, leaving other files alone); the
+    previous nnhdl contents are replaced (see :mod:`nnhdl.outputs`).
     """
     from .export import to_rtlil, to_rtlil_and_verilog, verilog_name
     from .report import build_report
@@ -113,9 +115,10 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
         qgraph = timed("quantize", compile_model, graph, config, calibration)
     top = verilog_name(top or qgraph.name)
     io = io or (config.io if config is not None else None) or "parallel"
+    check_design_folder(outdir, force)  # before the long part
     network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io, memory_bits)
     files = {}
-    with staged_outputs(outdir) as tmp:
+    with staged_outputs(outdir, design=True, force=force, top=top) as tmp:
         if verilog:
             text_il, text = timed("export Verilog and RTLIL", to_rtlil_and_verilog, network, top)
             (tmp / f"{top}.v").write_text(text)
@@ -149,6 +152,8 @@ def load_design(outdir, build=True):
             report = json.loads((outdir / REPORT_FILE).read_text())
         except ValueError as e:
             raise ConvertError(f"{outdir / REPORT_FILE}: not valid JSON ({e}); convert the model again") from None
+        if not isinstance(report, dict):
+            raise ConvertError(f"{outdir / REPORT_FILE}: not an nnhdl report (a JSON object); convert the model again")
     options = report.get("options", {})
     network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
                              options.get("io", "parallel"), options.get("memory_bits")) if build else None)

@@ -41,11 +41,18 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Rounding", "Overflow", "FixedFormat", "FormatError", "quantize", "requantize",
-           "round_shift", "apply_overflow", "to_float", "bits_for_range", "INT64_SAFE_BITS"]
+           "round_shift", "apply_overflow", "to_float", "bits_for_range", "INT64_SAFE_BITS", "MAX_WIDTH",
+           "MAX_INT_BITS"]
 
 #: Raw integers whose magnitude stays below 2**INT64_SAFE_BITS are kept in int64 arrays;
 #: wider ones are computed exactly with Python integers (numpy object arrays).
 INT64_SAFE_BITS = 62
+
+#: The widest format nnhdl accepts: 1024 bits, ap_fixed's default ``AP_INT_MAX_W``.
+MAX_WIDTH = 1024
+#: ``int_bits`` must lie in ``[-MAX_INT_BITS, MAX_INT_BITS]`` (the binary point at most this far
+#: from the word's ends): a bound that keeps every scaling a reasonable shift.
+MAX_INT_BITS = 4 * MAX_WIDTH
 
 
 class FormatError(ValueError):
@@ -110,6 +117,12 @@ class FixedFormat:
             raise FormatError(f"int_bits must be an integer, not {self.int_bits!r}")
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "int_bits", int(self.int_bits))
+        if self.width > MAX_WIDTH:
+            raise FormatError(f"width {self.width} is too wide: nnhdl formats have at most {MAX_WIDTH} bits "
+                              f"(ap_fixed's AP_INT_MAX_W); use a narrower format like fixed<32,16>")
+        if abs(self.int_bits) > MAX_INT_BITS:
+            raise FormatError(f"int_bits {self.int_bits} is out of range: nnhdl formats have between "
+                              f"-{MAX_INT_BITS} and {MAX_INT_BITS} integer bits")
         if isinstance(self.rounding, str):
             object.__setattr__(self, "rounding", _mode(Rounding, self.rounding, self.rounding))
         if isinstance(self.overflow, str):
@@ -140,6 +153,12 @@ class FixedFormat:
             int_bits = int(m["i"])
         if width < 1:
             raise FormatError(f"width must be at least 1 in {text!r}")
+        if width > MAX_WIDTH:
+            raise FormatError(f"width {width} in {text!r} is too wide: nnhdl formats have at most {MAX_WIDTH} "
+                              f"bits (ap_fixed's AP_INT_MAX_W); use a narrower format like fixed<32,16>")
+        if abs(int_bits) > MAX_INT_BITS:
+            raise FormatError(f"integer bits {int_bits} in {text!r} are out of range: at most {MAX_INT_BITS} "
+                              f"in magnitude; use a format like fixed<32,16>")
         rounding = _mode(Rounding, m["q"], text) if m["q"] else Rounding.TRN
         overflow = _mode(Overflow, m["o"], text) if m["o"] else Overflow.WRAP
         if m["n"] is not None and int(m["n"]) != 0:

@@ -360,4 +360,10 @@ class Graph:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as e:
             raise IRError(f"cannot read the saved graph {json_path} / {npz_path}: {e}") from e
-        return cls.from_dict(data, arrays)
+        try:
+            return cls.from_dict(data, arrays)
+        except IRError as e:
+            raise IRError(f"{json_path}: {e}; convert the model again") from None
+        except (AttributeError, KeyError, TypeError, ValueError) as e:  # valid JSON, not a graph nnhdl wrote
+            raise IRError(f"{json_path}: not a graph saved by nnhdl ({type(e).__name__}: {e}); "
+                          "convert the model again") from None

@@ -3,19 +3,35 @@
 :func:`lower` runs them in order: :func:`drop_dropout`, :func:`fold_batchnorm`,
 :func:`fuse_activation`, :func:`quantize` (which also infers exact accumulators by interval
 arithmetic and resolves ``auto`` formats).
+
+Lossy but legal choices are reported as :class:`PrecisionWarning` (Python's ``warnings``; the
+command line prints them): constants (weight, bias, alpha) or calibration values outside their
+format, which then wrap or saturate, and all-zero calibration data.
 """
 
 import math
+import warnings
 
 import numpy as np
 
 from .arith import dense_plan, exact_accumulator
 from .config import AUTO, PrecisionConfig
-from .fixed import FixedFormat, quantize as quantize_values
-from .ir import Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, IRError, Pad, Pool, Reshape, Softmax
+from .fixed import INT64_SAFE_BITS, MAX_WIDTH, FixedFormat, Overflow, quantize as quantize_values
+from .ir import (Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, IRError, Pad, Pool, Reshape,
+                 Softmax, spatial)
 from .reference import conv_patches, dense_accumulate, evaluate_op
 
-__all__ = ["drop_dropout", "fold_batchnorm", "fuse_activation", "quantize", "lower", "PassError"]
+__all__ = ["drop_dropout", "fold_batchnorm", "fuse_activation", "quantize", "lower", "PassError",
+           "PrecisionWarning", "MAX_CONSTANT_BITS", "warn_inputs_outside"]
+
+#: Constants (weight, bias, alpha) are stored as 64-bit integers in ``graph.npz`` and computed
+#: in int64 by the reference model: their formats may be at most this wide.
+MAX_CONSTANT_BITS = INT64_SAFE_BITS
+
+
+class PrecisionWarning(UserWarning):
+    """A lossy but legal choice: values outside their format (they wrap or saturate), or
+    calibration data that says nothing about the value range."""
 
 
 class PassError(IRError):
@@ -42,24 +58,91 @@ def drop_dropout(graph: Graph) -> Graph:
     return graph
 
 
-def fold_batchnorm(graph: Graph) -> Graph:
-    """Fold each BatchNormalization into the Dense before it:
-    ``w' = w * g``, ``b' = (b - mean) * g + beta`` with ``g = gamma / sqrt(var + eps)``."""
+def _bn_affine(bn):
+    """``(g, c)``: BatchNormalization is ``y = g * x + c`` per channel (last axis)."""
+    var = np.asarray(bn.variance, np.float64) + bn.epsilon
+    if np.any(~(var > 0)):
+        raise PassError(f"BatchNormalization {bn.origin or bn.name!r}: variance + epsilon must be positive "
+                        f"(it is {float(var.min()):g}); fix the layer's statistics")
+    g = np.asarray(bn.gamma, np.float64) / np.sqrt(var)
+    return g, np.asarray(bn.beta, np.float64) - np.asarray(bn.mean, np.float64) * g
+
+
+def _has_own_entry(config, bn):
+    """Whether the configuration sets anything for the BatchNormalization itself."""
+    return config is not None and bool(config.layers.get(bn.origin or bn.name))
+
+
+def _forward_target(graph, bn, config):
+    """The Dense or convolution ``bn`` can be folded into exactly (forward): BatchNorm reads one value per channel, so the next layer must see every
+    BatchNorm output as an input row (a Dense, possibly after a Flatten, or a convolution with no
+    padding: a padded zero is not normalized, so folding into a padded convolution would turn it
+    into ``c``). ``None`` when that is not possible, or when the configuration has an entry for
+    the BatchNormalization (it then stays a tensor of its own)."""
+    if _has_own_entry(config, bn) or bn.name in graph.outputs:
+        return None
+    name, flattened = bn.name, False
+    while True:
+        consumers = graph.consumers(name)
+        if len(consumers) != 1 or name in graph.outputs:
+            return None
+        nxt = consumers[0]
+        if isinstance(nxt, Flatten) and not flattened:
+            name, flattened = nxt.name, True
+            continue
+        if isinstance(nxt, Conv):
+            return nxt if not flattened and not any(nxt.padding) else None
+        return nxt if isinstance(nxt, Dense) else None
+
+
+def _fold_forward(graph, bn, dense, g, c):
+    """``W' = diag(g) W``, ``b' = b + c W`` for the rows of ``dense``; drop ``bn``."""
+    w = np.asarray(dense.weight, np.float64)
+    channel = np.arange(w.shape[0]) % len(g)  # row order (kh, kw, channel) or a flattened channels-last tensor
+    folded = dense.replace(weight=w * g[channel][:, None], bias=np.asarray(dense.bias, np.float64) + c[channel] @ w)
+    return _without(_swap(graph, dense, folded), bn, bn.inputs[0])
+
+
+def scale_shift(bn, g, c):
+    """The per-channel ``y = g * x + c`` of ``bn`` as an op the rest of nnhdl already knows: a
+    Dense with a diagonal weight for a flat tensor, a depthwise 1x1 convolution for an image or a
+    signal (zero weights cost nothing in hardware). It keeps the BatchNormalization's name and
+    origin, so its ``[layer.NAME]`` entry sets ``weight`` (the scales), ``bias`` (the shifts),
+    ``accum`` and ``result`` as for a Dense."""
+    common = dict(name=bn.name, inputs=bn.inputs, shape=tuple(bn.shape), origin=bn.origin,
+                  result_key=bn.result_key, result_origin=bn.result_origin, weight=np.diag(g), bias=c)
+    if len(bn.shape) == 1:
+        return Dense(**common)
+    return Conv(**common, in_shape=spatial(bn.shape), kernel=(1, 1), strides=(1, 1), padding=(0, 0, 0, 0),
+                depthwise=True)
+
+
+def fold_batchnorm(graph: Graph, config: PrecisionConfig = None) -> Graph:
+    """Remove every BatchNormalization (``y = g * x + c`` per channel, ``g = gamma / sqrt(var +
+    eps)``, ``c = beta - mean * g``), exactly in the float graph:
+
+    1. after a linear Dense or convolution that feeds only it: fold backward,
+       ``w' = w * g``, ``b' = (b - mean) * g + beta`` (the folded layer's output is the
+       BatchNorm's: its config entry sets the result);
+    2. else, before a Dense (directly or after a Flatten) or an unpadded convolution: fold
+       forward, ``W' = diag(g) W``, ``b' = b + c W`` (unless ``config`` has an entry for the
+       BatchNorm, which keeps it a layer of its own);
+    3. else: a layer of its own, :func:`scale_shift`.
+    """
     for bn in graph.ops:
         if not isinstance(bn, BatchNorm):
             continue
+        g, c = _bn_affine(bn)
         prev = graph.op(bn.inputs[0])
-        if not isinstance(prev, Dense) or prev.activation != "linear" or len(graph.consumers(prev.name)) != 1:
-            raise PassError(
-                f"BatchNormalization layer {bn.origin or bn.name!r} can only be folded into a Dense or convolution layer "
-                f"with a linear activation that feeds only it; it follows {type(prev).__name__} "
-                f"{prev.origin or prev.name!r}. Move the activation after the BatchNormalization.")
-        g = np.asarray(bn.gamma, np.float64) / np.sqrt(np.asarray(bn.variance, np.float64) + bn.epsilon)
-        # the folded layer's output is the BatchNormalization's: its config entry sets the result
-        folded = prev.replace(weight=np.asarray(prev.weight, np.float64) * g[None, :],
-                              bias=(np.asarray(prev.bias, np.float64) - bn.mean) * g + bn.beta,
-                              result_origin=bn.origin, result_key=bn.result_key)
-        return fold_batchnorm(_without(_swap(graph, prev, folded), bn, prev.name))
+        if isinstance(prev, Dense) and prev.activation == "linear" and len(graph.consumers(prev.name)) == 1:
+            folded = prev.replace(weight=np.asarray(prev.weight, np.float64) * g[None, :],
+                                  bias=(np.asarray(prev.bias, np.float64) - bn.mean) * g + bn.beta,
+                                  result_origin=bn.origin, result_key=bn.result_key)
+            return fold_batchnorm(_without(_swap(graph, prev, folded), bn, prev.name), config)
+        target = _forward_target(graph, bn, config)
+        if target is not None:
+            return fold_batchnorm(_fold_forward(graph, bn, target, g, c), config)
+        return fold_batchnorm(_swap(graph, bn, scale_shift(bn, g, c)), config)
     return graph
 
 
@@ -87,7 +170,10 @@ def fuse_activation(graph: Graph, config: PrecisionConfig = None) -> Graph:
 # -- quantization ------------------------------------------------------------------------------
 
 def _int_bits_for(lo, hi, width, signed):
-    """Smallest integer-bit count such that a ``width``-bit format holds [lo, hi]."""
+    """Smallest integer-bit count such that a ``width``-bit format holds [lo, hi]; a zero range
+    (nothing to go by) gets one integer bit besides the sign."""
+    if lo == 0 and hi == 0:
+        return 2 if signed else 1
     m = max(abs(float(lo)), abs(float(hi)), 2.0 ** -60)
     start = int(math.floor(math.log2(m))) - 1
     for i in range(start, start + 4):
@@ -101,6 +187,85 @@ def _auto_format(lo, hi, template: FixedFormat):
     signed = template.signed or lo < 0
     return FixedFormat(template.width, _int_bits_for(lo, hi, template.width, signed), signed,
                        template.rounding, template.overflow)
+
+
+def _outside(values, fmt: FixedFormat):
+    """How many of the real ``values`` lie outside ``fmt``'s range once rounded with its
+    rounding mode (so its overflow mode acts on them)."""
+    x = np.asarray(values, np.float64)
+    if x.size == 0:
+        return 0
+    if fmt.width + 2 > MAX_WIDTH:  # no wider format to compare in: compare the reals
+        return int(np.count_nonzero((x < fmt.min_value) | (x > fmt.max_value)))
+    # the same fraction bits, two more integer bits, saturating: exact, and out-of-range stays out
+    # (clipped first to the wide format's edge, so that no scaling overflows a float)
+    wide = FixedFormat(fmt.width + 2, fmt.int_bits + 2, True, fmt.rounding, Overflow.SAT)
+    edge = math.ldexp(1.0, fmt.int_bits + 1)
+    raw = quantize_values(np.clip(x, -edge, edge), wide)
+    return int(np.count_nonzero((raw < fmt.min_int) | (raw > fmt.max_int)))
+
+
+_OVERFLOW_EFFECT = {Overflow.WRAP: "wrap around", Overflow.SAT: "saturate", Overflow.SAT_SYM: "saturate",
+                    Overflow.SAT_ZERO: "become zero"}
+
+
+def _range_text(fmt):
+    return f"{fmt.min_value:g} to {fmt.max_value:g}"
+
+
+def _warn_outside(values, fmt, what, layer, key):
+    """Warn when ``values`` (``what``: "weight values of layer 'fc1'") do not fit ``fmt``."""
+    n = _outside(values, fmt)
+    if n:
+        lo, hi = _const_range(values)
+        better = _auto_format(lo, hi, fmt)
+        warnings.warn(PrecisionWarning(
+            f"{n} of {np.size(values)} {what} lie outside {fmt} ({_range_text(fmt)}; they span {lo:g} to {hi:g}) "
+            f"and {_OVERFLOW_EFFECT[fmt.overflow]}; set [layer.{layer}] {key} = \"{better}\" (or \"auto\")"),
+            stacklevel=3)
+
+
+def _quantize_constant(values, fmt, layer, key, where):
+    """``values`` as raw integers of ``fmt``; refuses formats too wide for graph.npz and warns
+    when values fall outside the format."""
+    if fmt.width > MAX_CONSTANT_BITS:
+        raise PassError(f"{where}: the {key} format {fmt} is {fmt.width} bits wide; constants (weight, bias, alpha) "
+                        f"have at most {MAX_CONSTANT_BITS} bits. Set [layer.{layer}] {key} = \"fixed<16,6>\" "
+                        f"(or another narrower format), or a narrower --precision")
+    _warn_outside(values, fmt, f"{key} values of {where}", layer, key)
+    return quantize_values(values, fmt)
+
+
+def warn_inputs_outside(graph: Graph, x, source=""):
+    """Warn (:class:`PrecisionWarning`) when float inputs ``x`` of a quantized graph lie outside
+    its input format: the reference model and the hardware then see wrapped or saturated values.
+    ``source`` (the file) starts the message."""
+    op = graph.input
+    n = _outside(x, op.fmt)
+    if n:
+        lo, hi = _const_range(x)
+        warnings.warn(PrecisionWarning(
+            f"{f'{source}: ' if source else ''}{n} of {np.size(x)} input values lie outside the input format {op.fmt} of layer "
+            f"{op.origin or op.name!r} ({_range_text(op.fmt)}; they span {lo:g} to {hi:g}) and "
+            f"{_OVERFLOW_EFFECT[op.fmt.overflow]}; convert with [layer.{op.origin or op.name}] result = "
+            f"\"{_auto_format(lo, hi, op.fmt)}\" to take them as they are"), stacklevel=2)
+
+
+def _check_calibration(calibration, fmt, op):
+    """Warn about calibration data that are all zero or outside the input format."""
+    if not np.any(calibration):
+        warnings.warn(PrecisionWarning(
+            "the calibration inputs are all zero: they say nothing about the value ranges; 'auto' formats sized "
+            "from them get one integer bit. Give representative inputs"), stacklevel=3)
+    n = _outside(calibration, fmt)
+    if n:
+        lo, hi = _const_range(calibration)
+        better = _auto_format(lo, hi, fmt)
+        warnings.warn(PrecisionWarning(
+            f"{n} of {calibration.size} calibration values lie outside the input format {fmt} of layer "
+            f"{op.origin or op.name!r} ({_range_text(fmt)}; they span {lo:g} to {hi:g}) and "
+            f"{_OVERFLOW_EFFECT[fmt.overflow]}; set [layer.{op.origin or op.name}] result = \"{better}\" "
+            "(or \"auto\")"), stacklevel=3)
 
 
 class _Resolver:
@@ -140,11 +305,17 @@ def quantize(graph: Graph, config: PrecisionConfig = None, calibration=None) -> 
         srcs = [fmts[n] for n in op.inputs]
         where = f"layer {op.origin or op.name!r}"
         if isinstance(op, Input):
+            if calibration is not None:
+                calibration = np.asarray(calibration, np.float64)
+                if calibration.size == 0:
+                    raise PassError("the calibration data are empty; give at least one input, shaped "
+                                    f"(N, {', '.join(map(str, op.shape))})")
             cal = None if calibration is None else (float(np.min(calibration)), float(np.max(calibration)))
             fmt = res.fmt(op.origin, op.result_key, cal, where)
             new = op.replace(fmt=fmt)
             if calibration is not None:
-                calib[op.name] = quantize_values(np.asarray(calibration, np.float64), fmt)
+                _check_calibration(calibration, fmt, op)
+                calib[op.name] = quantize_values(calibration, fmt)
         elif isinstance(op, (Flatten, Dropout, Reshape, Pad)):
             new = op.replace(fmt=srcs[0])
         elif isinstance(op, Pool):
@@ -184,16 +355,17 @@ def _quantize_dense(op: Dense, src: FixedFormat, res: _Resolver, calib, where):
     layer = op.origin
     wfmt = res.fmt(layer, "weight", _const_range(op.weight), where)
     bfmt = res.fmt(layer, "bias", _const_range(op.bias), where)
-    w = quantize_values(op.weight, wfmt)
-    b = quantize_values(op.bias, bfmt)
+    w = _quantize_constant(op.weight, wfmt, layer, "weight", where)
+    b = _quantize_constant(op.bias, bfmt, layer, "bias", where)
     accum = res.fmt(layer, "accum", None, where) if res.config.get(layer, "accum")[0] != AUTO else None
     exact = accum is None
     if exact:
         accum = exact_accumulator(src, w, wfmt, b, bfmt)
     alpha_fmt = alpha = None
     if op.activation == "leaky_relu":
-        alpha_fmt = res.fmt(op.result_origin or layer, "alpha", (float(op.alpha), float(op.alpha)), where)
-        alpha = int(quantize_values(np.array([op.alpha]), alpha_fmt)[0])
+        alpha_layer = op.result_origin or layer
+        alpha_fmt = res.fmt(alpha_layer, "alpha", (float(op.alpha), float(op.alpha)), where)
+        alpha = int(_quantize_constant(np.array([op.alpha]), alpha_fmt, alpha_layer, "alpha", where)[0])
     new = op.replace(weight=w, bias=b, weight_fmt=wfmt, bias_fmt=bfmt, accum_fmt=accum, accum_exact=exact,
                      alpha=0 if alpha is None else alpha, alpha_fmt=alpha_fmt)
     alpha_real = 0.0 if alpha is None else alpha * alpha_fmt.lsb
@@ -222,7 +394,7 @@ def _quantize_activation(op: Activation, src: FixedFormat, res: _Resolver, calib
     alpha_fmt = alpha = None
     if op.function == "leaky_relu":
         alpha_fmt = res.fmt(op.origin, "alpha", (float(op.alpha), float(op.alpha)), where)
-        alpha = int(quantize_values(np.array([op.alpha]), alpha_fmt)[0])
+        alpha = int(_quantize_constant(np.array([op.alpha]), alpha_fmt, op.origin, "alpha", where)[0])
     alpha_real = 0.0 if alpha is None else alpha * alpha_fmt.lsb
 
     def value_range():
@@ -250,6 +422,6 @@ def lower(graph: Graph, config: PrecisionConfig = None, calibration=None) -> Gra
     """Float graph -> quantized graph: drop Dropout, fold BatchNorm, fuse activations, quantize."""
     config = config or PrecisionConfig()
     g = drop_dropout(graph)
-    g = fold_batchnorm(g)
+    g = fold_batchnorm(g, config)
     g = fuse_activation(g, config)
     return quantize(g, config, calibration)

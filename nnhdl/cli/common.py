@@ -1,13 +1,15 @@
 """What the commands share: error translation, options, input loading, console."""
 
+import contextlib
 import functools
+import warnings
 from pathlib import Path
 
 import click
 import numpy as np
 from rich.console import Console
 
-__all__ = ["UserError", "user_errors", "console", "precision_options", "load_inputs"]
+__all__ = ["UserError", "user_errors", "console", "precision_options", "load_inputs", "printed_warnings"]
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -57,24 +59,80 @@ def precision_options(fn):
     return fn
 
 
-def load_inputs(path, graph):
-    """Float inputs from a .npy file, shaped (N, *input shape) (one sample may omit N)."""
-    path = Path(path)
+@contextlib.contextmanager
+def printed_warnings():
+    """Print the :class:`nnhdl.passes.PrecisionWarning` s raised in the block as one-line
+    ``warning:`` messages (also when the block fails); other warnings pass through unchanged."""
+    from rich.markup import escape
+
+    from ..passes import PrecisionWarning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PrecisionWarning)
+        try:
+            yield
+        finally:
+            others = [w for w in caught if not issubclass(w.category, PrecisionWarning)]
+            ours = [w for w in caught if issubclass(w.category, PrecisionWarning)]
+    for w in ours:
+        console.print(f"[yellow]warning:[/] {escape(str(w.message))}")
+    for w in others:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+def _read_array(path, what):
+    """The one array in a .npy file (or a .npz archive holding exactly one)."""
     from ..convert import ConvertError
+    how = "save them with numpy.save('x.npy', X), X a real numeric array shaped (N, *input shape)"
     try:
-        x = np.load(path, allow_pickle=False)
+        data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise ConvertError(f"{path}: no such file") from None
-    except (OSError, ValueError) as e:
-        raise ConvertError(f"{path}: not a readable .npy array ({e}); save inputs with numpy.save") from None
+        raise ConvertError(f"{path}: no such file; give the {what} as a .npy file") from None
+    except IsADirectoryError:
+        raise ConvertError(f"{path}: is a folder; give the {what} as a .npy file") from None
+    except (OSError, ValueError, EOFError) as e:
+        raise ConvertError(f"{path}: not a readable .npy array ({' '.join(str(e).split())}); {how}") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            names = list(data.files)
+            if len(names) != 1:
+                raise ConvertError(f"{path}: a .npz archive with {len(names)} arrays "
+                                   f"({', '.join(names[:5]) or 'none'}); nnhdl reads one array: {how} "
+                                   "(or numpy.savez('x.npz', X) with X alone)")
+            try:
+                return data[names[0]]
+            except (OSError, ValueError) as e:
+                raise ConvertError(f"{path}: array {names[0]!r} cannot be read ({e}); {how}") from None
+    if not isinstance(data, np.ndarray):  # pragma: no cover - np.load returns arrays or archives
+        raise ConvertError(f"{path}: not a .npy array; {how}")
+    return data
+
+
+def load_inputs(path, graph, what="inputs"):
+    """Float inputs from a .npy file (or a .npz archive with exactly one array), shaped
+    (N, *input shape) with N >= 1 (one sample may omit N). Refuses complex, non-numeric, NaN or
+    infinite values and empty arrays with a message naming the file and the fix."""
+    from ..convert import ConvertError
+    path = Path(path)
+    x = _read_array(path, what)
+    if np.iscomplexobj(x):
+        raise ConvertError(f"{path}: the {what} are complex numbers ({x.dtype}); nnhdl networks take real numbers: "
+                           "save the part you mean, e.g. X.real or np.abs(X)")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise ConvertError(f"{path}: the {what} must be numbers (integer or float), not {x.dtype}; "
+                           "save them with X.astype(float)")
     shape = tuple(graph.input.shape)
     if x.shape == shape:
         x = x[None]
+    if x.ndim >= 1 and x.shape[0] == 0 or x.size == 0:
+        raise ConvertError(f"{path}: holds no {what} (shape {tuple(x.shape)}); give at least one, shaped "
+                           f"(N, {', '.join(map(str, shape))})")
     if x.ndim < 1 or tuple(x.shape[1:]) != shape:
-        raise ConvertError(f"{path}: inputs must have shape (N, {', '.join(map(str, shape))}) for input "
+        raise ConvertError(f"{path}: {what} must have shape (N, {', '.join(map(str, shape))}) for input "
                            f"'{graph.input.name}', not {tuple(x.shape)}")
-    if not np.issubdtype(x.dtype, np.number):
-        raise ConvertError(f"{path}: inputs must be numbers, not {x.dtype}")
-    if not np.all(np.isfinite(x)):
-        raise ConvertError(f"{path}: inputs contain NaN or infinity")
-    return x.astype(np.float64)
+    x = x.astype(np.float64)
+    bad = ~np.isfinite(x)
+    if np.any(bad):
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ConvertError(f"{path}: {int(bad.sum())} of the {what}' values are NaN or infinite (the first at index "
+                           f"{first}); remove or replace them")
+    return x

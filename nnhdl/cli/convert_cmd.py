@@ -2,13 +2,16 @@ from pathlib import Path
 
 import click
 
-from .common import console, load_inputs, precision_options, user_errors
+from .common import console, load_inputs, precision_options, printed_warnings, user_errors
 
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder (created; files in it are replaced only when everything succeeded).")
+              help="Output folder: new, empty, or one nnhdl wrote (its previous nnhdl contents are replaced, only "
+                   "when everything succeeded).")
+@click.option("--force", is_flag=True,
+              help="Write into an output folder that also holds other files (they are kept).")
 @precision_options
 @click.option("--top", default=None, help="Name of the top Verilog module (default: the model's name).")
 @click.option("--multiplier", type=click.Choice(["csd", "dsp"]), default="csd", show_default=True,
@@ -24,7 +27,8 @@ from .common import console, load_inputs, precision_options, user_errors
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Float inputs (.npy) used to size 'auto' result formats.")
 @user_errors
-def convert(model, outdir, config_path, precision, softmax, top, multiplier, levels_per_stage, io, memory_bits, calibration):
+def convert(model, outdir, force, config_path, precision, softmax, top, multiplier, levels_per_stage, io, memory_bits,
+            calibration):
     """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
     <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -33,15 +37,13 @@ def convert(model, outdir, config_path, precision, softmax, top, multiplier, lev
     from .report_cmd import print_report
 
     cfg = load_config(config_path, precision, softmax)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with printed_warnings(), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                      console=console, transient=True) as progress:
         task = progress.add_task("load model")
         graph = load_model(model)
-        calib = load_inputs(calibration, graph) if calibration else None
+        calib = load_inputs(calibration, graph, "calibration inputs") if calibration else None
         design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
-                             top=top, calibration=calib, io=io, memory_bits=memory_bits,
+                             top=top, calibration=calib, io=io, memory_bits=memory_bits, force=force,
                              step=lambda name: progress.update(task, description=name))
     print_report(design.report, outdir)
-    if cfg.ignored:
-        console.print(f"[yellow]note:[/] ignored unknown config keys: {', '.join(cfg.ignored)}")
     console.print(f"[green]done:[/] {outdir}. Next: nnhdl verify {outdir}")

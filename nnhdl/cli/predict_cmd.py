@@ -2,7 +2,7 @@ from pathlib import Path
 
 import click
 
-from .common import console, load_inputs, precision_options, user_errors
+from .common import console, load_inputs, precision_options, printed_warnings, user_errors
 
 
 @click.command()
@@ -22,16 +22,23 @@ def predict(source, inputs, output, config_path, precision, softmax, trace_dir):
 
     from ..convert import ConvertError, compile_model, is_design_dir, load_config, load_design, load_model
     from ..outputs import staged_outputs, write_atomic
+    from ..passes import warn_inputs_outside
     from ..reference import to_real, trace
 
+    if source.is_dir() and not is_design_dir(source):
+        raise ConvertError(f"{source} is a folder without graph.json: not written by 'nnhdl convert'; give a folder "
+                           "from 'nnhdl convert' or a .keras/.h5 model file")
     if is_design_dir(source):
         if config_path or precision or softmax:
             raise ConvertError(f"{source} is already converted: its precision is fixed; "
                                "drop -c/--precision/--softmax or predict from the model file")
         graph = load_design(source, build=False).graph
     else:
-        graph = compile_model(load_model(source), load_config(config_path, precision, softmax))
+        with printed_warnings():
+            graph = compile_model(load_model(source), load_config(config_path, precision, softmax))
     x = load_inputs(inputs, graph)
+    with printed_warnings():
+        warn_inputs_outside(graph, x, str(inputs))
     values = trace(graph, x)
     out = graph.outputs[0]
     y = to_real(graph, values[out]).reshape((len(x),) + tuple(graph.output.shape))

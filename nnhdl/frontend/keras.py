@@ -18,7 +18,9 @@ Keras layer                       IR op(s)
 ``Activation``                    :class:`~nnhdl.ir.Activation` or :class:`~nnhdl.ir.Softmax`
 ``ReLU``, ``LeakyReLU``           :class:`~nnhdl.ir.Activation`
 ``Softmax``                       :class:`~nnhdl.ir.Softmax` (last axis only)
-``BatchNormalization``            :class:`~nnhdl.ir.BatchNorm` (last axis only)
+``BatchNormalization``            :class:`~nnhdl.ir.BatchNorm` (last axis only; folded into the
+                                  layer before or after it, or made a per-channel scale and
+                                  shift by :func:`nnhdl.passes.fold_batchnorm`)
 ``Dropout`` and the other layers  :class:`~nnhdl.ir.Dropout` (identity at inference)
 that are the identity at
 inference (:data:`NOOP_LAYERS`)
@@ -36,6 +38,9 @@ inference (:data:`NOOP_LAYERS`)
 ``GlobalAveragePooling1D/2D``     ``keepdims``)
 ``ZeroPadding1D/2D``              :class:`~nnhdl.ir.Pad`
 ================================  ===========================================================
+
+Weights, biases, slopes and BatchNormalization statistics must be finite, and moving variances
+non-negative: anything else stops with an error naming the layer.
 
 Convolutions and pooling need ``data_format="channels_last"`` and a dilation rate of 1 (and
 ``groups=1``); anything else stops with an error naming the layer and the argument.
@@ -55,9 +60,10 @@ negative slope of :func:`keras.activations.leaky_relu` (0.2 in Keras 3, read fro
 signature); the ``LeakyReLU`` layer's own default is 0.3 and is read from the layer.
 """
 
+import contextlib
+import dataclasses
 import inspect
 import math
-import contextlib
 import os
 import sys
 import re
@@ -148,11 +154,53 @@ def _read_model(path):
                             f"(save it with model.save('model.keras')), not {path.suffix or 'no suffix'!r}")
     if not path.is_file():
         raise FrontendError(f"{path}: is a directory, not a .keras or .h5 file")
+    _check_container(path)
     keras = _import_keras()
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds (OSError, ValueError, BadZipFile, TypeError...)
-        raise FrontendError(f"{path}: could not be read as a Keras model ({_brief(e)})") from e
+        detail = _brief(e)
+        if "File not found" in detail:  # Keras' words for any .keras it cannot open; the file exists
+            detail = "not a readable .keras zip archive"
+        raise FrontendError(f"{path}: could not be read as a Keras model ({detail}); it is damaged or was saved "
+                            "by another program: save the model again with model.save(...)") from e
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_container(path):
+    """Refuse a file that cannot be a Keras model before Keras sees it (Keras reports a corrupt
+    ``.keras`` as "File not found"): a ``.keras`` file is a zip archive holding ``config.json``,
+    an ``.h5`` file starts with the HDF5 signature (at offset 0, 512, 1024, ...)."""
+    import zipfile
+    again = "it is damaged or not a Keras model; save the model again with model.save(...)"
+    try:
+        if path.suffix.lower() == ".keras":
+            if not zipfile.is_zipfile(path):
+                raise FrontendError(f"{path}: not a .keras file (a .keras file is a zip archive; this one is not): "
+                                    f"{again}")
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    names = archive.namelist()
+            except (zipfile.BadZipFile, EOFError) as e:
+                raise FrontendError(f"{path}: a damaged zip archive ({e}): {again}") from None
+            if "config.json" not in names:
+                raise FrontendError(f"{path}: a zip archive without the config.json of a .keras model: {again}")
+        else:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                offsets = [0] + [512 << k for k in range(20) if (512 << k) + 8 <= size]
+                found = False
+                for offset in offsets:
+                    f.seek(offset)
+                    if f.read(8) == _HDF5_SIGNATURE:
+                        found = True
+                        break
+            if not found:
+                raise FrontendError(f"{path}: not an HDF5 file (no HDF5 signature): {again}")
+    except OSError as e:
+        raise FrontendError(f"{path}: cannot be read ({e.strerror or e}); check its permissions") from None
 
 
 _VERILOG_KEYWORDS = frozenset("""
@@ -259,7 +307,24 @@ class _Builder:
         if handler is None:
             raise self.error(layer, f"is not supported; supported layers: {', '.join(SUPPORTED_LAYERS)} "
                                     f"(and {', '.join(NOOP_LAYERS[1:])}, which do nothing at inference)")
+        first = len(self.ops)
         handler(layer)
+        self._check_finite(layer, self.ops[first:])
+
+    def _check_finite(self, layer, ops):
+        """Refuse NaN or infinite constants (weights, biases, statistics, slopes) of ``layer``."""
+        for op in ops:
+            for f in dataclasses.fields(op):
+                value = getattr(op, f.name)
+                if isinstance(value, float):
+                    value = np.array([value])
+                if not isinstance(value, np.ndarray) or value.dtype.kind != "f":
+                    continue
+                bad = int(np.count_nonzero(~np.isfinite(value)))
+                if bad:
+                    raise self.error(layer, f"has {bad} NaN or infinite value(s) in its {f.name} "
+                                            f"({value.size} values); the model is damaged or training diverged: "
+                                            f"retrain it or fix its weights")
 
     def _layer_Dense(self, layer):
         shape = self.prev.shape
@@ -336,9 +401,17 @@ class _Builder:
         n = self.prev.shape[-1]
         gamma = self.array(layer.gamma) if getattr(layer, "gamma", None) is not None else np.ones(n)
         beta = self.array(layer.beta) if getattr(layer, "beta", None) is not None else np.zeros(n)
+        variance, epsilon = self.array(layer.moving_variance), float(layer.epsilon)
+        negative = np.flatnonzero(variance < 0)
+        if negative.size:
+            raise self.error(layer, f"has a negative moving_variance in {negative.size} channel(s) (channel "
+                                    f"{int(negative[0])}: {variance[negative[0]]:g}); a variance cannot be negative: "
+                                    f"the saved statistics are damaged, retrain or fix them")
+        if np.any(variance + epsilon <= 0):
+            raise self.error(layer, f"divides by zero: moving_variance + epsilon is 0 in channel "
+                                    f"{int(np.flatnonzero(variance + epsilon <= 0)[0])}; give it epsilon > 0")
         self.add(BatchNorm, layer.name, self.prev.shape, layer.name, gamma=gamma, beta=beta,
-                 mean=self.array(layer.moving_mean), variance=self.array(layer.moving_variance),
-                 epsilon=float(layer.epsilon))
+                 mean=self.array(layer.moving_mean), variance=variance, epsilon=epsilon)
 
     # -- images ---------------------------------------------------------------------------------
     def _image_checks(self, layer, rank):

@@ -131,7 +131,7 @@ def test_config_round_trip(model_dir, tmp_path):
 
 def test_per_layer_config(model_dir, tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('precision = "fixed<16,6>"\nother_tool_key = 3\n[layer.fc1]\nweight = "fixed<8,2,RND>"\n'
+    cfg.write_text('precision = "fixed<16,6>"\ntool.other.key = 3\n[layer.fc1]\nweight = "fixed<8,2,RND>"\n'
                    'accum = "fixed<20,8,RND,SAT>"\n[layer.relu1]\nresult = "ufixed<8,4,RND,SAT>"\n'
                    '[layer.out]\nresult = "ufixed<10,0,RND,SAT>"\n')
     out = tmp_path / "o"

@@ -79,3 +79,85 @@ def test_dense_on_an_image_is_refused(keras):
     m = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Dense(3, name="d")])
     with pytest.raises(FrontendError, match="layer 'd' .*Add a Flatten layer before it"):
         load(m)
+
+
+# -- BatchNormalization after an activation --------------------------------------------------------
+
+def _set_bn(layer, rng):
+    n = layer.moving_mean.shape[0]
+    values = {"gamma": rng.uniform(0.5, 2, n), "beta": rng.normal(0, 0.5, n),
+              "moving_mean": rng.normal(0, 0.5, n), "moving_variance": rng.uniform(0.3, 2.0, n)}
+    layer.set_weights([values[v.path.split("/")[-1]] for v in layer.weights])
+
+
+def _rtl_equals_reference(q, rng, io="parallel", n=6):
+    """The Amaranth design of ``q`` equals the reference bit for bit, at the reported latency."""
+    from nnhdl.convert import Design
+    from nnhdl.layers import Network
+    from nnhdl.verify import verify_design
+    net = Network(q, io=io)
+    fmt = q.input.fmt
+    x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(n,) + tuple(q.input.shape))
+    result = verify_design(Design(q, net), x, seed=1, gap=0.3, stall=0.3)
+    assert result.passed, (result.mismatches[:2], result.latencies, net.latency)
+
+
+def test_batchnorm_after_dense_relu(keras, rng):
+    """Dense(relu) -> BatchNormalization -> Dense: the BatchNorm is folded into the next Dense
+    (W' = diag(g) W, b' = b + c W); the float algebra matches Keras, and the RTL the reference."""
+    L = keras.layers
+    m = keras.Sequential([keras.Input((5,)), L.Dense(6, activation="relu", name="fc1"),
+                          L.BatchNormalization(name="bn"), L.Dense(3, name="fc2")])
+    _set_bn(m.get_layer("bn"), rng)
+    q = _matches_keras(m, rng.normal(size=(32, 5)))
+    assert [(type(op).__name__, op.name) for op in q.ops] == [("Input", "input"), ("Dense", "fc1"), ("Dense", "fc2")]
+    small = lower(load(m), PrecisionConfig.from_dict({"precision": "fixed<8,4,RND,SAT>"}))
+    _rtl_equals_reference(small, rng)
+
+
+def test_batchnorm_after_conv_relu_before_padded_conv(keras, rng):
+    """Conv2D(relu) -> BatchNormalization -> Conv2D(padding="same"): folding into the padded
+    convolution would be wrong at the border (a padded zero is not normalized), so the BatchNorm
+    is a depthwise 1x1 convolution of its own; both I/O styles equal the reference."""
+    L = keras.layers
+    m = keras.Sequential([keras.Input((5, 4, 2)), L.Conv2D(3, 2, activation="relu", name="c1"),
+                          L.BatchNormalization(name="bn"), L.Conv2D(2, 3, padding="same", name="c2")])
+    _set_bn(m.get_layer("bn"), rng)
+    q = _matches_keras(m, rng.normal(size=(16, 5, 4, 2)))
+    bn = q.op("bn")
+    assert [(type(op).__name__, op.name) for op in q.ops] == [("Input", "input"), ("Conv", "c1"), ("Conv", "bn"),
+                                                              ("Conv", "c2")]
+    assert bn.depthwise and bn.kernel == (1, 1) and bn.origin == "bn"
+    cfg = PrecisionConfig.from_dict({"precision": "fixed<8,4,RND,SAT>", "layer": {"bn": {"weight": "fixed<6,3,RND>"}}})
+    small = lower(load(m), cfg)
+    assert str(small.op("bn").weight_fmt) == "fixed<6,3,RND>"
+    for io in ("parallel", "stream"):
+        _rtl_equals_reference(small, rng, io=io, n=3)
+
+
+def test_batchnorm_before_valid_conv_and_flatten_dense_is_folded(keras, rng):
+    """Before an unpadded convolution, or a Flatten and a Dense, folding forward is exact."""
+    L = keras.layers
+    m = keras.Sequential([keras.Input((5, 4, 2)), L.Conv2D(3, 2, activation="relu", name="c1"),
+                          L.BatchNormalization(name="bn1"), L.Conv2D(2, 2, name="c2"), L.ReLU(name="r"),
+                          L.BatchNormalization(name="bn2"), L.Flatten(name="flat"), L.Dense(3, name="fc")])
+    _set_bn(m.get_layer("bn1"), rng)
+    _set_bn(m.get_layer("bn2"), rng)
+    q = _matches_keras(m, rng.normal(size=(16, 5, 4, 2)))
+    assert [op.name for op in q.ops] == ["input", "c1", "c2", "flat", "fc"]
+
+
+def test_batchnorm_template_entries(keras):
+    """The default config explains where each BatchNormalization went."""
+    from nnhdl.config import config_template, tomllib
+    L = keras.layers
+    m = keras.Sequential([keras.Input((5, 4, 2)), L.Conv2D(3, 2, activation="relu", name="c1"),
+                          L.BatchNormalization(name="bn"), L.Conv2D(2, 3, padding="same", name="c2"),
+                          L.Flatten(), L.Dense(4, name="fc"), L.BatchNormalization(name="bn_after_fc"),
+                          L.ReLU(name="r"), L.BatchNormalization(name="bn_folded_fwd"), L.Dense(2, name="out")])
+    text = config_template(load(m))
+    assert "[layer.bn]   # BatchNormalization as a layer of its own" in text
+    assert "[layer.bn_after_fc]   # BatchNormalization, folded into 'fc' before it" in text
+    assert "# [layer.bn_folded_fwd]   # BatchNormalization, folded into the next layer" in text
+    cfg = PrecisionConfig.from_dict(tomllib.loads(text))
+    lower(load(m), cfg)  # the template is a valid configuration of this model

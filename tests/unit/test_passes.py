@@ -76,12 +76,76 @@ def test_explicit_dense_result_prevents_fusion(rng):
     assert str(q.op("act").fmt) == "ufixed<6,3>"
 
 
-def test_batchnorm_must_follow_dense(rng):
-    ops = (Input("in", (), (3,), origin="in"),
-           BatchNorm("bn", ("in",), (3,), origin="bn", gamma=np.ones(3), beta=np.zeros(3), mean=np.zeros(3),
-                     variance=np.ones(3)))
-    with pytest.raises(PassError, match="BatchNormalization layer 'bn' can only be folded into a Dense"):
-        lower(Graph(ops, ("bn",)))
+def _bn(rng, name, src, n, **kw):
+    return BatchNorm(name, (src,), (n,), origin=name, gamma=rng.uniform(0.5, 2, n), beta=rng.normal(size=n),
+                     mean=rng.normal(size=n), variance=rng.uniform(0.5, 2, n), epsilon=1e-3, **kw)
+
+
+def _after_relu(rng, tail):
+    """in -> fc1 (relu) -> bn -> tail ops (reading "bn")."""
+    ops = [Input("in", (), (5,), origin="in"),
+           Dense("fc1", ("in",), (7,), origin="fc1", weight=rng.normal(size=(5, 7)), bias=rng.normal(size=7),
+                 activation="relu"),
+           _bn(rng, "bn", "fc1", 7)] + tail
+    return Graph(tuple(ops), (ops[-1].name,), name="t")
+
+
+def _fc2(rng, src="bn"):
+    return Dense("fc2", (src,), (3,), origin="fc2", weight=rng.normal(size=(7, 3)), bias=rng.normal(size=3))
+
+
+def test_batchnorm_after_activation_folds_into_the_next_dense(rng):
+    """Dense(relu) -> BatchNorm -> Dense: W' = diag(g) W, b' = b + c W (exact in floats)."""
+    g = _after_relu(rng, [_fc2(rng)])
+    folded = fold_batchnorm(g)
+    assert [op.name for op in folded.ops] == ["in", "fc1", "fc2"] and folded.op("fc2").inputs == ("fc1",)
+    x = rng.normal(size=(40, 5))
+    np.testing.assert_allclose(float_forward(folded, x), float_forward(g, x), rtol=1e-12, atol=1e-12)
+    q = lower(g, WIDE)
+    np.testing.assert_allclose(to_real(q, evaluate(q, x)), float_forward(g, x), atol=1e-4)
+
+
+def test_batchnorm_before_an_activation_is_a_diagonal_dense(rng):
+    """Dense(relu) -> BatchNorm -> ReLU -> Dense: the BatchNorm stays, as a Dense with a diagonal
+    weight (its own config entry), and the ReLU after it is fused into it."""
+    g = _after_relu(rng, [Activation("act", ("bn",), (7,), origin="act", function="relu"), _fc2(rng, "act")])
+    folded = fold_batchnorm(g)
+    bn = folded.op("bn")
+    assert type(bn) is Dense and bn.origin == "bn" and bn.inputs == ("fc1",)
+    assert np.count_nonzero(bn.weight - np.diag(np.diag(bn.weight))) == 0
+    cfg = PrecisionConfig.from_dict({"precision": "fixed<40,16>", "layer": {"bn": {"weight": "fixed<20,4>"}}})
+    q = lower(g, cfg)
+    assert [op.name for op in q.ops] == ["in", "fc1", "bn", "fc2"]
+    assert q.op("bn").activation == "relu" and str(q.op("bn").weight_fmt) == "fixed<20,4>"
+    x = rng.normal(size=(40, 5))
+    np.testing.assert_allclose(to_real(q, evaluate(q, x)), float_forward(g, x), atol=1e-3)
+
+
+def test_batchnorm_with_its_own_config_entry_is_not_folded_forward(rng):
+    g = _after_relu(rng, [_fc2(rng)])
+    q = lower(g, PrecisionConfig.from_dict({"precision": "fixed<40,16>", "layer": {"bn": {"result": "fixed<24,8>"}}}))
+    assert [op.name for op in q.ops] == ["in", "fc1", "bn", "fc2"] and str(q.op("bn").fmt) == "fixed<24,8>"
+
+
+def test_batchnorm_on_the_input(rng):
+    """Input -> BatchNorm as the whole network: a diagonal Dense; then the same before a Dense: folded into it."""
+    alone = Graph((Input("in", (), (3,), origin="in"), _bn(rng, "bn", "in", 3)), ("bn",))
+    x = rng.normal(size=(20, 3))
+    q = lower(alone, WIDE)
+    assert [type(op).__name__ for op in q.ops] == ["Input", "Dense"]
+    np.testing.assert_allclose(to_real(q, evaluate(q, x)), float_forward(alone, x), atol=1e-4)
+    before = Graph((Input("in", (), (3,), origin="in"), _bn(rng, "bn", "in", 3),
+                    Dense("fc", ("bn",), (2,), origin="fc", weight=rng.normal(size=(3, 2)), bias=np.zeros(2))),
+                   ("fc",))
+    assert [op.name for op in fold_batchnorm(before).ops] == ["in", "fc"]
+
+
+def test_batchnorm_with_negative_variance(rng):
+    bad = _bn(rng, "bn", "fc1", 7).replace(variance=-np.ones(7))
+    g = _after_relu(rng, [_fc2(rng)])
+    g = g.replace(ops=tuple(bad if op.name == "bn" else op for op in g.ops))
+    with pytest.raises(PassError, match="BatchNormalization 'bn': variance \\+ epsilon must be positive"):
+        fold_batchnorm(g)
 
 
 def test_ir_round_trip(rng, tmp_path):
@@ -179,3 +243,25 @@ def test_config_template_lists_every_layer(rng, tmp_path):
     x = rng.normal(size=(20, 5))
     np.testing.assert_array_equal(evaluate(lower(g, cfg), x),
                                   evaluate(lower(g, PrecisionConfig.from_dict({"precision": "fixed<12,4>"})), x))
+
+
+def test_outside_counts_exactly_what_overflows():
+    """``_outside`` (the precision warnings' count) against the brute-force rounding of
+    tests/unit/test_fixed.py: a value is outside when its rounded raw value leaves the format."""
+    from fractions import Fraction
+
+    from nnhdl.fixed import Overflow, Rounding
+    from nnhdl.passes import _outside
+
+    from .test_fixed import brute_round
+    for width, int_bits, signed in [(1, 1, True), (3, 1, True), (4, 2, True), (4, 0, False), (3, 5, True),
+                                    (5, -1, True), (3, 2, False)]:
+        for rounding in Rounding:
+            fmt = FixedFormat(width, int_bits, signed, rounding, Overflow.WRAP)
+            step = fmt.lsb / 8
+            values = np.arange(-1.5 * 2 ** int_bits, 1.5 * 2 ** int_bits, step)
+            values = np.concatenate([values, [1e308, -1e308, 1e300, -5e-324]])
+            for v in values:
+                r = brute_round(Fraction(float(v)) * Fraction(2) ** fmt.frac_bits, rounding)
+                want = int(not fmt.min_int <= r <= fmt.max_int)
+                assert _outside(np.array([v]), fmt) == want, (fmt, v)
