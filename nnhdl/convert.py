@@ -161,6 +161,9 @@ def load_design(outdir, build=True, require_report=None):
         raise ConvertError(f"{outdir}: no such folder; convert a model first: nnhdl convert MODEL -o {outdir}")
     if not is_design_dir(outdir):
         raise ConvertError(f"{outdir} has no {GRAPH_STEM}.json: it is not a folder written by 'nnhdl convert'")
+    if not (outdir / f"{GRAPH_STEM}.npz").is_file():
+        raise ConvertError(f"{outdir / GRAPH_STEM}.npz is missing (the graph's weights and constants); convert the "
+                           f"model again: nnhdl convert MODEL -o {outdir}")
     graph = Graph.load(outdir / GRAPH_STEM)
     report = {}
     path = outdir / REPORT_FILE

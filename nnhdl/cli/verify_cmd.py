@@ -54,8 +54,9 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
     verilog = design.report["files"].get("verilog")
     others = "|".join(s for s in SIM_CHOICES[1:] if s != sim)
     target = "the Amaranth design rebuilt from graph.json" if sim == "amaranth" else f"{verilog} under cocotb"
-    console.print(f"verify {design.top}: {len(x)} vectors ({source}) on {target} with {sim} "
-                  f"({reason}; another: --sim {others})")
+    from rich.markup import escape
+    console.print(escape(f"verify {design.top}: {len(x)} vectors ({source}) on {target} with {sim} "
+                         f"({reason}; another: --sim {others})"))
     failed = _check_files(design, outdir)
     failed |= _show(_report_check(design))
     if sim == "amaranth":
@@ -199,7 +200,8 @@ class _RichStages:
         self.task, self.total = None, None
 
     def stage(self, text, total=None, note=""):
-        description = f"{text} ({note})" if note else text
+        from rich.markup import escape
+        description = escape(f"{text} ({note})" if note else text)
         self.total = total
         count = f"0/{total}" if total else ""
         if self.task is None:
