@@ -92,7 +92,9 @@ A transfer happens at a rising edge of `clk` with `valid` and `ready` high. The 
 inputs with random idle cycles (probability `gap`) while dropping `o__ready` at random
 (probability `stall`), compares every output in order, bit for bit, then resets and runs the
 first vectors with no gaps or stalls to check that output k arrives exactly `latency` cycles
-after input k. Results are written to `results.json`.
+after input k. Results are written to `results.json`. `run.py` prints each stage (building,
+simulating N vectors) and, while one lasts, a line every 10 s (`--progress-interval S`) with the
+elapsed time and the vectors done.
 
 To extend it, import the parts into your own cocotb test module:
 

@@ -5,6 +5,7 @@ default paths work without the ``[sim]`` extra; the standalone testbench folder 
 """
 
 import json
+import logging
 import os
 import shutil
 import sys
@@ -233,8 +234,13 @@ def run_cocotb(sim, verilog, top, tb_dir, build_dir, *, waves=False, quiet=True,
         build_args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if sim == "verilator" else []
         log = build_dir / "build.log" if quiet else None
         build_dir.mkdir(parents=True, exist_ok=True)
-        stage(f"building {name} with {sim}", note=("a large design takes minutes; the build is reused while the "
-                                                   "Verilog is unchanged" if sim == "verilator" else ""))
+        if quiet:  # "Skipping compilation": the stage line says it
+            runner.log.setLevel(logging.ERROR)
+        if build_is_current(build_dir, verilog):
+            stage(f"building {name} with {sim}", note="reusing the build of this exact file")
+        else:
+            stage(f"building {name} with {sim}", note=("a large design takes minutes; the build is reused while the "
+                                                       "Verilog is unchanged" if sim == "verilator" else ""))
         marker = build_dir / BUILT_FROM
         if marker.exists():
             marker.unlink()
