@@ -15,9 +15,11 @@ SIM_CHOICES = ["auto", "amaranth", "icarus", "verilator"]
 @click.option("-n", "count", type=click.IntRange(min=1), default=None,
               help="Number of vectors (default: all inputs, or 1000 random ones).")
 @click.option("--sim", type=click.Choice(SIM_CHOICES), default="auto", show_default=True,
-              help="auto: the exported Verilog under Verilator if installed, else under Icarus Verilog if installed "
-                   "and the run is estimated at a minute or less, else the Amaranth design in Amaranth's simulator "
-                   "(its Verilog re-derived and compared with the file). amaranth / icarus / verilator: that one.")
+              help="auto: the exported Verilog under Verilator if its build of this file is ready, else under "
+                   "Icarus Verilog if the run is estimated at a minute or less, else under Verilator (first build: "
+                   "minutes for a large design); with neither installed, the Amaranth design in Amaranth's "
+                   "simulator, its Verilog re-derived and compared with the file byte for byte. "
+                   "amaranth / icarus / verilator: that one.")
 @click.option("--waves", is_flag=True, help="Write a waveform (FST/VCD) into OUTDIR (icarus, verilator).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed (>= 0) for random inputs, gaps and stalls.")
