@@ -66,7 +66,7 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
             stages.stage("re-exporting the rebuilt design's Verilog to compare with the file")
             failed |= _show(rederive_check(design))
         failed |= _show(_not_simulated(design, reason))
-    elif not (design.outdir / (verilog or "")).is_file() or verilog is None:
+    elif verilog is None or not (design.outdir / verilog).is_file():
         console.print(f"[red]FAIL[/] {design.top}: {verilog or 'the exported Verilog'} is missing, so {sim} cannot "
                       f"simulate it; convert the model again (or --sim amaranth to simulate the design itself)")
         raise SystemExit(1)
