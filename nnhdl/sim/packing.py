@@ -1,8 +1,10 @@
-"""Packing arrays of raw fixed-point integers into stream payload words and back."""
+"""Stream payloads and transfers, with no simulator: packing arrays of raw fixed-point integers
+into payload words and back, and grouping transfer cycles into inferences. Used by the Amaranth
+simulator path, the cocotb testbench and the standalone testbench folder (numpy only)."""
 
 import numpy as np
 
-__all__ = ["pack", "unpack"]
+__all__ = ["pack", "unpack", "inference_timing"]
 
 
 def pack(raw_rows, width):
@@ -29,3 +31,12 @@ def unpack(words, width, n, signed):
                 v -= 1 << width
             out[r, k] = v
     return out
+
+
+def inference_timing(in_cycles, out_cycles, beats_in=1, beats_out=1):
+    """Per complete inference: (cycle of its first input transfer, cycle of its last output
+    transfer), given the cycles of every input and output transfer in order and the number of
+    transfers per inference on each side."""
+    # an inference's last inputs may be accepted after its last output (pixels no window uses)
+    n = min(-(-len(in_cycles) // beats_in), len(out_cycles) // beats_out)
+    return [(in_cycles[k * beats_in], out_cycles[(k + 1) * beats_out - 1]) for k in range(n)]

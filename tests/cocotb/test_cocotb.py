@@ -175,3 +175,127 @@ def test_cnn_verilog(tmp_path, sim, io):
     assert result.latencies == {design.report["latency_cycles"]}
     assert result.intervals == {design.report["initiation_interval"]}
     assert isinstance(design.network, Network)
+
+
+# -- 1-bit ports, shipped-file checks and progress on Icarus (tiny designs) ---------------------
+
+ONE_BIT = {
+    "two-class argmax (1-bit output)": ((4, 3, 2), {"precision": "fixed<8,3>", "softmax": "argmax"}, 5),
+    "1-bit input, two-class argmax": ((1, 3, 2), {"precision": "fixed<8,3>", "softmax": "argmax",
+                                                  "layer": {"in": {"result": "ufixed<1,1>"}}}, 1),
+}
+
+
+@pytest.fixture(scope="module")
+def one_bit(tmp_path_factory):
+    out = {}
+    for name, (sizes, config, seed) in ONE_BIT.items():
+        graph = make_mlp(np.random.default_rng(seed), sizes, ["relu"], config, softmax=True)
+        out[name] = convert(graph, tmp_path_factory.mktemp("one_bit") / "out")
+    return out
+
+
+@pytest.mark.parametrize("name", list(ONE_BIT))
+def test_one_bit_ports(one_bit, name):
+    """Ports of width 1 (cocotb gives a Logic, not a LogicArray): both classes come out, bit-exact."""
+    need("icarus")
+    from nnhdl.reference import evaluate
+
+    design = load_design(one_bit[name].outdir)
+    assert design.report["output"]["width_bits"] == 1
+    x = random_inputs(design.graph, 200, seed=1)
+    classes = np.asarray(evaluate(design.graph, x, raw=True)).ravel()
+    assert set(classes.tolist()) == {0, 1}  # an output that actually toggles
+    result = verify_design(design, x, simulator="icarus", gap=0.3, stall=0.3, seed=2)
+    assert result.mismatch_count == 0 and result.n == 200
+    assert result.latencies == {design.report["latency_cycles"]}
+
+
+def test_one_bit_standalone_testbench_prints_progress(one_bit, tmp_path):
+    """The standalone folder on a 1-bit design: passes, and run.py prints its stages and periodic
+    progress lines."""
+    need("icarus")
+    out = one_bit["1-bit input, two-class argmax"].outdir
+    tb = tmp_path / "tb"
+    result = CliRunner().invoke(main, ["testbench", str(out), "-o", str(tb), "-n", "3000"])
+    assert result.exit_code == 0, result.output
+    blocker = tmp_path / "site"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(BLOCK_NNHDL)
+    env = dict(os.environ, PYTHONPATH=str(blocker))
+    proc = subprocess.run([sys.executable, "run.py", "--sim", "icarus", "--progress-interval", "0.2"], cwd=tb,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert "building mlp.v with icarus…" in lines
+    assert "simulating mlp.v with icarus… (3000 vectors)" in lines
+    assert any(re.fullmatch(r"simulating mlp\.v with icarus… \d+/3000 vectors, \d+ s", s) for s in lines), lines
+    assert "PASS mlp on icarus: 3000 of 3000" in proc.stdout
+
+
+def test_verify_log_shows_build_and_simulation_stages(one_bit, tmp_path, monkeypatch):
+    """Not a terminal: a line per stage, and periodic lines with the vectors done."""
+    need("icarus")
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(one_bit["two-class argmax (1-bit output)"].outdir, out,
+                    ignore=shutil.ignore_patterns(".nnhdl-sim"))
+    monkeypatch.setenv("NNHDL_PROGRESS_INTERVAL", "0.2")
+    result = CliRunner().invoke(main, ["verify", str(out), "--sim", "icarus", "-n", "3000"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "verify: building mlp.v with icarus…" in lines
+    assert "verify: simulating mlp.v with icarus… (3000 vectors)" in lines
+    assert any(re.fullmatch(r"verify: simulating mlp\.v with icarus… \d+/3000 vectors, \d+ s", s) for s in lines)
+    assert "  exported Verilog simulated: yes — mlp.v under icarus (cocotb)" in lines
+
+
+def test_default_path_on_a_tiny_design_simulates_the_verilog(one_bit, tmp_path):
+    """--sim auto on a tiny design with Icarus installed runs the exported Verilog."""
+    need("icarus")
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(one_bit["two-class argmax (1-bit output)"].outdir, out,
+                    ignore=shutil.ignore_patterns(".nnhdl-sim"))
+    result = CliRunner().invoke(main, ["verify", str(out), "-n", "100"])
+    assert result.exit_code == 0, result.output
+    assert "on mlp.v under cocotb with icarus (auto: Icarus Verilog, estimated" in result.output
+    assert "PASS mlp: 100 outputs of mlp.v (cocotb)" in result.output
+
+
+@pytest.mark.parametrize("edit", ["verilog", "latency", "deleted"])
+def test_shipped_file_edits_fail_on_icarus(one_bit, tmp_path, edit):
+    """On the exported-Verilog path too: an edited or deleted .v, or an edited latency, fails."""
+    need("icarus")
+    import json
+    import shutil
+    out = tmp_path / "out"
+    shutil.copytree(one_bit["two-class argmax (1-bit output)"].outdir, out,
+                    ignore=shutil.ignore_patterns(".nnhdl-sim"))
+    if edit == "verilog":
+        text = (out / "mlp.v").read_text()
+        k = text.index(" + ")
+        (out / "mlp.v").write_text(text[:k] + " - " + text[k + 3:])
+    elif edit == "latency":
+        report = json.loads((out / "report.json").read_text())
+        report["latency_cycles"] += 1
+        (out / "report.json").write_text(json.dumps(report))
+    else:
+        (out / "mlp.v").unlink()
+    result = CliRunner().invoke(main, ["verify", str(out), "--sim", "icarus", "-n", "100"])
+    assert result.exit_code == 1, result.output
+    assert "PASS" not in result.output
+    expect = {"verilog": f"FAIL {out / 'mlp.v'}: edited after conversion",
+              "latency": "FAIL mlp: measured latency",
+              "deleted": f"FAIL {out / 'mlp.v'}: missing"}[edit]
+    assert expect in result.output
+
+
+def test_auto_without_simulators_falls_back_to_amaranth(designs, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    out = designs["linear out fixed<8,3,RND,SAT>"].outdir
+    result = CliRunner().invoke(main, ["verify", str(out), "-n", "20"])
+    assert result.exit_code == 0, result.output
+    assert "with amaranth (auto: neither Verilator nor Icarus Verilog is installed" in result.output
+    assert "exported Verilog simulated: not checked" in result.output and "install Verilator" in result.output
+    assert "Verilog on disk identical to the design simulated: yes — re-derived" in result.output

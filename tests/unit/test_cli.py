@@ -91,10 +91,13 @@ def test_predict_model_and_outdir_agree(converted, model_dir, tmp_path):
 
 
 def test_verify_passes(converted, model_dir):
-    result = run("verify", converted, "-n", "60", "--seed", "4")
+    result = run("verify", converted, "-n", "60", "--seed", "4", "--sim", "amaranth")
     assert result.exit_code == 0, result.output
     assert "PASS" in result.output
-    result = run("verify", converted, "--inputs", model_dir / "x.npy", "--gap", "0.5", "--stall", "0.5")
+    assert "Verilog on disk identical to the design simulated: yes — re-derived" in result.output
+    assert "files as the conversion wrote them (SHA-256 recorded in report.json): yes" in result.output
+    result = run("verify", converted, "--inputs", model_dir / "x.npy", "--gap", "0.5", "--stall", "0.5",
+                 "--sim", "amaranth")
     assert result.exit_code == 0, result.output
 
 
@@ -109,7 +112,7 @@ def test_verify_reports_mismatches(converted, monkeypatch):
         return y
 
     monkeypatch.setattr(verify_module, "evaluate", off_by_one)
-    result = run("verify", converted, "-n", "20")
+    result = run("verify", converted, "-n", "20", "--sim", "amaranth")
     assert result.exit_code == 1
     assert "FAIL" in result.output and "1 of 20 outputs differ" in result.output
     assert re.search(r"input 5 \(output at cycle \d+\): expected \[", result.output)
@@ -142,7 +145,7 @@ def test_per_layer_config(model_dir, tmp_path):
     assert (fc1["weight"], fc1["accum"], fc1["result"]) == ("fixed<8,2,RND>", "fixed<20,8,RND,SAT>",
                                                            "ufixed<8,4,RND,SAT>")
     assert report["output"]["format"] == "ufixed<10,0,RND,SAT>"
-    assert run("verify", out, "-n", "40").exit_code == 0
+    assert run("verify", out, "-n", "40", "--sim", "amaranth").exit_code == 0
 
 
 def test_argmax(model_dir, tmp_path):
@@ -155,7 +158,7 @@ def test_argmax(model_dir, tmp_path):
     graph = load_design(out, build=False).graph
     logits = evaluate(graph.replace(outputs=("out",)), np.load(model_dir / "x.npy"))
     np.testing.assert_array_equal(np.load(y)[:, 0], np.argmax(logits, axis=1))
-    assert run("verify", out, "-n", "40").exit_code == 0
+    assert run("verify", out, "-n", "40", "--sim", "amaranth").exit_code == 0
 
 
 # -- bad input: exit 2, clear message, nothing half-written -------------------------------------
@@ -249,7 +252,7 @@ def test_cnn_in_both_io_styles(tmp_path):
             assert report["buffers"][0] == {"layer": "conv", "bits": 280, "storage": "memory"}
             assert report["totals"]["memory_bits"] >= 280
         assert report["input"]["transfers_per_inference"] == (30 if io == "stream" else 1)
-        result = run("verify", out, "--inputs", tmp_path / "x.npy")
+        result = run("verify", out, "--inputs", tmp_path / "x.npy", "--sim", "amaranth")
         assert result.exit_code == 0 and "PASS" in result.output, result.output
         result = run("predict", out, "--inputs", tmp_path / "x.npy", "-o", tmp_path / f"y_{io}.npy")
         assert result.exit_code == 0, result.output
