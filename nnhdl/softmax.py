@@ -106,10 +106,12 @@ def softmax_plan(in_fmt, out_fmt, exp_fmt, inv_fmt, table_size, accum_fmt=None, 
     plan = SoftmaxPlan(in_fmt, out_fmt, norm_fmt, exp_fmt, accum_fmt, inv_input_fmt, inv_fmt, exp_size, size)
     if plan.exp_bits > norm_fmt.width:
         raise ValueError(f"the exp table's {exp_size} entries need {plan.exp_bits} index bits but inp_norm "
-                         f"{norm_fmt} has {norm_fmt.width}: widen inp_norm or lower table_size")
+                         f"{norm_fmt} has only {norm_fmt.width}: set table_size = {1 << norm_fmt.width} or less, "
+                         "or widen inp_norm")
     if plan.inv_bits > inv_input_fmt.width:
         raise ValueError(f"the inverse table's {size} entries need {plan.inv_bits} index bits but inv_input "
-                         f"{inv_input_fmt} has {inv_input_fmt.width}: widen inv_input or lower table_size")
+                         f"{inv_input_fmt} has only {inv_input_fmt.width}: set table_size = "
+                         f"{1 << inv_input_fmt.width} or less, or widen inv_input")
     if max(plan.exp_bits, plan.inv_bits) > 24:
         raise ValueError(f"table_size {table_size} is too large: at most 2**24 entries")
     return plan

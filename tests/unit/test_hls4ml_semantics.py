@@ -692,3 +692,50 @@ def test_softmax_tables_every_entry(case):
         assert int(exp_got[k]) == to_raw(exp_exp[k], t["exp"]), ("exp", k)
     for k in range(inv_size):
         assert int(inv_got[k]) == to_raw(inv_exp[k], t["inv"]), ("inv", k)
+
+
+def _softmax_graph(rng, layer_keys, n_in=5, n_out=4):
+    from nnhdl.passes import lower
+    from nnhdl.config import PrecisionConfig
+    from nnhdl.ir import Graph, Input
+    w = rng.normal(size=(n_in, n_out))
+    graph = Graph((Input("in", (), (n_in,), origin="in"),
+                   Dense("out", ("in",), (n_out,), origin="out", weight=w, bias=np.zeros(n_out), result_key="logits"),
+                   Softmax("out_softmax", ("out",), (n_out,), origin="out")), ("out_softmax",))
+    return lower(graph, PrecisionConfig.from_dict({"precision": "fixed<16,6>", "layer": {"out": layer_keys}}))
+
+
+def test_softmax_config_keys_reach_the_op(rng):
+    g = _softmax_graph(rng, {"exp_accum": "fixed<14,5,RND,SAT>", "inv_input": "ufixed<12,4,RND,SAT>",
+                             "inp_norm": "ufixed<14,5,RND,SAT>", "table_size": 512})
+    op = g.op("out_softmax")
+    assert (str(op.accum_fmt), str(op.inv_input_fmt), str(op.norm_fmt), op.table_size) == \
+        ("fixed<14,5,RND,SAT>", "ufixed<12,4,RND,SAT>", "ufixed<14,5,RND,SAT>", 512)
+    default = _softmax_graph(rng, {"inp_norm": "auto"}).op("out_softmax")
+    assert default.norm_fmt is None  # hls4ml's default, derived from the input
+    assert str(default.accum_fmt) == str(default.inv_input_fmt) == "fixed<18,8,RND,SAT>"
+
+
+def test_softmax_wide_tables_evaluate(rng):
+    """Tables and sums wider than 64 bits are evaluated exactly (Python integers)."""
+    g = _softmax_graph(rng, {"exp_table": "fixed<70,8,RND,SAT>", "inv_table": "fixed<66,8,RND,SAT>",
+                             "exp_accum": "fixed<72,10,RND,SAT>", "inv_input": "fixed<68,8,RND,SAT>",
+                             "result": "ufixed<66,0,RND,SAT>"})
+    from nnhdl.reference import evaluate
+    y = evaluate(g, rng.normal(size=(20, 5)))
+    assert y.dtype == object and y.shape == (20, 4)
+    assert all(0 <= int(v) < 2 ** 66 for v in y.flat)
+
+
+def test_softmax_coarse_table_warns(rng):
+    with pytest.warns(UserWarning, match=r"layer 'out'.*exp table.*32 apart"):
+        _softmax_graph(rng, {"logits": "fixed<36,16>"})
+
+
+def test_softmax_unindexable_table_refused(rng):
+    from nnhdl.passes import PassError
+    with pytest.raises(PassError, match=r"layer 'out' \(softmax\): .*1024 entries need 10 index bits but inp_norm ufixed<8,3> has only 8: "
+                                         r"set table_size = 256 or less"):
+        _softmax_graph(rng, {"inp_norm": "ufixed<8,3>"})
+    with pytest.raises(PassError, match=r"layer 'out' \(softmax\): .*inv_input ufixed<8,3> has only 8: set table_size = 256"):
+        _softmax_graph(rng, {"inv_input": "ufixed<8,3>"})
