@@ -226,7 +226,8 @@ def config_template(graph, config=None):
         "# \"auto\": integer bits from the constants' or the values' range, at the default width.",
         "# accum (hls4ml's accum_t): unset = exact; set, products and the running sum are cast to it.",
         f"precision = \"{d}\"",
-        f"softmax = \"{config.softmax}\"   # \"table\" (hls4ml 1.3's stable softmax) or \"argmax\" (index of the largest)",
+        f"softmax = \"{config.softmax}\"   # \"table\" (hls4ml 1.3's stable softmax) or \"argmax\" "
+        "(index of the largest)",
         f"io = \"{config.io or 'parallel'}\"   # \"parallel\" (whole tensor per cycle) or \"stream\" (images one pixel per cycle)",
     ]
     by_origin = {}

@@ -7,13 +7,11 @@ where every partial sum stays below 2**53 (then it is exact too), Python integer
 """
 
 import functools
-import math
 
 import numpy as np
 
 from .arith import dense_plan
-from .fixed import (INT64_SAFE_BITS, FixedFormat, Overflow, Rounding, apply_overflow, quantize,
-                    requantize)
+from .fixed import INT64_SAFE_BITS, FixedFormat, apply_overflow, quantize, requantize
 from .ir import Activation, Conv, Dense, Dropout, Flatten, Graph, Input, Pad, Pool, Reshape, Softmax
 from .softmax import softmax_plan_of, softmax_stable
 

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .config import DEFAULT_TABLE_FORMAT, DEFAULT_TABLE_SIZE
+from .config import DEFAULT_TABLE_FORMAT
 from .fixed import INT64_SAFE_BITS, FixedFormat, Overflow, Rounding, apply_overflow, quantize, requantize
 
-__all__ = ["SoftmaxPlan", "softmax_plan", "softmax_plan_of", "softmax_tables", "softmax_stable", "table_index_bits", "reduce_split",
-           "tree_sum", "default_inp_norm", "warn_if_coarse", "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE"]
+__all__ = ["SoftmaxPlan", "softmax_plan", "softmax_plan_of", "softmax_tables", "softmax_stable", "table_index_bits",
+           "reduce_split", "tree_sum", "default_inp_norm", "warn_if_coarse"]
 
 
 def table_index_bits(table_size):

@@ -86,9 +86,10 @@ def assert_layers_identical(cmp: Comparison):
         diff = cmp.differences(op.name)
         assert np.all(diff == np.round(diff)), f"{op.name}: hls4ml values off the {op.fmt} grid"
         bad = np.argwhere(diff != 0)
-        assert not len(bad), (f"{op.name} ({op.fmt}): {len(bad)} of {diff.size} values differ, first at sample "
-                              f"{bad[0][0]}: hls4ml {cmp.hls4ml[op.name][bad[0][0]]} nnhdl {cmp.nnhdl[op.name][bad[0][0]]} "
-                              f"(LSBs)")
+        if len(bad):
+            s = bad[0][0]
+            raise AssertionError(f"{op.name} ({op.fmt}): {len(bad)} of {diff.size} values differ, first at sample "
+                                 f"{s}: hls4ml {cmp.hls4ml[op.name][s]} nnhdl {cmp.nnhdl[op.name][s]} (LSBs)")
 
 
 def test_every_layer_bit_identical(comparison):

@@ -734,8 +734,9 @@ def test_softmax_coarse_table_warns(rng):
 
 def test_softmax_unindexable_table_refused(rng):
     from nnhdl.passes import PassError
-    with pytest.raises(PassError, match=r"layer 'out' \(softmax\): .*1024 entries need 10 index bits but inp_norm ufixed<8,3> has only 8: "
-                                         r"set table_size = 256 or less"):
+    with pytest.raises(PassError, match=r"layer 'out' \(softmax\): .*1024 entries need 10 index bits but "
+                                         r"inp_norm ufixed<8,3> has only 8: set table_size = 256 or less"):
         _softmax_graph(rng, {"inp_norm": "ufixed<8,3>"})
-    with pytest.raises(PassError, match=r"layer 'out' \(softmax\): .*inv_input ufixed<8,3> has only 8: set table_size = 256"):
+    with pytest.raises(PassError,
+                       match=r"layer 'out' \(softmax\): .*inv_input ufixed<8,3> has only 8: set table_size = 256"):
         _softmax_graph(rng, {"inv_input": "ufixed<8,3>"})
