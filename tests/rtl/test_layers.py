@@ -136,6 +136,8 @@ def test_activation(rng, function, src, dst):
     (7, "fixed<10,3>", "ufixed<10,0,RND,SAT>", "fixed<14,4,RND,SAT>", 256,
      {"accum_fmt": "fixed<9,3,RND_CONV,SAT>", "inv_input_fmt": "ufixed<8,3,RND,SAT>",
       "norm_fmt": "ufixed<8,3,RND,SAT>"}),
+    (6, "fixed<10,4>", "ufixed<10,0,RND,SAT>", "fixed<18,8,RND,SAT>", 256, {"norm_fmt": "fixed<10,4>"}),  # wraps
+    (1, "fixed<8,3>", "ufixed<12,0,RND,SAT>", "fixed<18,8,RND,SAT>", 1024, {}),
     (3, "fixed<40,12>", "ufixed<40,0,RND,SAT>", "fixed<70,8,RND,SAT>", 512,
      {"accum_fmt": "fixed<72,10,RND,SAT>", "inv_input_fmt": "fixed<68,8,RND,SAT>"}),  # beyond int64
 ])
