@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[keras,examples,sim,boards,test]'
+	$(PY) -m pip install -q -e '.[keras,examples,sim,boards,test,compare]'
 	@touch $@
 
 demo: setup

@@ -27,7 +27,17 @@ Keys of a layer table:
 ``alpha``
     format of a leaky ReLU's slope (default: the default precision, as hls4ml's ``param_t``).
 ``exp_table``, ``inv_table``, ``table_size``
-    softmax tables (default ``fixed<18,8,RND,SAT>``, ``fixed<18,8,RND,SAT>``, 1024).
+    softmax tables, hls4ml's ``exp_table_t``, ``inv_table_t``, ``table_size`` (default
+    ``fixed<18,8,RND,SAT>``, ``fixed<18,8,RND,SAT>``, 1024).
+``exp_accum``, ``inv_input``
+    hls4ml's softmax ``accum_t`` (the exp values are converted to it and summed in it) and
+    ``inv_inp_t`` (the sum is converted to it; its top bits address the inverse table); default
+    ``fixed<18,8,RND,SAT>`` each.
+``inp_norm``
+    hls4ml's ``inp_norm_t``: ``max - x`` is converted to it and its top bits address the exp
+    table. Default (unset or ``"auto"``): the softmax input format without its sign bit,
+    truncating and wrapping (``ufixed<15,5>`` for ``fixed<16,6>`` logits), and then the exp table
+    has at most ``2**15`` entries; set, the exp table keeps ``table_size`` entries.
 
 Any format entry may be ``"auto"``: integer bits chosen from the constants' range (weight,
 bias, alpha) or from the value range (result, logits: calibration data when given, else the
@@ -57,7 +67,8 @@ __all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "TOP_LEVEL_K
            "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE", "did_you_mean"]
 
 AUTO = "auto"
-FORMAT_KEYS = ("weight", "bias", "accum", "result", "logits", "alpha", "exp_table", "inv_table")
+FORMAT_KEYS = ("weight", "bias", "accum", "result", "logits", "alpha", "exp_table", "inv_table", "exp_accum",
+               "inv_input", "inp_norm")
 INT_KEYS = ("table_size",)
 DEFAULT_PRECISION = FixedFormat.parse("fixed<16,6>")
 DEFAULT_TABLE_FORMAT = FixedFormat.parse("fixed<18,8,RND,SAT>")
@@ -183,6 +194,7 @@ class PrecisionConfig:
             return entries[key], True
         if fallback is None:
             fallback = {"accum": None, "exp_table": DEFAULT_TABLE_FORMAT, "inv_table": DEFAULT_TABLE_FORMAT,
+                        "exp_accum": DEFAULT_TABLE_FORMAT, "inv_input": DEFAULT_TABLE_FORMAT, "inp_norm": None,
                         "table_size": DEFAULT_TABLE_SIZE}.get(key, self.default)
         return fallback, False
 
@@ -211,6 +223,19 @@ def _result_line(config, layer, default, fused_into=None):
     return [f"result = \"{value}\""]
 
 
+def _inp_norm_line(config, layer, first):
+    """The ``inp_norm`` line of a softmax; commented out (showing hls4ml's default) when unset."""
+    from .ir import Dense
+    from .softmax import default_inp_norm
+
+    norm = config.get(layer, "inp_norm")[0]
+    if isinstance(norm, FixedFormat):
+        return f"inp_norm = \"{norm}\""
+    logits = config.get(layer, "logits")[0] if isinstance(first, Dense) else None
+    shown = default_inp_norm(logits) if isinstance(logits, FixedFormat) else "ufixed<15,5>"
+    return f"# inp_norm = \"{shown}\"   # unset: the softmax input format without its sign bit (hls4ml's inp_norm_t)"
+
+
 def config_template(graph, config=None):
     """The editable default configuration for a float graph: every layer listed with the formats
     it would get (exact accumulators and values feeding a fused activation left commented out)."""
@@ -232,7 +257,8 @@ def config_template(graph, config=None):
         "# \"auto\": integer bits from the constants' or the values' range, at the default width.",
         "# accum (hls4ml's accum_t): unset = exact; set, products and the running sum are cast to it.",
         f"precision = \"{d}\"",
-        f"softmax = \"{config.softmax}\"   # \"table\" (hls4ml's stable softmax) or \"argmax\" (index of the largest)",
+        f"softmax = \"{config.softmax}\"   # \"table\" (hls4ml 1.3's stable softmax) or \"argmax\" "
+        "(index of the largest)",
         f"io = \"{config.io or 'parallel'}\"   # \"parallel\" (whole tensor per cycle) or \"stream\" (images one pixel per cycle)",
     ]
     by_origin = {}
@@ -311,7 +337,11 @@ def config_template(graph, config=None):
             body += [f"result = \"{value(origin, 'result')}\"   # softmax output",
                      f"exp_table = \"{value(origin, 'exp_table')}\"",
                      f"inv_table = \"{value(origin, 'inv_table')}\"",
-                     f"table_size = {value(origin, 'table_size')}"]
+                     f"table_size = {value(origin, 'table_size')}",
+                     f"exp_accum = \"{value(origin, 'exp_accum')}\"   # hls4ml's accum_t: the sum of the exp values",
+                     f"inv_input = \"{value(origin, 'inv_input')}\"   # hls4ml's inv_inp_t: the sum that addresses the "
+                     "inverse table"]
+            body.append(_inp_norm_line(config, origin, first))
         lines.append("")
         lines.append(f"[layer.{_toml_key(origin)}]   # {desc}" if body else f"# [layer.{_toml_key(origin)}]   # {desc}")
         lines += body

@@ -213,15 +213,23 @@ class Flatten(Op):
 class Softmax(Op):
     """Softmax over the last axis.
 
-    ``implementation="table"``: hls4ml's ``stable`` table-based softmax (see
-    :func:`nnhdl.reference.softmax_table`), with ``table_size`` entries in each of the exp table
-    (``exp_fmt``) and the inverse table (``inv_fmt``). ``implementation="argmax"``: the output
-    is the index of the largest input (the first one on ties), an unsigned integer.
+    ``implementation="table"``: hls4ml 1.3's ``stable`` table-based softmax (see
+    :mod:`nnhdl.softmax`): ``table_size`` entries (before hls4ml's clipping) in the exp table
+    (``exp_fmt``, hls4ml's ``exp_table_t``) and the inverse table (``inv_fmt``,
+    ``inv_table_t``); the exp values are summed in ``accum_fmt`` (``accum_t``), the sum cast to
+    ``inv_input_fmt`` (``inv_inp_t``) addresses the inverse table, and ``x_max - x`` is cast to
+    ``norm_fmt`` (``inp_norm_t``; ``None``: hls4ml's default from the input format).
+    ``accum_fmt`` / ``inv_input_fmt`` ``None`` mean hls4ml's default ``fixed<18,8,RND,SAT>``.
+    ``implementation="argmax"``: the output is the index of the largest input (the first one on
+    ties), an unsigned integer.
     """
     implementation: str = "table"
     table_size: int = 1024
     exp_fmt: Optional[FixedFormat] = None
     inv_fmt: Optional[FixedFormat] = None
+    accum_fmt: Optional[FixedFormat] = None
+    inv_input_fmt: Optional[FixedFormat] = None
+    norm_fmt: Optional[FixedFormat] = None
 
 
 _OP_TYPES = {cls.__name__: cls for cls in (Input, Dense, Conv, Pool, Pad, Reshape, BatchNorm, Activation, Dropout,

@@ -20,6 +20,7 @@ from .fixed import INT64_SAFE_BITS, MAX_WIDTH, FixedFormat, Overflow, quantize a
 from .ir import (Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, IRError, Pad, Pool, Reshape,
                  Softmax, spatial)
 from .reference import conv_patches, dense_accumulate, evaluate_op
+from .softmax import softmax_plan_of, warn_if_coarse
 
 __all__ = ["drop_dropout", "fold_batchnorm", "fuse_activation", "quantize", "lower", "PassError",
            "PrecisionWarning", "MAX_CONSTANT_BITS", "warn_inputs_outside"]
@@ -406,16 +407,29 @@ def _quantize_activation(op: Activation, src: FixedFormat, res: _Resolver, calib
 
 
 def _quantize_softmax(op: Softmax, src: FixedFormat, res: _Resolver, config: PrecisionConfig):
+    """hls4ml 1.3's table softmax (or argmax) with its formats; refuses table settings hls4ml
+    cannot index, warns when the exp table is coarse (see :mod:`nnhdl.softmax`)."""
     n = op.shape[-1]
     if config.softmax == "argmax":
         bits = max(1, (n - 1).bit_length())
         return op.replace(implementation="argmax", fmt=FixedFormat(bits, bits, False), shape=(1,))
-    where = f"layer {op.origin or op.name!r}"
+    layer = op.origin or op.name
+    where = f"layer {layer!r}"
     fmt = res.fmt(op.origin, op.result_key, (0.0, 1.0), where)
     exp_fmt = res.fmt(op.origin, "exp_table", (0.0, 1.0), where)
     inv_fmt = res.fmt(op.origin, "inv_table", (0.0, float(n)), where)
+    accum_fmt = res.fmt(op.origin, "exp_accum", (0.0, float(n)), where)
+    inv_input_fmt = res.fmt(op.origin, "inv_input", (0.0, float(n)), where)
+    norm_fmt = None if config.get(op.origin, "inp_norm")[0] == AUTO else res.fmt(op.origin, "inp_norm")
     table_size, _ = config.get(op.origin, "table_size")
-    return op.replace(implementation="table", fmt=fmt, exp_fmt=exp_fmt, inv_fmt=inv_fmt, table_size=int(table_size))
+    new = op.replace(implementation="table", fmt=fmt, exp_fmt=exp_fmt, inv_fmt=inv_fmt, table_size=int(table_size),
+                     accum_fmt=accum_fmt, inv_input_fmt=inv_input_fmt, norm_fmt=norm_fmt)
+    try:
+        plan = softmax_plan_of(new, src)
+    except ValueError as e:
+        raise PassError(f"{where} (softmax): {e}") from None
+    warn_if_coarse(plan, layer)
+    return new
 
 
 def lower(graph: Graph, config: PrecisionConfig = None, calibration=None) -> Graph:

@@ -7,16 +7,15 @@ where every partial sum stays below 2**53 (then it is exact too), Python integer
 """
 
 import functools
-import math
 
 import numpy as np
 
 from .arith import dense_plan
-from .fixed import (INT64_SAFE_BITS, FixedFormat, Overflow, Rounding, apply_overflow, quantize,
-                    requantize)
+from .fixed import INT64_SAFE_BITS, FixedFormat, apply_overflow, quantize, requantize
 from .ir import Activation, Conv, Dense, Dropout, Flatten, Graph, Input, Pad, Pool, Reshape, Softmax
+from .softmax import softmax_plan_of, softmax_stable
 
-__all__ = ["evaluate", "trace", "evaluate_op", "windows", "conv_patches", "divide_sticky", "softmax_tables", "softmax_table", "ReferenceError",
+__all__ = ["evaluate", "trace", "evaluate_op", "windows", "conv_patches", "divide_sticky", "softmax_table", "ReferenceError",
            "quantize_inputs", "to_real"]
 
 
@@ -249,112 +248,11 @@ def _(op: Activation, inputs, formats):
     return activate(op.function, inputs[0], formats[0].frac_bits, op.fmt, op.alpha, op.alpha_fmt)
 
 
-# -- softmax ------------------------------------------------------------------------------------
+# -- softmax (the arithmetic lives in nnhdl.softmax, shared with the RTL) ---------------------
 
-def _ceillog2(x):
-    return 1 if x <= 2 else 1 + _ceillog2((x + 1) // 2)
-
-
-def table_index_bits(table_size):
-    """hls4ml's ``ceillog2(table_size)``: the number of address bits of a softmax table."""
-    return _ceillog2(table_size)
-
-
-def _top_bits(raw, fmt: FixedFormat, n):
-    """The top ``n`` bits of the ``fmt.width``-bit two's complement word of ``raw``, unsigned."""
-    word = np.asarray(raw).astype(np.int64) & ((1 << fmt.width) - 1)
-    return word >> (fmt.width - n)
-
-
-def _value_from_index(i, fmt: FixedFormat, n):
-    """hls4ml's ``softmax_real_val_from_idx``: the index placed in the top bits of a zero word."""
-    word = int(i) << (fmt.width - n)
-    if fmt.signed and word >= 1 << (fmt.width - 1):
-        word -= 1 << fmt.width
-    return math.ldexp(word, -fmt.frac_bits)
-
-
-def _float32_to_fixed(values, fmt):
-    """Convert float32 results (possibly +-inf) the way ap_fixed's double constructor does:
-    infinity behaves like a huge value (saturated, or wrapped to zero)."""
-    v = np.asarray(values, dtype=np.float64)
-    big = np.isinf(v)
-    finite = np.where(big, 0.0, v)
-    out = quantize(finite, fmt)
-    if np.any(big):
-        if fmt.overflow is Overflow.WRAP:
-            sat = np.zeros_like(out)
-        elif fmt.overflow is Overflow.SAT_ZERO:
-            sat = np.zeros_like(out)
-        else:
-            hi = fmt.max_int
-            lo = -fmt.max_int if (fmt.overflow is Overflow.SAT_SYM and fmt.signed) else fmt.min_int
-            sat = np.where(v > 0, hi, lo)
-        out = np.where(big, sat, out)
-    return out
-
-
-def effective_table_size(table_size, in_fmt, exp_fmt):
-    """Table size clipped so that its address bits fit the words that index it (as hls4ml's
-    ``fix_softmax_table_size`` does)."""
-    return min(table_size, 1 << in_fmt.width, 1 << exp_fmt.width)
-
-
-@functools.lru_cache(maxsize=64)
-def softmax_tables(in_fmt: FixedFormat, exp_fmt: FixedFormat, inv_fmt: FixedFormat, table_size: int):
-    """hls4ml's softmax tables (raw ints): ``exp_table[i] = exp(x_i)`` with ``x_i`` the value of
-    ``in_fmt`` whose top ``N`` bits are ``i`` (the lower edge of the bucket, float32 math), and
-    ``inv_table[i] = 1 / y_i`` with ``y_i`` the ``exp_fmt`` value whose top bits are ``i``."""
-    n = table_index_bits(table_size)
-    with np.errstate(divide="ignore", over="ignore"):
-        xs = np.array([_value_from_index(i, in_fmt, n) for i in range(table_size)], dtype=np.float32)
-        exp_table = _float32_to_fixed(np.exp(xs), exp_fmt)
-        ys = np.array([_value_from_index(i, exp_fmt, n) for i in range(table_size)], dtype=np.float32)
-        inv_table = _float32_to_fixed(np.float32(1.0) / ys, inv_fmt)
-    exp_table.setflags(write=False)
-    inv_table.setflags(write=False)
-    return exp_table, inv_table
-
-
-def reduce_tree(n):
-    """hls4ml's ``reduce`` split: ``(left, right)`` sizes, left the largest power of two below n."""
-    left = 1 << ((n - 1).bit_length() - 1) if n > 2 else 1
-    return left, n - left
-
-
-def tree_sum(values, fmt):
-    """Sum over the last axis in hls4ml's ``reduce`` tree order, casting each addition to ``fmt``."""
-    n = values.shape[-1]
-    if n == 1:
-        return values[..., 0]
-    if n == 2:
-        return apply_overflow(values[..., 0] + values[..., 1], fmt)
-    left, _ = reduce_tree(n)
-    return apply_overflow(tree_sum(values[..., :left], fmt) + tree_sum(values[..., left:], fmt), fmt)
-
-
-def softmax_table(x, in_fmt: FixedFormat, out_fmt: FixedFormat, exp_fmt: FixedFormat,
-                  inv_fmt: FixedFormat, table_size: int):
-    """hls4ml's ``softmax_stable`` (Vivado io_parallel, as in hls4ml 0.8), bit-exactly:
-
-    1. ``d_i = x_i - max(x)`` in ``ap_fixed<W, I, AP_RND, AP_SAT>`` of the input's W, I
-       (same fractional bits, so only saturation acts), converted back to the input format;
-    2. ``e_i = exp_table[top N bits of d_i]`` (N = ceillog2(table_size));
-    3. ``s`` = sum of ``e_i`` in hls4ml's reduce-tree order, each addition cast to ``exp_fmt``;
-    4. ``r = inv_table[top N bits of s]``;
-    5. ``y_i = e_i * r`` (exact product) cast to the output format.
-    """
-    table_size = effective_table_size(table_size, in_fmt, exp_fmt)
-    n = table_index_bits(table_size)
-    exp_table, inv_table = softmax_tables(in_fmt, exp_fmt, inv_fmt, table_size)
-    x = np.asarray(x).astype(np.int64)
-    diff_fmt = FixedFormat(in_fmt.width, in_fmt.int_bits, True, Rounding.RND, Overflow.SAT)
-    d = apply_overflow(x - x.max(axis=-1, keepdims=True), diff_fmt)
-    d = requantize(d, in_fmt.frac_bits, in_fmt)
-    e = exp_table[_top_bits(d, in_fmt, n)]
-    s = tree_sum(e, exp_fmt)
-    r = inv_table[_top_bits(s, exp_fmt, n)]
-    return requantize(e * r[..., None], exp_fmt.frac_bits + inv_fmt.frac_bits, out_fmt)
+def softmax_table(x, in_fmt: FixedFormat, op: Softmax):
+    """hls4ml 1.3's table-based ``stable`` softmax of raw inputs (see :mod:`nnhdl.softmax`)."""
+    return softmax_stable(x, softmax_plan_of(op, in_fmt))
 
 
 @evaluate_op.register
@@ -362,4 +260,4 @@ def _(op: Softmax, inputs, formats):
     x = inputs[0]
     if op.implementation == "argmax":
         return np.argmax(x, axis=-1).astype(np.int64)[..., None]
-    return softmax_table(x, formats[0], op.fmt, op.exp_fmt, op.inv_fmt, op.table_size)
+    return softmax_table(x, formats[0], op)

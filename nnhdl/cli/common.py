@@ -50,7 +50,7 @@ def user_errors(fn):
 def precision_options(fn):
     """-c/--config, --precision, --softmax."""
     fn = click.option("--softmax", type=click.Choice(["table", "argmax"]), default=None,
-                      help="Softmax as hls4ml's table-based 'stable' softmax, or the index of the largest "
+                      help="Softmax as hls4ml 1.3's table-based 'stable' softmax, or the index of the largest "
                            "logit (overrides the config file).")(fn)
     fn = click.option("--precision", metavar="FORMAT", default=None,
                       help="Default precision, e.g. 'fixed<16,6>' (overrides the config file).")(fn)

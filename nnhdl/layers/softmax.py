@@ -1,52 +1,55 @@
-"""Softmax: hls4ml's table-based ``stable`` softmax, or the index of the largest logit."""
+"""Softmax: hls4ml 1.3's table-based ``stable`` softmax, or the index of the largest logit."""
 
-from ..fixed import FixedFormat, Overflow, Rounding
-from ..reference import effective_table_size, reduce_tree, softmax_tables, table_index_bits
+from ..softmax import reduce_split, softmax_plan_of, softmax_tables
 from .base import PipelinedLayer
 
 __all__ = ["Softmax", "Argmax"]
 
 
 class Softmax(PipelinedLayer):
-    """Table-based softmax, bit-exact with :func:`nnhdl.reference.softmax_table` (hls4ml's
-    ``softmax_stable``): a comparator tree finds the maximum; each ``x_i - max`` (saturated)
-    addresses the exp ROM by its top bits; the exp values are summed in hls4ml's tree order with
-    saturation; the sum's top bits address the inverse ROM; each exp value is multiplied by the
+    """Table-based softmax, bit-exact with :func:`nnhdl.softmax.softmax_stable` (hls4ml 1.3's
+    ``softmax_stable``): a comparator tree finds the maximum; each ``x_max - x_i``, cast to
+    ``inp_norm``, addresses the exp ROM by its top bits; the exp values, cast to the softmax
+    accumulator, are summed in hls4ml's tree order (each addition cast); the sum, cast to
+    ``inv_input``, addresses the inverse ROM by its top bits; each exp value is multiplied by the
     inverse (one hardware multiplier per output) and cast to ``op.fmt``. ROMs are read
     synchronously (one register), so they map to block RAM where the target has it.
+    ``table_size`` / ``exp_table_size``: the entries of the inverse / exp ROM.
     Members and latency: see :class:`PipelinedLayer`."""
 
     def __init__(self, op, in_fmt, *, levels_per_stage=2):
         self.op = op
-        self.table_size = effective_table_size(op.table_size, in_fmt, op.exp_fmt)
+        self.plan = softmax_plan_of(op, in_fmt)
+        self.table_size = self.plan.inv_size
+        self.exp_table_size = self.plan.exp_size
         super().__init__(in_fmt, op.shape[-1], op.fmt, op.shape[-1], levels_per_stage=levels_per_stage, name=op.name)
 
     def build(self, dp, xs):
-        op, in_fmt = self.op, self.in_fmt
-        n_bits = table_index_bits(self.table_size)
-        exp_table, inv_table = softmax_tables(in_fmt, op.exp_fmt, op.inv_fmt, self.table_size)
-        diff_fmt = FixedFormat(in_fmt.width, in_fmt.int_bits, True, Rounding.RND, Overflow.SAT)
+        plan = self.plan
+        exp_table, inv_table = softmax_tables(plan)
 
         def tree(nodes, combine):
             if len(nodes) == 1:
                 return nodes[0]
             if len(nodes) == 2:
                 return combine(nodes[0], nodes[1])
-            left, _ = reduce_tree(len(nodes))
+            left, _ = reduce_split(len(nodes))
             return combine(tree(nodes[:left], combine), tree(nodes[left:], combine))
+
+        def top_bits(node, fmt, n):
+            return dp.bits(dp.word(node, fmt.width), fmt.width - n, fmt.width)
 
         x_max = tree(xs, dp.maximum)
         exps = []
         for x in xs:
-            d = dp.overflow(dp.add(x, dp.negate(x_max)), diff_fmt)
-            d = dp.overflow(d, in_fmt)
-            index = dp.bits(dp.word(d, in_fmt.width), in_fmt.width - n_bits, in_fmt.width)
-            exps.append(dp.lookup(index, exp_table, memory="exp"))
-        total = tree(exps, lambda a, b: dp.overflow(dp.add(a, b), op.exp_fmt))
-        index = dp.bits(dp.word(total, op.exp_fmt.width), op.exp_fmt.width - n_bits, op.exp_fmt.width)
-        inv = dp.lookup(index, inv_table, memory="inv")
-        frac = op.exp_fmt.frac_bits + op.inv_fmt.frac_bits
-        return [dp.requantize(dp.multiply(e, inv), frac, op.fmt) for e in exps]
+            d = dp.requantize(dp.add(x_max, dp.negate(x)), plan.in_fmt.frac_bits, plan.norm_fmt)
+            e = dp.lookup(top_bits(d, plan.norm_fmt, plan.exp_bits), exp_table, memory="exp")
+            exps.append(dp.requantize(e, plan.exp_fmt.frac_bits, plan.accum_fmt))
+        total = tree(exps, lambda a, b: dp.overflow(dp.add(a, b), plan.accum_fmt))
+        total = dp.requantize(total, plan.accum_fmt.frac_bits, plan.inv_input_fmt)
+        inv = dp.lookup(top_bits(total, plan.inv_input_fmt, plan.inv_bits), inv_table, memory="inv")
+        frac = plan.accum_fmt.frac_bits + plan.inv_fmt.frac_bits
+        return [dp.requantize(dp.multiply(e, inv), frac, plan.out_fmt) for e in exps]
 
 
 class Argmax(PipelinedLayer):

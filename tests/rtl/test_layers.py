@@ -127,16 +127,25 @@ def test_activation(rng, function, src, dst):
     np.testing.assert_array_equal(run_layer(layer, op, x, src, rng), evaluate_op(op, [x], [src]))
 
 
-@pytest.mark.parametrize("n, src, out, exp_fmt, table_size", [
-    (5, "fixed<16,6>", "fixed<16,6>", "fixed<18,8,RND,SAT>", 1024),
-    (3, "fixed<8,3>", "ufixed<8,0,RND,SAT>", "fixed<18,8,RND,SAT>", 1024),  # table clipped to 256
-    (10, "fixed<12,5>", "fixed<10,2,RND,SAT>", "fixed<12,4,RND,SAT>", 128),
-    (2, "ufixed<8,4>", "fixed<16,6>", "fixed<18,8,RND,SAT>", 64),
+@pytest.mark.parametrize("n, src, out, exp_fmt, table_size, extra", [
+    (5, "fixed<16,6>", "fixed<16,6>", "fixed<18,8,RND,SAT>", 1024, {}),
+    (3, "fixed<8,3>", "ufixed<8,0,RND,SAT>", "fixed<18,8,RND,SAT>", 1024, {}),  # exp table clipped to 128
+    (10, "fixed<12,5>", "fixed<10,2,RND,SAT>", "fixed<12,4,RND,SAT>", 128, {}),
+    (2, "ufixed<8,4>", "fixed<16,6>", "fixed<18,8,RND,SAT>", 64, {}),
+    (4, "fixed<12,4,RND,SAT>", "ufixed<12,0,RND,SAT>", "fixed<18,8,RND,SAT>", 4096, {}),
+    (7, "fixed<10,3>", "ufixed<10,0,RND,SAT>", "fixed<14,4,RND,SAT>", 256,
+     {"accum_fmt": "fixed<9,3,RND_CONV,SAT>", "inv_input_fmt": "ufixed<8,3,RND,SAT>",
+      "norm_fmt": "ufixed<8,3,RND,SAT>"}),
+    (6, "fixed<10,4>", "ufixed<10,0,RND,SAT>", "fixed<18,8,RND,SAT>", 256, {"norm_fmt": "fixed<10,4>"}),  # wraps
+    (1, "fixed<8,3>", "ufixed<12,0,RND,SAT>", "fixed<18,8,RND,SAT>", 1024, {}),
+    (3, "fixed<40,12>", "ufixed<40,0,RND,SAT>", "fixed<70,8,RND,SAT>", 512,
+     {"accum_fmt": "fixed<72,10,RND,SAT>", "inv_input_fmt": "fixed<68,8,RND,SAT>"}),  # beyond int64
 ])
-def test_softmax_table(rng, n, src, out, exp_fmt, table_size):
+def test_softmax_table(rng, n, src, out, exp_fmt, table_size, extra):
     src = FixedFormat.parse(src)
     op = SoftmaxOp("sm", ("in",), (n,), fmt=FixedFormat.parse(out), exp_fmt=FixedFormat.parse(exp_fmt),
-                   inv_fmt=FixedFormat.parse("fixed<18,8,RND,SAT>"), table_size=table_size)
+                   inv_fmt=FixedFormat.parse("fixed<18,8,RND,SAT>"), table_size=table_size,
+                   **{k: FixedFormat.parse(v) for k, v in extra.items()})
     layer = Softmax(op, src)
     x = random_raw(rng, src, 200, n)
     x[2:50] = x[2:50] // 16  # close logits exercise the table's fine end

@@ -8,8 +8,11 @@ and from the order of operations in hls4ml's HLS templates (Vivado backend, ``io
   bias cast to ``accum_t``, then ``acc += mult`` for inputs 0, 1, ... (each addition cast to
   ``accum_t``), then the accumulator cast to ``result_t``;
 * ReLU (``nnet_activation.h``): ``res = x > 0 ? x : 0`` cast to the result type;
-* Softmax ``stable`` (hls4ml 0.8): max, saturating differences, exp table addressed by the top
-  bits, reduce-tree sum, inverse table, product cast to the result type.
+* Softmax ``stable`` (hls4ml 1.3.0): max, ``x_max - x`` cast to ``inp_norm_t`` (default: the
+  input type without its sign bit, wrapping), exp table of ``exp(-v)`` addressed by its top bits,
+  the exp values cast to ``accum_t`` and summed in reduce-tree order, the sum cast to
+  ``inv_inp_t`` addressing the inverse table, product cast to the result type. The tables use
+  the C library's float ``expf`` (through ctypes where available) as the C++ ``std::exp(float)``.
 
 No code of nnhdl is used to compute an expectation; nnhdl is only asked for its op (built by
 the ordinary passes or constructed directly) and for its outputs.
@@ -25,7 +28,8 @@ import numpy as np
 import pytest
 
 from nnhdl.ir import Dense, Softmax
-from nnhdl.reference import dense_accumulate, evaluate_op, softmax_tables
+from nnhdl.reference import dense_accumulate, evaluate_op
+from nnhdl.softmax import softmax_plan_of, softmax_tables
 
 from ..conftest import make_mlp
 
@@ -232,41 +236,70 @@ def exact_float32(v: Fraction):
     return f
 
 
+def _libm_expf():
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("m")
+    if not name:
+        return None
+    fn = ctypes.CDLL(name).expf
+    fn.restype, fn.argtypes = ctypes.c_float, [ctypes.c_float]
+    return lambda x: np.float32(fn(float(x)))
+
+
+#: ``std::exp(float)`` as hls4ml's compiled C++ calls it: the C library's expf where ctypes finds
+#: it, else float64 exp rounded to float32.
+EXPF = _libm_expf() or (lambda x: np.float32(math.exp(float(x))) if float(x) < 89 else np.float32(np.inf))
+
+
 @functools.lru_cache(maxsize=None)
-def hls4ml_softmax_tables(data_t: ApType, exp_t: ApType, inv_t: ApType, table_size: int):
-    """``init_exp_table<data_T>`` and ``init_invert_table<exp_table_t>`` (values)."""
-    n_bits = ceillog2(table_size)
+def hls4ml_table_sizes(table_size, data_t: ApType, inv_t: ApType, norm_given: bool):
+    """``(exp_table_size, inv_table_size)``: ``fix_softmax_table_size`` clips ``table_size`` to
+    ``2**min(input width, inv_table_t width)``; the softmax config template then clips the exp
+    table to ``2**(W-1)`` for a signed input when it derives ``inp_norm_t`` itself."""
+    size = min(table_size, 2 ** min(data_t.W, inv_t.W))
+    exp_size = min(size, 2 ** (data_t.W - 1)) if data_t.signed and not norm_given else size
+    return exp_size, size
+
+
+def default_inp_norm(data_t: ApType) -> ApType:
+    """The config template's ``ap_ufixed<W - signed, I - signed>`` (AP_TRN, AP_WRAP)."""
+    s = int(data_t.signed)
+    return ApType(data_t.W - s, data_t.I - s, False)
+
+
+@functools.lru_cache(maxsize=None)
+def hls4ml_softmax_tables(norm_t: ApType, exp_t: ApType, inv_inp_t: ApType, inv_t: ApType, exp_size: int,
+                          inv_size: int):
+    """``init_exp_table<inp_norm_t>(table, negative=true)`` and ``init_invert_table<inv_inp_t>`` (values)."""
     exp_table, inv_table = [], []
     with np.errstate(over="ignore", divide="ignore"):
-        for k in range(table_size):
-            x = exact_float32(value_with_top_bits(k, data_t, n_bits))
-            exp_table.append(ap_cast(float32_to_fraction(np.exp(x)), exp_t))
-            y = exact_float32(value_with_top_bits(k, exp_t, n_bits))
+        for k in range(exp_size):
+            x = exact_float32(value_with_top_bits(k, norm_t, ceillog2(exp_size)))
+            exp_table.append(ap_cast(float32_to_fraction(EXPF(-x)), exp_t))
+        for k in range(inv_size):
+            y = exact_float32(value_with_top_bits(k, inv_inp_t, ceillog2(inv_size)))
             inv_table.append(ap_cast(float32_to_fraction(np.float32(1.0) / y), inv_t))
     return tuple(exp_table), tuple(inv_table)
 
 
-def fixed_table_size(table_size, data_t, exp_t):
-    """hls4ml's fix_softmax_table_size: no more entries than the index words can address."""
-    return min(table_size, 2 ** min(data_t.W, exp_t.W))
-
-
-def hls4ml_softmax_stable(x, data_t, result_t, exp_t, inv_t, table_size, stats=None):
-    """One sample of ``nnet::softmax_stable`` (values in, values out)."""
-    table_size = fixed_table_size(table_size, data_t, exp_t)
-    n_bits = ceillog2(table_size)
-    exp_table, inv_table = hls4ml_softmax_tables(data_t, exp_t, inv_t, table_size)
+def hls4ml_softmax_stable(x, data_t, result_t, exp_t, inv_t, table_size, accum_t, inv_inp_t, norm_t=None,
+                          stats=None):
+    """One sample of hls4ml 1.3's ``nnet::softmax_stable`` (values in, values out); ``norm_t``
+    None: the default ``inp_norm_t``."""
+    exp_size, inv_size = hls4ml_table_sizes(table_size, data_t, inv_t, norm_t is not None)
+    norm_t = norm_t or default_inp_norm(data_t)
+    exp_table, inv_table = hls4ml_softmax_tables(norm_t, exp_t, inv_inp_t, inv_t, exp_size, inv_size)
     x_max = max(x)
-    diff_t = ApType(data_t.W, data_t.I, True, "AP_RND", "AP_SAT")
     exp_res = []
     for xi in x:
-        d = ap_cast(xi - x_max, diff_t)
-        if stats is not None and d != xi - x_max:
-            stats["diff_saturated"] = stats.get("diff_saturated", 0) + 1
-        d = ap_cast(d, data_t)  # passed to softmax_idx_from_real_val<data_T>
-        exp_res.append(exp_table[word_top_bits(to_raw(d, data_t), data_t, n_bits)])
-    exp_sum = hls4ml_reduce(exp_res, lambda a, b: ap_cast(a + b, exp_t))
-    inv = inv_table[word_top_bits(to_raw(exp_sum, exp_t), exp_t, n_bits)]
+        d = ap_cast(x_max - xi, norm_t)
+        if stats is not None and d != x_max - xi:
+            stats["diff_changed"] = stats.get("diff_changed", 0) + 1
+        k = word_top_bits(to_raw(d, norm_t), norm_t, ceillog2(exp_size))
+        exp_res.append(ap_cast(exp_table[k], accum_t))
+    exp_sum = ap_cast(hls4ml_reduce(exp_res, lambda a, b: ap_cast(a + b, accum_t)), inv_inp_t)
+    inv = inv_table[word_top_bits(to_raw(exp_sum, inv_inp_t), inv_inp_t, ceillog2(inv_size))]
     return [ap_cast(e * inv, result_t) for e in exp_res]
 
 
@@ -556,41 +589,65 @@ def test_dense_default_exact(rng, case, activation):
 
 DEFAULT_TABLE = "ap_fixed<18,8,AP_RND,AP_SAT>"
 
-# n, input, result, exp_table_t, inv_table_t, table_size
+# n, input, result, exp_table_t, inv_table_t, table_size, {accum_t, inv_inp_t, inp_norm_t} (default
+# DEFAULT_TABLE, DEFAULT_TABLE, derived from the input)
 SOFTMAX_CASES = {
-    "n4_default": (4, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
-    "n8_default": (8, "ap_fixed<16,6>", "ap_fixed<16,6>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
+    "n4_default": (4, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024, {}),
+    "n5_jet_tagger": (5, "ap_fixed<16,6>", "ap_fixed<16,6>", DEFAULT_TABLE, DEFAULT_TABLE, 1024, {}),
     "n8_narrow_in_clipped": (8, "ap_fixed<8,3>", "ap_ufixed<8,0,AP_RND_CONV,AP_SAT>", DEFAULT_TABLE,
-                             DEFAULT_TABLE, 1024),
+                             DEFAULT_TABLE, 1024, {}),
     "n4_small_tables": (4, "ap_fixed<10,4,AP_RND,AP_SAT>", "ap_fixed<10,1,AP_TRN,AP_SAT_SYM>",
-                        "ap_fixed<12,4,AP_RND,AP_SAT>", "ap_fixed<12,6,AP_RND,AP_SAT>", 256),
-    "n5_unsigned_wrap_in": (5, "ap_ufixed<8,3>", "ap_ufixed<10,1,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 64),
+                        "ap_fixed<12,4,AP_RND,AP_SAT>", "ap_fixed<12,6,AP_RND,AP_SAT>", 256, {}),
+    "n5_unsigned_wrap_in": (5, "ap_ufixed<8,3>", "ap_ufixed<10,1,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 64,
+                            {}),
     "n3_unsigned_sat_in": (3, "ap_ufixed<8,3,AP_RND,AP_SAT>", "ap_fixed<12,2,AP_RND_INF,AP_SAT>", DEFAULT_TABLE,
-                           DEFAULT_TABLE, 128),
-    "n10_clipped_2048": (10, "ap_fixed<6,3>", "ap_fixed<9,1,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 2048),
+                           DEFAULT_TABLE, 128, {}),
+    "n10_clipped_2048": (10, "ap_fixed<6,3>", "ap_fixed<9,1,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 2048, {}),
     "n13_wrapping_tables": (13, "ap_fixed<18,8>", "ap_fixed<12,2,AP_RND_ZERO,AP_WRAP>", "ap_fixed<10,3,AP_TRN,AP_WRAP>",
-                            "ap_fixed<10,5,AP_RND_INF,AP_WRAP>", 512),
-    "n2_table2": (2, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 2),
-    "n1": (1, "ap_fixed<8,3>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
-    "n8_exp_overflow_sat": (8, "ap_fixed<12,9>", "ap_ufixed<12,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024),
+                            "ap_fixed<10,5,AP_RND_INF,AP_WRAP>", 512,
+                            {"accum": "ap_fixed<10,3,AP_TRN,AP_WRAP>", "inv_inp": "ap_fixed<10,3,AP_TRN,AP_WRAP>"}),
+    "n2_table2": (2, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 2, {}),
+    "n1": (1, "ap_fixed<8,3>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024, {}),
+    "n8_wide_logits_coarse": (8, "ap_fixed<24,14>", "ap_ufixed<12,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE,
+                              1024, {}),
     "n4_exp_overflow_wrap": (4, "ap_fixed<12,9>", "ap_fixed<16,2,AP_RND,AP_SAT>", "ap_fixed<18,8,AP_RND,AP_WRAP>",
-                             "ap_fixed<18,8,AP_RND_CONV,AP_SAT_ZERO>", 256),
+                             "ap_fixed<18,8,AP_RND_CONV,AP_SAT_ZERO>", 256, {}),
     "n6_unsigned_exp": (6, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", "ap_ufixed<16,6,AP_RND,AP_SAT>",
-                        "ap_ufixed<16,8,AP_RND,AP_SAT_SYM>", 1024),
+                        "ap_ufixed<16,8,AP_RND,AP_SAT_SYM>", 1024, {"inv_inp": "ap_ufixed<12,4,AP_RND,AP_SAT>"}),
+    "n7_narrow_accum_sat": (7, "ap_fixed<12,5>", "ap_ufixed<12,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 512,
+                            {"accum": "ap_fixed<8,2,AP_RND_CONV,AP_SAT>", "inv_inp": "ap_ufixed<9,3,AP_RND,AP_SAT>"}),
+    "n5_inp_norm_sat_rnd": (5, "ap_fixed<16,6>", "ap_ufixed<16,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 1024,
+                            {"inp_norm": "ap_ufixed<12,4,AP_RND,AP_SAT>"}),
+    "n6_inp_norm_signed": (6, "ap_fixed<10,4>", "ap_ufixed<10,0,AP_RND,AP_SAT>", DEFAULT_TABLE, DEFAULT_TABLE, 256,
+                           {"inp_norm": "ap_fixed<10,4,AP_TRN,AP_WRAP>"}),
+    "n4_wide_beyond_int64": (4, "ap_fixed<40,12>", "ap_ufixed<40,0,AP_RND,AP_SAT>", "ap_fixed<70,8,AP_RND,AP_SAT>",
+                             "ap_fixed<66,8,AP_RND,AP_SAT>", 1024,
+                             {"accum": "ap_fixed<72,10,AP_RND,AP_SAT>", "inv_inp": "ap_fixed<68,8,AP_RND,AP_SAT>"}),
 }
 
 
 def _nnhdl_fmt(t: ApType):
     from nnhdl.fixed import FixedFormat
-    return FixedFormat.parse(str(t))
+    return None if t is None else FixedFormat.parse(str(t))
 
 
-def _softmax_op(n, in_t, res_t, exp_t, inv_t, table_size):
-    op = Softmax("sm", ("in",), (n,), fmt=_nnhdl_fmt(res_t), exp_fmt=_nnhdl_fmt(exp_t),
-                 inv_fmt=_nnhdl_fmt(inv_t), table_size=table_size)
-    assert_fmt(op.fmt, res_t)
-    assert_fmt(op.exp_fmt, exp_t)
-    assert_fmt(op.inv_fmt, inv_t)
+def _softmax_case(case):
+    """``(n, table_size, types)``: types maps data, result, exp, inv, accum, inv_inp, norm to ApType
+    (norm None: the default)."""
+    n, in_t, res_t, exp_t, inv_t, table_size, extra = SOFTMAX_CASES[case]
+    types = {"data": ap(in_t), "result": ap(res_t), "exp": ap(exp_t), "inv": ap(inv_t),
+             "accum": ap(extra.get("accum", DEFAULT_TABLE)), "inv_inp": ap(extra.get("inv_inp", DEFAULT_TABLE)),
+             "norm": ap(extra["inp_norm"]) if "inp_norm" in extra else None}
+    return n, table_size, types
+
+
+def _softmax_op(n, table_size, t):
+    op = Softmax("sm", ("in",), (n,), fmt=_nnhdl_fmt(t["result"]), exp_fmt=_nnhdl_fmt(t["exp"]),
+                 inv_fmt=_nnhdl_fmt(t["inv"]), table_size=table_size, accum_fmt=_nnhdl_fmt(t["accum"]),
+                 inv_input_fmt=_nnhdl_fmt(t["inv_inp"]), norm_fmt=_nnhdl_fmt(t["norm"]))
+    for fmt, key in ((op.fmt, "result"), (op.exp_fmt, "exp"), (op.inv_fmt, "inv"), (op.accum_fmt, "accum"),
+                     (op.inv_input_fmt, "inv_inp")):
+        assert_fmt(fmt, t[key])
     return op
 
 
@@ -608,30 +665,78 @@ def softmax_inputs(rng, t: ApType, batch, n):
 
 @pytest.mark.parametrize("case", list(SOFTMAX_CASES), ids=list(SOFTMAX_CASES))
 def test_softmax_stable(rng, case):
-    n, *types, table_size = SOFTMAX_CASES[case]
-    in_t, res_t, exp_t, inv_t = (ap(t) for t in types)
-    op = _softmax_op(n, in_t, res_t, exp_t, inv_t, table_size)
-    in_fmt = _nnhdl_fmt(in_t)
+    n, table_size, t = _softmax_case(case)
+    op = _softmax_op(n, table_size, t)
+    in_t, in_fmt = t["data"], _nnhdl_fmt(t["data"])
     x = softmax_inputs(rng, in_t, 150, n)
     stats = {}
-    expected = np.array([[to_raw(v, res_t) for v in
-                          hls4ml_softmax_stable([from_raw(r, in_t) for r in row], in_t, res_t, exp_t, inv_t,
-                                                table_size, stats)]
+    expected = np.array([[to_raw(v, t["result"]) for v in
+                          hls4ml_softmax_stable([from_raw(r, in_t) for r in row], in_t, t["result"], t["exp"],
+                                                t["inv"], table_size, t["accum"], t["inv_inp"], t["norm"], stats)]
                          for row in x], dtype=object)
     if n > 1 and in_t.signed:
-        assert stats.get("diff_saturated", 0) > 0, "the case must saturate some differences"
+        assert stats.get("diff_changed", 0) > 0, "the case must wrap (or saturate) some differences"
     assert_raw_equal(evaluate_op(op, [x], [in_fmt]), expected, x, f"softmax {case}")
 
 
 @pytest.mark.parametrize("case", list(SOFTMAX_CASES), ids=list(SOFTMAX_CASES))
 def test_softmax_tables_every_entry(case):
     """Every entry of both tables (random inputs reach only some of them)."""
-    n, *types, table_size = SOFTMAX_CASES[case]
-    in_t, res_t, exp_t, inv_t = (ap(t) for t in types)
-    size = fixed_table_size(table_size, in_t, exp_t)
-    exp_exp, inv_exp = hls4ml_softmax_tables(in_t, exp_t, inv_t, size)
-    exp_got, inv_got = softmax_tables(_nnhdl_fmt(in_t), _nnhdl_fmt(exp_t), _nnhdl_fmt(inv_t), size)
-    assert len(exp_got) == len(inv_got) == size
-    for k in range(size):
-        assert int(exp_got[k]) == to_raw(exp_exp[k], exp_t), ("exp", k)
-        assert int(inv_got[k]) == to_raw(inv_exp[k], inv_t), ("inv", k)
+    n, table_size, t = _softmax_case(case)
+    exp_size, inv_size = hls4ml_table_sizes(table_size, t["data"], t["inv"], t["norm"] is not None)
+    norm_t = t["norm"] or default_inp_norm(t["data"])
+    exp_exp, inv_exp = hls4ml_softmax_tables(norm_t, t["exp"], t["inv_inp"], t["inv"], exp_size, inv_size)
+    exp_got, inv_got = softmax_tables(softmax_plan_of(_softmax_op(n, table_size, t), _nnhdl_fmt(t["data"])))
+    assert (len(exp_got), len(inv_got)) == (exp_size, inv_size)
+    for k in range(exp_size):
+        assert int(exp_got[k]) == to_raw(exp_exp[k], t["exp"]), ("exp", k)
+    for k in range(inv_size):
+        assert int(inv_got[k]) == to_raw(inv_exp[k], t["inv"]), ("inv", k)
+
+
+def _softmax_graph(rng, layer_keys, n_in=5, n_out=4):
+    from nnhdl.passes import lower
+    from nnhdl.config import PrecisionConfig
+    from nnhdl.ir import Graph, Input
+    w = rng.normal(size=(n_in, n_out))
+    graph = Graph((Input("in", (), (n_in,), origin="in"),
+                   Dense("out", ("in",), (n_out,), origin="out", weight=w, bias=np.zeros(n_out), result_key="logits"),
+                   Softmax("out_softmax", ("out",), (n_out,), origin="out")), ("out_softmax",))
+    return lower(graph, PrecisionConfig.from_dict({"precision": "fixed<16,6>", "layer": {"out": layer_keys}}))
+
+
+def test_softmax_config_keys_reach_the_op(rng):
+    g = _softmax_graph(rng, {"exp_accum": "fixed<14,5,RND,SAT>", "inv_input": "ufixed<12,4,RND,SAT>",
+                             "inp_norm": "ufixed<14,5,RND,SAT>", "table_size": 512})
+    op = g.op("out_softmax")
+    assert (str(op.accum_fmt), str(op.inv_input_fmt), str(op.norm_fmt), op.table_size) == \
+        ("fixed<14,5,RND,SAT>", "ufixed<12,4,RND,SAT>", "ufixed<14,5,RND,SAT>", 512)
+    default = _softmax_graph(rng, {"inp_norm": "auto"}).op("out_softmax")
+    assert default.norm_fmt is None  # hls4ml's default, derived from the input
+    assert str(default.accum_fmt) == str(default.inv_input_fmt) == "fixed<18,8,RND,SAT>"
+
+
+def test_softmax_wide_tables_evaluate(rng):
+    """Tables and sums wider than 64 bits are evaluated exactly (Python integers)."""
+    g = _softmax_graph(rng, {"exp_table": "fixed<70,8,RND,SAT>", "inv_table": "fixed<66,8,RND,SAT>",
+                             "exp_accum": "fixed<72,10,RND,SAT>", "inv_input": "fixed<68,8,RND,SAT>",
+                             "result": "ufixed<66,0,RND,SAT>"})
+    from nnhdl.reference import evaluate
+    y = evaluate(g, rng.normal(size=(20, 5)))
+    assert y.dtype == object and y.shape == (20, 4)
+    assert all(0 <= int(v) < 2 ** 66 for v in y.flat)
+
+
+def test_softmax_coarse_table_warns(rng):
+    with pytest.warns(UserWarning, match=r"layer 'out'.*exp table.*32 apart"):
+        _softmax_graph(rng, {"logits": "fixed<36,16>"})
+
+
+def test_softmax_unindexable_table_refused(rng):
+    from nnhdl.passes import PassError
+    with pytest.raises(PassError, match=r"layer 'out' \(softmax\): .*1024 entries need 10 index bits but "
+                                         r"inp_norm ufixed<8,3> has only 8: set table_size = 256 or less"):
+        _softmax_graph(rng, {"inp_norm": "ufixed<8,3>"})
+    with pytest.raises(PassError,
+                       match=r"layer 'out' \(softmax\): .*inv_input ufixed<8,3> has only 8: set table_size = 256"):
+        _softmax_graph(rng, {"inv_input": "ufixed<8,3>"})
