@@ -58,7 +58,7 @@ def main():
           and res.get("intervals", []) in ([], [cfg.get("interval", 1)]))
     print(f"{{'PASS' if ok else 'FAIL'}} {{cfg['top']}} on {{args.sim}}: {{res['n'] - res['mismatch_count']}} of "
           f"{{res['n']}} outputs equal the expected ones; latency {{res['latencies']}} (expected {{cfg['latency']}}); "
-          f"{{res['n'] / max(res['seconds'], 1e-9):.0f}} inferences/s")
+          f"{{res['n'] / max(res['seconds'], 1e-9):.3g}} inferences/s")
     sys.exit(0 if ok else 1)
 
 

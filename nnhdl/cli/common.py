@@ -9,7 +9,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-__all__ = ["UserError", "user_errors", "console", "precision_options", "load_inputs", "printed_warnings"]
+__all__ = ["UserError", "user_errors", "console", "precision_options", "load_inputs", "per_second", "printed_warnings"]
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -136,3 +136,14 @@ def load_inputs(path, graph, what="inputs"):
         raise ConvertError(f"{path}: {int(bad.sum())} of the {what}' values are NaN or infinite (the first at index "
                            f"{first}); remove or replace them")
     return x
+
+
+def per_second(rate):
+    """A rate for people: ``12,345``, ``42.5``, ``3.1``, ``0.31`` (never "0" or "1" for a slow rate)."""
+    if rate == float("inf"):
+        return "inf"
+    if rate >= 100:
+        return f"{rate:,.0f}"
+    if rate >= 10:
+        return f"{rate:.1f}"
+    return f"{rate:.2g}"

@@ -3,6 +3,7 @@ from pathlib import Path
 import click
 
 from .common import console, load_inputs, precision_options, printed_warnings, user_errors
+from .progress import stage_progress
 
 
 @click.command()
@@ -31,19 +32,15 @@ def convert(model, outdir, force, config_path, precision, softmax, top, multipli
             calibration):
     """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
     <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from ..convert import convert as run_convert, load_config, load_model
     from .report_cmd import print_report
 
     cfg = load_config(config_path, precision, softmax)
-    with printed_warnings(), Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                      console=console, transient=True) as progress:
-        task = progress.add_task("load model")
+    with printed_warnings(), stage_progress("convert", "load model") as progress:
         graph = load_model(model)
         calib = load_inputs(calibration, graph, "calibration inputs") if calibration else None
         design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
                              top=top, calibration=calib, io=io, memory_bits=memory_bits, force=force,
-                             step=lambda name: progress.update(task, description=name))
+                             step=progress.stage)
     print_report(design.report, outdir)
     console.print(f"[green]done:[/] {outdir}. Next: nnhdl verify {outdir}")

@@ -1,96 +1,69 @@
-"""Progress of long steps: the stage and the elapsed time, in a terminal and in a log.
+"""Progress of long steps: the stage, the count done and the elapsed time, in a terminal and in a log.
 
-In a terminal a transient spinner line shows ``title: stage  0:00:42``. When the output is not a
-terminal (``make demo > log``, CI) a plain line is printed when a stage starts and then every
-``interval`` seconds while it runs (``NNHDL_PROGRESS_INTERVAL``, default 10 s), so a log shows
-what is happening and for how long::
+:func:`stage_progress` yields an object with ``stage(text, total=None, note="")`` (a new stage,
+optionally with a number of vectors) and ``update(done)`` (the count so far). In a terminal it is
+one transient rich line (spinner, stage, bar, count, elapsed time). When the output is not a
+terminal (``make demo > log``, CI) it is plain lines: one when a stage starts and one every
+``NNHDL_PROGRESS_INTERVAL`` seconds (default 10) while it lasts, with the elapsed time::
 
-    [nnhdl] synth ecp5: Yosys synth_ecp5 ...
-    [nnhdl] synth ecp5: Yosys synth_ecp5 ... 10 s
+    synth ecp5: Yosys synth_ecp5…
+    synth ecp5: Yosys synth_ecp5… 10 s
+
+The plain form is :class:`nnhdl.sim.cocotb_runner.ProgressLog`, which the standalone cocotb
+testbench (``nnhdl testbench``) also uses, so both print the same lines.
 """
 
-import contextlib
-import os
-import threading
-import time
+from contextlib import contextmanager
 
-__all__ = ["stage_progress", "progress_interval"]
+from .common import console
 
-
-def progress_interval():
-    """Seconds between the plain progress lines of a non-terminal output."""
-    try:
-        return max(0.05, float(os.environ.get("NNHDL_PROGRESS_INTERVAL", "10")))
-    except ValueError:
-        return 10.0
+__all__ = ["stage_progress"]
 
 
-class _PlainProgress:
-    """Stage lines and periodic elapsed-time lines for a console that is not a terminal."""
+class _RichStages:
+    """Stages in a terminal: one transient line with a spinner, the stage, the count and the
+    elapsed time (same interface as :class:`nnhdl.sim.cocotb_runner.ProgressLog`)."""
 
-    def __init__(self, console, title, interval):
-        self.console, self.title, self.interval = console, title, interval
-        self.stage, self.started = "", time.monotonic()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._tick, daemon=True)
+    def __init__(self, out, title):
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=out,
+                                 transient=True)
+        self.title, self.task, self.total = title, None, None
 
-    def _line(self, text):
-        self.console.print(f"[nnhdl] {self.title}: {text}", markup=False, highlight=False, soft_wrap=True)
-
-    def update(self, stage):
-        with self._lock:
-            self.stage, self.started = stage, time.monotonic()
-            self._line(f"{stage} ...")
-
-    def _tick(self):
-        while not self._stop.wait(self.interval):
-            with self._lock:
-                self._line(f"{self.stage} ... {time.monotonic() - self.started:.0f} s")
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
-class _TerminalProgress:
-    def __init__(self, console, title):
-        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-        self.title = title
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                                  console=console, transient=True)
-        self._task = None
-
-    def update(self, stage):
+    def stage(self, text, total=None, note=""):
         from rich.markup import escape
-        text = escape(f"{self.title}: {stage}")
-        if self._task is None:
-            self._task = self._progress.add_task(text)
+        description = escape(f"{self.title}: {text}" + (f" ({note})" if note else ""))
+        self.total = total
+        count = f"0/{total}" if total else ""
+        if self.task is None:
+            self.task = self.progress.add_task(description, total=total, count=count)
         else:
-            self._progress.update(self._task, description=text)
+            self.progress.reset(self.task, description=description, total=total, completed=0, count=count)
+
+    def update(self, done):
+        if self.task is not None:
+            self.progress.update(self.task, completed=done, count=f"{done}/{self.total}" if self.total else "")
 
     def __enter__(self):
-        self._progress.__enter__()
+        self.progress.start()
         return self
 
     def __exit__(self, *exc):
-        self._progress.__exit__(*exc)
+        self.progress.stop()
 
 
-@contextlib.contextmanager
-def stage_progress(title, first_stage="", console=None, interval=None):
-    """Show the progress of a long step: ``with stage_progress("build") as p: p.update("Yosys")``.
-
-    ``p.update(stage)`` names the stage now running (its elapsed time restarts in a log)."""
-    if console is None:
-        from .common import console
-    shown = _TerminalProgress(console, title) if console.is_terminal else \
-        _PlainProgress(console, title, progress_interval() if interval is None else interval)
+@contextmanager
+def stage_progress(title, first_stage="", out=None, interval=None):
+    """Show the progress of a long step titled ``title`` on ``out`` (default: the CLI's stderr
+    console): ``with stage_progress("build") as p: p.stage("Yosys"); ...``."""
+    out = console if out is None else out
+    if out.is_terminal:
+        shown = _RichStages(out, title)
+    else:
+        from ..sim.cocotb_runner import ProgressLog
+        shown = ProgressLog(out.file, interval=interval, prefix=f"{title}: ")
     with shown:
         if first_stage:
-            shown.update(first_stage)
+            shown.stage(first_stage)
         yield shown

