@@ -36,7 +36,7 @@ demo: setup
 	$(PY) examples/jet_tagger/train.py --out $(DEMO)
 	$(NNHDL) config $(DEMO)/jet_tagger.keras -o $(DEMO)/default-config.toml
 	$(NNHDL) convert $(DEMO)/jet_tagger.keras -c examples/jet_tagger/config.toml -o $(DEMO)/rtl
-	$(NNHDL) verify $(DEMO)/rtl --inputs $(DEMO)/X_test.npy -n 200
+	$(NNHDL) verify $(DEMO)/rtl --sim amaranth --inputs $(DEMO)/X_test.npy -n 200
 	$(NNHDL) predict $(DEMO)/rtl --inputs $(DEMO)/X_test.npy -o $(DEMO)/y_fixed.npy
 	$(PY) examples/jet_tagger/accuracy.py $(DEMO)
 	$(MAKE) --no-print-directory demo-cnn
@@ -46,8 +46,8 @@ demo-cnn: setup
 	$(PY) examples/digits_cnn/train.py --out $(CNN)
 	$(NNHDL) convert $(CNN)/digits_cnn.keras -c examples/digits_cnn/config.toml --io parallel -o $(CNN)/rtl_parallel
 	$(NNHDL) convert $(CNN)/digits_cnn.keras -c examples/digits_cnn/config.toml --io stream -o $(CNN)/rtl_stream
-	$(NNHDL) verify $(CNN)/rtl_parallel --inputs $(CNN)/X_test.npy -n 100
-	$(NNHDL) verify $(CNN)/rtl_stream --inputs $(CNN)/X_test.npy -n 100
+	$(NNHDL) verify $(CNN)/rtl_parallel --sim amaranth --inputs $(CNN)/X_test.npy -n 100
+	$(NNHDL) verify $(CNN)/rtl_stream --sim amaranth --inputs $(CNN)/X_test.npy -n 100
 	$(PY) examples/accuracy_cnn.py $(CNN)
 
 test: setup

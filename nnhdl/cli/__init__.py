@@ -23,7 +23,7 @@ def main():
     Typical flow:
       nnhdl config  model.keras -o config.toml      # editable precision config
       nnhdl convert model.keras -c config.toml -o out/
-      nnhdl verify  out/ [--sim icarus|verilator]   # RTL vs bit-exact reference
+      nnhdl verify  out/                            # files as converted; RTL vs bit-exact reference
       nnhdl testbench out/ -o tb/                   # standalone cocotb testbench
       nnhdl synth out/ --family ecp5                # resources, no place-and-route
       nnhdl build out/ --board ulx3s-85f            # bitstream, Fmax, latency in ns
