@@ -1,6 +1,8 @@
 # nnhdl: two commands do everything on a fresh Debian/Ubuntu machine.
-#   make demo   set up, then train the jet tagger and the digits CNN, convert them to RTL, verify them
-#   make test   set up, then run the test suite (what CI runs)
+#   make demo      set up, then train the jet tagger and the digits CNN, convert them to RTL, verify them
+#   make test      set up, then run the test suite (what CI runs; under 20 minutes on 2 cores)
+#   make test-all  everything, the long cases (marked slow) included: run before a release
+#   make fuzz      the long property-based fuzz profile (>= 1,000 random models)
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,8 +10,11 @@ NNHDL  := $(VENV)/bin/nnhdl
 DEMO   ?= build/jet_tagger
 CNN    ?= build/digits_cnn
 PYTEST_ARGS ?=
+# two workers (this project's machines have 2 cores); a test file stays on one worker, so the
+# simulators a module builds once are shared by its tests
+XDIST  ?= -n 2 --dist loadfile
 
-.PHONY: setup demo demo-cnn test test-fast benchmark clean
+.PHONY: setup demo demo-cnn test test-all test-fast fuzz benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -51,10 +56,14 @@ demo-cnn: setup
 	$(PY) examples/accuracy_cnn.py $(CNN)
 
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) -m "not slow" --durations=15 $(PYTEST_ARGS)
 
+test-all: setup
+	$(PY) -m pytest -q $(XDIST) --durations=25 $(PYTEST_ARGS)
+
+# only the unit tests: seconds
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(XDIST) tests/unit -m "not slow" $(PYTEST_ARGS)
 
 benchmark: setup
 	$(PY) benchmarks/convert.py
