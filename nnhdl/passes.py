@@ -214,16 +214,22 @@ def _range_text(fmt):
     return f"{fmt.min_value:g} to {fmt.max_value:g}"
 
 
-def _warn_outside(values, fmt, what, layer, key):
-    """Warn when ``values`` (``what``: "weight values of layer 'fc1'") do not fit ``fmt``."""
+def _warn_values_outside(values, fmt, what, fix, stacklevel=4, fmt_name=None, source=""):
+    """Warn (:class:`PrecisionWarning`) when ``values`` do not fit ``fmt``: how many, of what
+    (``what``: "weight values of layer 'fc1'"), what happens to them, and ``fix(better_format)``.
+    ``fmt_name`` describes the format (default: the format itself); ``source`` (a file) starts the text."""
     n = _outside(values, fmt)
     if n:
         lo, hi = _const_range(values)
-        better = _auto_format(lo, hi, fmt)
         warnings.warn(PrecisionWarning(
-            f"{n} of {np.size(values)} {what} lie outside {fmt} ({_range_text(fmt)}; they span {lo:g} to {hi:g}) "
-            f"and {_OVERFLOW_EFFECT[fmt.overflow]}; set [layer.{layer}] {key} = \"{better}\" (or \"auto\")"),
-            stacklevel=3)
+            f"{source + ': ' if source else ''}{n} of {np.size(values)} {what} lie outside {fmt_name or fmt} ({_range_text(fmt)}; they span {lo:g} "
+            f"to {hi:g}) "
+            f"and {_OVERFLOW_EFFECT[fmt.overflow]}; {fix(_auto_format(lo, hi, fmt))}"), stacklevel=stacklevel)
+
+
+def _warn_outside(values, fmt, what, layer, key):
+    """Warn when constants ``values`` (``what``: "weight values of layer 'fc1'") do not fit ``fmt``."""
+    _warn_values_outside(values, fmt, what, lambda better: f"set [layer.{layer}] {key} = \"{better}\" (or \"auto\")")
 
 
 def _quantize_constant(values, fmt, layer, key, where):
@@ -242,14 +248,10 @@ def warn_inputs_outside(graph: Graph, x, source=""):
     its input format: the reference model and the hardware then see wrapped or saturated values.
     ``source`` (the file) starts the message."""
     op = graph.input
-    n = _outside(x, op.fmt)
-    if n:
-        lo, hi = _const_range(x)
-        warnings.warn(PrecisionWarning(
-            f"{f'{source}: ' if source else ''}{n} of {np.size(x)} input values lie outside the input format {op.fmt} of layer "
-            f"{op.origin or op.name!r} ({_range_text(op.fmt)}; they span {lo:g} to {hi:g}) and "
-            f"{_OVERFLOW_EFFECT[op.fmt.overflow]}; convert with [layer.{op.origin or op.name}] result = "
-            f"\"{_auto_format(lo, hi, op.fmt)}\" to take them as they are"), stacklevel=2)
+    layer = op.origin or op.name
+    _warn_values_outside(x, op.fmt, "input values",
+                         lambda better: f"convert with [layer.{layer}] result = \"{better}\" to take them as they are",
+                         stacklevel=3, fmt_name=f"the input format {op.fmt} of layer {layer!r}", source=source)
 
 
 def _check_calibration(calibration, fmt, op):
@@ -258,15 +260,10 @@ def _check_calibration(calibration, fmt, op):
         warnings.warn(PrecisionWarning(
             "the calibration inputs are all zero: they say nothing about the value ranges; 'auto' formats sized "
             "from them get one integer bit. Give representative inputs"), stacklevel=3)
-    n = _outside(calibration, fmt)
-    if n:
-        lo, hi = _const_range(calibration)
-        better = _auto_format(lo, hi, fmt)
-        warnings.warn(PrecisionWarning(
-            f"{n} of {calibration.size} calibration values lie outside the input format {fmt} of layer "
-            f"{op.origin or op.name!r} ({_range_text(fmt)}; they span {lo:g} to {hi:g}) and "
-            f"{_OVERFLOW_EFFECT[fmt.overflow]}; set [layer.{op.origin or op.name}] result = \"{better}\" "
-            "(or \"auto\")"), stacklevel=3)
+    layer = op.origin or op.name
+    _warn_values_outside(calibration, fmt, "calibration values",
+                         lambda better: f"set [layer.{layer}] result = \"{better}\" (or \"auto\")",
+                         fmt_name=f"the input format {fmt} of layer {layer!r}")
 
 
 class _Resolver:
