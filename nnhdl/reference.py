@@ -192,12 +192,23 @@ def windows(x, in_shape, kernel, strides, padding, pad_value=0):
     an array ``(batch, out_h, out_w, kh * kw, channels)``, taps in row-major kernel order."""
     h, w, c = in_shape
     (kh, kw), (sh, sw), (pt, pb, pl, pr) = kernel, strides, padding
-    x = np.asarray(x).reshape(x.shape[0], h, w, c)
-    if any(padding):
-        x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=pad_value)
+    x = pad_images(np.asarray(x).reshape(x.shape[0], h, w, c), padding, pad_value)
     oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
     taps = [x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] for i in range(kh) for j in range(kw)]
     return np.stack(taps, axis=3)
+
+
+def pad_images(x, padding, value=0):
+    """Images ``(batch, h, w, c)`` with (top, bottom, left, right) pixels of ``value`` around them.
+    Object arrays get Python integers (``np.pad`` would store numpy scalars, whose arithmetic
+    with Python integers is int64 and can overflow)."""
+    pt, pb, pl, pr = padding
+    if not any(padding):
+        return x
+    n, h, w, c = x.shape
+    out = np.full((n, h + pt + pb, w + pl + pr, c), int(value), dtype=x.dtype)
+    out[:, pt:pt + h, pl:pl + w, :] = x
+    return out
 
 
 def conv_patches(op: Conv, x):
@@ -267,8 +278,7 @@ def _(op: Pool, inputs, formats):
 def _(op: Pad, inputs, formats):
     x = inputs[0]
     h, w, c = op.in_shape
-    pt, pb, pl, pr = op.padding
-    y = np.pad(x.reshape(x.shape[0], h, w, c), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    y = pad_images(x.reshape(x.shape[0], h, w, c), op.padding)
     return y.reshape((x.shape[0],) + tuple(op.shape))
 
 
