@@ -1,6 +1,7 @@
 # nnhdl: two commands do everything on a fresh Debian/Ubuntu machine.
 #   make demo   set up, then train the jet tagger and the digits CNN, convert them to RTL, verify them
 #   make test   set up, then run the test suite (what CI runs)
+#   make fuzz   set up, then fuzz >= 1,000 random models: RTL == reference == exact Fractions
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +10,7 @@ DEMO   ?= build/jet_tagger
 CNN    ?= build/digits_cnn
 PYTEST_ARGS ?=
 
-.PHONY: setup demo demo-cnn test test-fast benchmark clean
+.PHONY: setup demo demo-cnn test test-fast fuzz benchmark clean
 
 setup: $(VENV)/.installed
 
@@ -55,6 +56,11 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The long fuzz profile: at least 1,000 random models (NNHDL_FUZZ_MODELS per network kind) in both
+# I/O styles, RTL == reference == Fraction, and the reference op by op against Fractions.
+fuzz: setup
+	NNHDL_FUZZ=long $(PY) -m pytest -q tests/fuzz tests/unit/test_reference_fraction.py $(PYTEST_ARGS)
 
 benchmark: setup
 	$(PY) benchmarks/convert.py

@@ -314,7 +314,7 @@ def apply_overflow(v, fmt):
         out = np.where(v > hi, hi, np.where(v < sym_lo, sym_lo, v))
     else:
         raise AssertionError(mode)
-    return out if out.dtype == np.int64 and fmt.width <= INT64_SAFE_BITS else _as_int_array(out, fmt.width + 1)
+    return out if out.dtype == np.int64 and fmt.width <= INT64_SAFE_BITS else _as_int_array(out, fmt.width)
 
 
 def requantize(v, frac_bits, to):

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from nnhdl.config import PrecisionConfig
 from nnhdl.convert import Design
 from nnhdl.fixed import FixedFormat, Overflow, Rounding
-from nnhdl.ir import Activation, Dense, Graph, Input, Softmax, spatial
+from nnhdl.ir import Activation, Dense, Graph, Input, Reshape, Softmax, spatial
 from nnhdl.layers import Network
 from nnhdl.passes import lower
 from nnhdl.reference import trace
@@ -52,8 +52,10 @@ STATS = Stats()
 
 @st.composite
 def formats(draw, signed=None, wmax=64):
-    """A format string: width 1-64 (mostly narrow), integer bits -3..width+3, any modes."""
-    width = draw(st.one_of(st.integers(1, min(12, wmax)), st.integers(1, wmax)))
+    """A format string: width 1-64 (narrow, wide, and the edges around 32 and 62-64 bits),
+    integer bits -3..width+3, any modes."""
+    width = draw(st.one_of(st.integers(1, min(12, wmax)), st.integers(13, wmax),
+                           st.sampled_from([w for w in (1, 2, 31, 32, 33, 48, 61, 62, 63, 64) if w <= wmax])))
     int_bits = draw(st.integers(-3, width + 3))
     sign = draw(st.booleans()) if signed is None else signed
     return (f"{'' if sign else 'u'}fixed<{width},{int_bits},{draw(st.sampled_from(ROUNDING))},"
@@ -102,7 +104,10 @@ def set_constants(graph, config, rng, styles):
 
 @st.composite
 def mlps(draw):
-    """(float graph, config dict, kind) of a small MLP."""
+    """(float graph, config dict, kind) of a small MLP.
+
+    A table softmax reads logits of at most 62 bits: the table softmax (being re-specified) does
+    not take wider ones yet."""
     seed = draw(st.integers(0, 2 ** 32 - 1))
     rng = np.random.default_rng(seed)
     n = draw(st.integers(1, 5))
@@ -129,7 +134,8 @@ def mlps(draw):
     if softmax != "none" and isinstance(ops[-1], Dense) and ops[-1].n_out > 1:
         last = ops[-1]
         ops[-1] = last.replace(result_key="logits")
-        layer[last.origin]["logits"] = layer[last.origin].pop("result")
+        layer[last.origin].pop("result")
+        layer[last.origin]["logits"] = draw(formats(wmax=62 if softmax == "table" else 64))
         layer[last.origin]["result"] = draw(formats())
         if softmax == "table":
             layer[last.origin]["table_size"] = draw(st.sampled_from([16, 256, 1024]))
@@ -183,6 +189,8 @@ def cnns(draw):
             choices = [(w, h, c), (h * w, c), (h, w * c)]
             net.reshape(name, draw(st.sampled_from(choices)))
     end = draw(st.sampled_from(["none", "global", "dense", "softmax"]))
+    if end == "none" and all(isinstance(op, Reshape) for op in net.ops[1:]):
+        end = "dense"  # a network of reshapes only has no hardware
     if end == "global":
         net.global_pool("g", draw(st.sampled_from(["max", "avg"])))
         layer["g"] = {"result": draw(formats())}
@@ -194,9 +202,10 @@ def cnns(draw):
     if end == "softmax":
         d = net.ops[-1]
         net.ops[-1] = d.replace(result_key="logits")
-        layer["d"]["logits"] = layer["d"].pop("result")
-        layer["d"]["result"] = draw(formats())
         config["softmax"] = draw(st.sampled_from(["argmax", "table"]))
+        layer["d"].pop("result")
+        layer["d"]["logits"] = draw(formats(wmax=62 if config["softmax"] == "table" else 64))
+        layer["d"]["result"] = draw(formats())
         net.ops.append(Softmax("d_softmax", ("d",), d.shape, origin="d"))
     graph = set_constants(net.graph(), config, rng, styles)
     return graph, config, "cnn"
