@@ -240,10 +240,11 @@ def average(total, count, in_frac, fmt: FixedFormat):
         return requantize(total, in_frac + count.bit_length() - 1, fmt)
     t = fmt.frac_bits - in_frac + 1  # the quotient needs one fraction bit below fmt's LSB
     total = np.asarray(total)
-    if total.dtype != object and total.size and _bits(total.min(), total.max()) + max(t, 0) > INT64_SAFE_BITS:
-        total = total.astype(object)
-    num = total * (1 << t) if t > 0 else total
     den = count << max(-t, 0)
+    if total.dtype != object and total.size and (_bits(total.min(), total.max()) + max(t, 0) > INT64_SAFE_BITS
+                                                 or den.bit_length() > INT64_SAFE_BITS):
+        total = total.astype(object)  # the scaled sum or the divisor would not fit int64
+    num = total * (1 << t) if t > 0 else total
     return requantize(divide_sticky(num, den), fmt.frac_bits + 2, fmt)
 
 

@@ -35,7 +35,8 @@ CHECKS = settings(max_examples=EXAMPLES, deadline=None, derandomize=not LONG,
 def formats(draw, wmin=1, wmax=100, signed=None):
     wide = draw(st.integers(0, 9)) == 0
     width = draw(st.integers(max(wmin, 40), wmax) if wide and wmax > 64 else st.integers(wmin, min(wmax, 64)))
-    int_bits = draw(st.integers(-4, width + 4))
+    far = draw(st.integers(0, 14)) == 0  # now and then a scaling far from the width
+    int_bits = draw(st.integers(-90, width + 90) if far else st.integers(-4, width + 4))
     sign = draw(st.booleans()) if signed is None else signed
     return FixedFormat(width, int_bits, sign, draw(st.sampled_from(list(Rounding))),
                        draw(st.sampled_from(list(Overflow))))
@@ -213,6 +214,15 @@ def test_wide_input_regression():
     wide_out = one_neuron("fixed<100,30>", activation="leaky_relu", alpha=0.5, in_fmt="fixed<90,20>")
     check_graph(wide_out, quantize_inputs(wide_out, x))
     assert to_real(wide_out, evaluate(wide_out, x))[0, 0] == -6.0
+
+
+def test_average_by_a_divisor_beyond_int64_regression():
+    """An average whose output has far fewer fraction bits than its input divides by
+    ``count * 2**k`` with k > 62: that raised OverflowError in int64 floor division."""
+    src, out = FixedFormat(8, -70), FixedFormat(8, 8, True, Rounding.RND_CONV, Overflow.SAT)
+    op = Pool("op", ("in",), (1, 1, 1), fmt=out, kind="avg", in_shape=(1, 3, 1), pool=(1, 3), strides=(1, 3))
+    x = np.array([[src.max_int, src.max_int, 5], [src.min_int, 0, 1]]).reshape(2, 1, 3, 1)
+    check_graph(Graph((input_op(src, (1, 3, 1)), op), ("op",)), x)
 
 
 def test_raw_inputs_out_of_range():
