@@ -274,9 +274,9 @@ def round_shift(v, shift, rounding):
     """Divide raw integers by ``2**shift`` with the given rounding (``shift`` may be <= 0:
     then it multiplies exactly). Works on int64 or Python-int arrays; widens when needed.
 
-    Overflow-free: an int64 input of any value is safe (``floor << shift`` never exceeds
-    ``|v|``, and ``floor + 1`` is below ``2**62`` for ``shift >= 1``); shifts of 63 or more
-    are done with Python integers."""
+    Overflow-free: an int64 input of any value is safe (``floor << shift`` lies between ``v``
+    and ``-2**63``, and ``floor + 1`` is at most ``2**62`` for ``shift >= 1``); shifts of 63 or
+    more are done with Python integers."""
     v = np.asarray(v)
     if shift <= 0:
         bits = _magnitude_bits(v) - shift + 1
