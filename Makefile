@@ -57,7 +57,7 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-# The long fuzz profile: at least 1,000 random models (NNHDL_FUZZ_MODELS per network kind) in both
+# The long fuzz profile: 1,200 random models (NNHDL_FUZZ_MODELS=600 per network kind, MLP and CNN) in both
 # I/O styles, RTL == reference == Fraction, and the reference op by op against Fractions.
 fuzz: setup
 	NNHDL_FUZZ=long $(PY) -m pytest -q tests/fuzz tests/unit/test_reference_fraction.py $(PYTEST_ARGS)

@@ -110,12 +110,12 @@ def mlps(draw):
     not take wider ones yet."""
     seed = draw(st.integers(0, 2 ** 32 - 1))
     rng = np.random.default_rng(seed)
-    n = draw(st.integers(1, 5))
+    n = draw(st.integers(1, 8))
     ops, prev = [Input("in", (), (n,), origin="in")], "in"
     layer = {"in": {"result": draw(formats())}}
     styles = {}
-    for k in range(1, draw(st.integers(1, 3)) + 1):
-        m, name = draw(st.integers(1, 4)), f"fc{k}"
+    for k in range(1, draw(st.integers(1, 4)) + 1):
+        m, name = draw(st.integers(1, 6)), f"fc{k}"
         act = draw(st.sampled_from(ACTIVATIONS))
         ops.append(Dense(name, (prev,), (m,), origin=name, weight=rng.normal(size=(n, m)), bias=rng.normal(size=m),
                          activation=act, alpha=draw(st.sampled_from([0.25, 1.0, -0.5, 3.0]))))
@@ -147,16 +147,20 @@ def mlps(draw):
 
 @st.composite
 def cnns(draw):
-    """(float graph, config dict, kind) of a small CNN."""
+    """(float graph, config dict, kind) of a small CNN (now and then from a flat input that a
+    Reshape turns into the image)."""
     seed = draw(st.integers(0, 2 ** 32 - 1))
     rng = np.random.default_rng(seed)
     one_d = draw(st.booleans())
-    shape = ((draw(st.integers(2, 7)), draw(st.integers(1, 2))) if one_d else
-             (draw(st.integers(1, 4)), draw(st.integers(1, 5)), draw(st.integers(1, 2))))
-    net = ImageNet(rng, shape)
+    shape = ((draw(st.integers(2, 9)), draw(st.integers(1, 3))) if one_d else
+             (draw(st.integers(1, 5)), draw(st.integers(1, 6)), draw(st.integers(1, 3))))
+    flat_input = draw(st.integers(0, 4)) == 0  # a flat input reshaped into the image
+    net = ImageNet(rng, (int(np.prod(shape)),) if flat_input else shape)
+    if flat_input:
+        net.reshape("r_in", shape)
     layer = {"in": {"result": draw(formats())}}
     styles = {}
-    for k in range(draw(st.integers(1, 3))):
+    for k in range(draw(st.integers(1, 4))):
         h, w, c = spatial(net.shape)
         kind, name = draw(st.sampled_from(["conv", "conv", "depthwise", "pool", "pad", "act", "reshape"])), f"l{k}"
         one = len(net.shape) == 2
@@ -188,12 +192,18 @@ def cnns(draw):
         else:  # same pixels in other rows, or regrouped channels (gathered in stream style)
             choices = [(w, h, c), (h * w, c), (h, w * c)]
             net.reshape(name, draw(st.sampled_from(choices)))
-    end = draw(st.sampled_from(["none", "global", "dense", "softmax"]))
+    end = draw(st.sampled_from(["none", "global", "dense", "softmax", "global_dense"]))
     if end == "none" and all(isinstance(op, Reshape) for op in net.ops[1:]):
         end = "dense"  # a network of reshapes only has no hardware
     if end == "global":
         net.global_pool("g", draw(st.sampled_from(["max", "avg"])))
         layer["g"] = {"result": draw(formats())}
+    elif end == "global_dense":
+        net.global_pool("g", draw(st.sampled_from(["max", "avg"])))
+        layer["g"] = {"result": draw(formats())}
+        net.dense("d", draw(st.integers(1, 3)))
+        layer["d"] = layer_entry(draw)
+        styles["d"] = (draw(st.sampled_from(["normal", "zero", "extreme"])), "normal")
     elif end in ("dense", "softmax"):
         net.dense("d", draw(st.integers(2 if end == "softmax" else 1, 3)))
         layer["d"] = layer_entry(draw)

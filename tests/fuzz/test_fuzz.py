@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from .models import check_model, cnns, mlps, runs
 
 LONG = os.environ.get("NNHDL_FUZZ") == "long"
-settings.register_profile("nnhdl-fuzz-fast", max_examples=30, deadline=None, derandomize=True,
+settings.register_profile("nnhdl-fuzz-fast", max_examples=50, deadline=None, derandomize=True,
                           suppress_health_check=list(HealthCheck))
-settings.register_profile("nnhdl-fuzz-long", max_examples=int(os.environ.get("NNHDL_FUZZ_MODELS", 520)),
+settings.register_profile("nnhdl-fuzz-long", max_examples=int(os.environ.get("NNHDL_FUZZ_MODELS", 600)),
                           deadline=None, suppress_health_check=list(HealthCheck), print_blob=True)
 PROFILE = settings.get_profile("nnhdl-fuzz-long" if LONG else "nnhdl-fuzz-fast")
 
