@@ -253,3 +253,30 @@ def test_quantize_extreme_scalings(fmt):
     fmt = FixedFormat.parse(fmt)
     x = np.array([1e300, -1e300, 5e-324, -5e-324, 1.5, -2.5, 0.0, 1e-310, -1e-310, 2.0 ** 62 + 2.0 ** 10])
     assert [int(v) for v in quantize(x, fmt).flat] == [int(v) for v in quantize_exact(x, fmt).flat]
+
+
+@pytest.mark.keras
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+def test_predict_leaky_relu_wide_format_cli(tmp_path):
+    """The hostile user's case end to end: ``nnhdl predict`` of a one-neuron leaky ReLU model at
+    fixed<32,12> gives Keras's -12 for an input of -12 (it gave +4), and verify passes."""
+    keras = pytest.importorskip("keras")
+    from click.testing import CliRunner
+
+    from nnhdl.cli import main
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, name="fc"),
+                              keras.layers.LeakyReLU(negative_slope=1.0, name="lrelu")])
+    model.get_layer("fc").set_weights([np.ones((1, 1)), np.zeros(1)])
+    model.save(tmp_path / "one.keras")
+    x = np.array([[-12.0], [5.5], [-0.25]])
+    np.save(tmp_path / "x.npy", x)
+    keras_y = model.predict(x, verbose=0)
+    for args in (["predict", tmp_path / "one.keras", "--precision", "fixed<32,12>", "--inputs", tmp_path / "x.npy",
+                  "-o", tmp_path / "y.npy"],
+                 ["convert", tmp_path / "one.keras", "--precision", "fixed<32,12>", "-o", tmp_path / "rtl"],
+                 ["verify", tmp_path / "rtl", "--inputs", tmp_path / "x.npy"]):
+        result = CliRunner().invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), keras_y)
+    assert np.load(tmp_path / "y.npy")[0, 0] == -12.0
