@@ -11,8 +11,10 @@ its weights drawn as random normals, all zeros, or the weight format's extremes 
 stalls on inputs that include the input format's extremes (:func:`check_model`).
 """
 
+import json
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from hypothesis import strategies as st
@@ -286,6 +288,17 @@ def check_model(run):
         raise
     finally:
         STATS.seconds += time.perf_counter() - t0
+        _progress()
+
+
+def _progress():
+    """With ``NNHDL_FUZZ_PROGRESS=<file>``, keep the running totals in that file (JSON)."""
+    path = os.environ.get("NNHDL_FUZZ_PROGRESS")
+    if path:
+        data = asdict(STATS)
+        data["by_kind"] = {f"{k}/{io}": n for (k, io), n in STATS.by_kind.items()}
+        with open(path, "w") as f:
+            json.dump(data, f)
 
 
 def _note(run, e):
