@@ -245,7 +245,7 @@ def test_sums_of_cast_products_beyond_int64():
     check_graph(Graph((input_op(src, (4,)), op), ("op",)), x)
 
 
-@pytest.mark.parametrize("fmt", ["fixed<8,4>", "fixed<8,4,RND_ZERO>", "ufixed<64,0,RND_CONV,SAT>", "fixed<70,3,RND,SAT>",
+@pytest.mark.parametrize("fmt", ["fixed<8,4>", "fixed<8,10>", "fixed<8,4,RND_ZERO>", "ufixed<64,0,RND_CONV,SAT>", "fixed<70,3,RND,SAT>",
                                  "fixed<100,-20,RND_INF,WRAP>"])
 def test_quantize_extreme_scalings(fmt):
     """Scaled values beyond int64 and subnormal floats (whose scaling would lose bits in
