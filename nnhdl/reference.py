@@ -110,7 +110,14 @@ def _bits(*bounds):
 
 
 def _matmul_exact(x, w, bound_bits):
-    """x @ w exactly for integer arrays; ``bound_bits`` bounds every partial sum's magnitude."""
+    """x @ w exactly for integer arrays; ``bound_bits`` bounds every partial sum's magnitude.
+
+    The bound holds for every single term, so it bounds ``|x_i|`` wherever row ``i`` of ``w``
+    has a non-zero weight; inputs that only meet zero weights (they may be wider than int64)
+    are left out."""
+    if bound_bits <= INT64_SAFE_BITS and (x.dtype == object or w.dtype == object):
+        used = np.array([any(v != 0 for v in row) for row in w], dtype=bool).reshape(len(w))
+        x, w = x[:, used], w[used]
     if bound_bits <= 52:
         return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)  # exact: integers < 2**53
     if bound_bits <= INT64_SAFE_BITS:

@@ -225,6 +225,22 @@ def test_average_by_a_divisor_beyond_int64_regression():
     check_graph(Graph((input_op(src, (1, 3, 1)), op), ("op",)), x)
 
 
+def test_zero_weights_on_inputs_wider_than_int64_regression():
+    """Found by the fuzz suite: a Dense whose weights are all zero has a tiny exact accumulator,
+    so the int64 fast path was taken, which converted its 64-bit unsigned inputs to int64
+    (OverflowError)."""
+    src = FixedFormat(64, 5, False)
+    wfmt = FixedFormat(1, 0)
+    op = Dense("op", ("in",), (2,), fmt=FixedFormat(1, 0, False), weight=np.zeros((2, 2), dtype=np.int64),
+               bias=np.array([-1, 0]), weight_fmt=wfmt, bias_fmt=wfmt,
+               accum_fmt=exact_accumulator(src, np.zeros((2, 2), dtype=np.int64), wfmt, np.array([-1, 0]), wfmt))
+    x = np.array([[src.max_int, 3], [1 << 63, 0]], dtype=object)
+    check_graph(Graph((input_op(src, (2,)), op), ("op",)), x)
+    op = op.replace(weight=np.array([[0, 0], [-1, 0]]))
+    check_graph(Graph((input_op(src, (2,)), op.replace(accum_fmt=exact_accumulator(src, op.weight, wfmt, op.bias, wfmt))),
+                      ("op",)), np.array([[src.max_int, 3], [1 << 63, 0]], dtype=object))
+
+
 def test_raw_inputs_out_of_range():
     graph = one_neuron("fixed<8,4>", activation="linear")
     with pytest.raises(ReferenceError, match="must lie in -128..127"):
