@@ -65,6 +65,11 @@ test-all: setup
 test-fast: setup
 	$(PY) -m pytest -q $(XDIST) tests/unit -m "not slow" $(PYTEST_ARGS)
 
+# The long fuzz profile: 1,200 random models (NNHDL_FUZZ_MODELS=600 per network kind, MLP and CNN) in both
+# I/O styles, RTL == reference == Fraction, and the reference op by op against Fractions.
+fuzz: setup
+	NNHDL_FUZZ=long $(PY) -m pytest -q tests/fuzz tests/unit/test_reference_fraction.py $(PYTEST_ARGS)
+
 benchmark: setup
 	$(PY) benchmarks/convert.py
 	$(PY) benchmarks/cnn.py

@@ -291,13 +291,17 @@ def _round_up(floor, nonzero, half, above_half, rounding):
 
 def round_shift(v, shift, rounding):
     """Divide raw integers by ``2**shift`` with the given rounding (``shift`` may be <= 0:
-    then it multiplies exactly). Works on int64 or Python-int arrays; widens when needed."""
+    then it multiplies exactly). Works on int64 or Python-int arrays; widens when needed.
+
+    Overflow-free: an int64 input of any value is safe (``floor << shift`` lies between ``v``
+    and ``-2**63``, and ``floor + 1`` is at most ``2**62`` for ``shift >= 1``); shifts of 63 or
+    more are done with Python integers."""
     v = np.asarray(v)
     if shift <= 0:
         bits = _magnitude_bits(v) - shift + 1
         return _as_int_array(v, bits) << (-shift)
-    if v.dtype != np.int64:  # int64 arrays hold values below 2**INT64_SAFE_BITS by construction
-        v = _as_int_array(v, _magnitude_bits(v) + 1)
+    if v.dtype != np.int64 or shift > INT64_SAFE_BITS:
+        v = _as_int_array(v, max(_magnitude_bits(v) + 1, shift + 2))
     floor = v >> shift
     if rounding is Rounding.TRN:
         return floor
@@ -315,12 +319,10 @@ def apply_overflow(v, fmt):
         v = _as_int_array(v, max(_magnitude_bits(v), fmt.width) + 1)
     mode = fmt.overflow
     if mode is Overflow.WRAP:
-        mask = (1 << fmt.width) - 1
+        # no addition before the mask: safe for every int64 value (two's complement &)
+        out = v & ((1 << fmt.width) - 1)
         if fmt.signed:
-            offset = 1 << (fmt.width - 1)
-            out = ((v + offset) & mask) - offset
-        else:
-            out = v & mask
+            out = np.where(out > hi, out - (1 << fmt.width), out)
     elif mode is Overflow.SAT:
         out = np.where(v > hi, hi, np.where(v < lo, lo, v))
     elif mode is Overflow.SAT_ZERO:
@@ -331,7 +333,7 @@ def apply_overflow(v, fmt):
         out = np.where(v > hi, hi, np.where(v < sym_lo, sym_lo, v))
     else:
         raise AssertionError(mode)
-    return out if out.dtype == np.int64 and fmt.width <= INT64_SAFE_BITS else _as_int_array(out, fmt.width + 1)
+    return out if out.dtype == np.int64 and fmt.width <= INT64_SAFE_BITS else _as_int_array(out, fmt.width)
 
 
 def requantize(v, frac_bits, to):
@@ -342,20 +344,39 @@ def requantize(v, frac_bits, to):
 
 def quantize(x, fmt):
     """Convert real numbers (floats) into raw integers of ``fmt``, rounding the exact binary value
-    of each float with ``fmt.rounding`` and then applying ``fmt.overflow``."""
+    of each float with ``fmt.rounding`` and then applying ``fmt.overflow``.
+
+    Scaling by ``2**frac_bits`` is done in float64 only where it is exact (no overflow to
+    infinity, no underflow to a subnormal or zero) and the integer part fits int64; every other
+    element is scaled exactly with Python integers."""
     x = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(x)):
         raise ValueError(f"cannot quantize non-finite values (NaN or infinity) to {fmt}")
-    y = np.ldexp(x, fmt.frac_bits)  # exact: scaling by a power of two
-    floor = np.floor(y)
-    rem = y - floor  # exact, in [0, 1)
-    big = float(np.max(np.abs(floor))) if floor.size else 0.0
-    if big < 2.0 ** INT64_SAFE_BITS:
+    with np.errstate(over="ignore", under="ignore"):
+        y = np.ldexp(x, fmt.frac_bits)
+    exact = (np.abs(y) < 2.0 ** INT64_SAFE_BITS) & ((np.abs(y) >= np.finfo(np.float64).tiny) | (x == 0))
+    if np.all(exact):
+        floor = np.floor(y)
+        rem = y - floor  # exact, in [0, 1)
         ifloor = floor.astype(np.int64)
+        inc = _round_up(ifloor, rem != 0, rem == 0.5, rem > 0.5, fmt.rounding)
+        return apply_overflow(ifloor + inc.astype(np.int64), fmt)
+    flat = [_quantize_scalar(float(v), fmt.frac_bits, fmt.rounding) for v in x.flat]
+    return apply_overflow(np.array(flat, dtype=object).reshape(x.shape), fmt)
+
+
+def _quantize_scalar(x, frac_bits, rounding):
+    """One float's exact value times ``2**frac_bits``, rounded to an integer (Python ints)."""
+    num, den = x.as_integer_ratio()  # den is a power of two
+    if frac_bits >= 0:
+        num <<= frac_bits
     else:
-        ifloor = np.vectorize(int, otypes=[object])(floor)
-    inc = _round_up(ifloor, rem != 0, rem == 0.5, rem > 0.5, fmt.rounding)
-    return apply_overflow(ifloor + inc.astype(np.int64), fmt)
+        den <<= -frac_bits
+    floor, rem = divmod(num, den)
+    twice = 2 * rem
+    inc = _round_up(np.array(floor, dtype=object), np.array(rem != 0), np.array(twice == den),
+                    np.array(twice > den), rounding)
+    return floor + int(inc)
 
 
 def to_float(raw, frac_bits):

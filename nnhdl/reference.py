@@ -4,6 +4,8 @@ This is the specification the RTL must match. Values are raw integers of each op
 format (``op.fmt``); :func:`evaluate` returns the outputs, :func:`trace` every op's output.
 Arithmetic is exact: int64 where interval bounds prove it cannot overflow, float64 BLAS only
 where every partial sum stays below 2**53 (then it is exact too), Python integers otherwise.
+Every array of raw values of a format at most ``INT64_SAFE_BITS`` wide is int64; wider formats
+are numpy object arrays of Python integers, so formats of any width work end to end.
 """
 
 import functools
@@ -11,7 +13,7 @@ import functools
 import numpy as np
 
 from .arith import dense_plan
-from .fixed import INT64_SAFE_BITS, FixedFormat, apply_overflow, quantize, requantize
+from .fixed import INT64_SAFE_BITS, FixedFormat, apply_overflow, quantize, requantize, to_float
 from .ir import Activation, Conv, Dense, Dropout, Flatten, Graph, Input, Pad, Pool, Reshape, Softmax
 from .softmax import softmax_plan_of, softmax_stable
 
@@ -36,8 +38,30 @@ def quantize_inputs(graph: Graph, x):
 
 
 def to_real(graph: Graph, raw, name=None):
+    """Real values (float64, each the nearest double) of raw integers of the output op (or op
+    ``name``); raw values of any width, int64 or Python integers."""
     op = graph.output if name is None else graph.op(name)
-    return np.ldexp(np.asarray(raw).astype(np.float64), -op.fmt.frac_bits)
+    return to_float(raw, op.fmt.frac_bits)
+
+
+def raw_array(x, fmt: FixedFormat, what="raw inputs"):
+    """Raw integers ``x`` checked to lie in ``fmt``'s range: int64 for formats up to
+    ``INT64_SAFE_BITS`` bits, Python integers (object array) for wider ones."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "iub" and not (x.dtype == object and all(_is_int(v) for v in x.flat)):
+        raise ReferenceError(f"{what} must be integers (raw values of {fmt}), not {x.dtype}")
+    if x.size:
+        lo, hi = (min(x.flat), max(x.flat)) if x.dtype == object else (int(x.min()), int(x.max()))
+        if lo < fmt.min_int or hi > fmt.max_int:
+            raise ReferenceError(f"{what} must lie in {fmt.min_int}..{fmt.max_int} (raw values of {fmt}); "
+                                 f"got {int(lo)}..{int(hi)}")
+    if fmt.width <= INT64_SAFE_BITS:
+        return x.astype(np.int64)
+    return np.array([int(v) for v in x.flat], dtype=object).reshape(x.shape)
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def trace(graph: Graph, x, raw=False):
@@ -48,7 +72,7 @@ def trace(graph: Graph, x, raw=False):
         x = np.asarray(x)
         if x.shape[1:] != tuple(graph.input.shape):
             raise ReferenceError(f"raw inputs must have shape (N, {', '.join(map(str, graph.input.shape))}), not {x.shape}")
-        values = {graph.input.name: np.asarray(x).astype(np.int64)}
+        values = {graph.input.name: raw_array(x, graph.input.fmt)}
     else:
         values = {graph.input.name: quantize_inputs(graph, x)}
     for op in graph.ops:
@@ -85,7 +109,14 @@ def _bits(*bounds):
 
 
 def _matmul_exact(x, w, bound_bits):
-    """x @ w exactly for integer arrays; ``bound_bits`` bounds every partial sum's magnitude."""
+    """x @ w exactly for integer arrays; ``bound_bits`` bounds every partial sum's magnitude.
+
+    The bound holds for every single term, so it bounds ``|x_i|`` wherever row ``i`` of ``w``
+    has a non-zero weight; inputs that only meet zero weights (they may be wider than int64)
+    are left out."""
+    if bound_bits <= INT64_SAFE_BITS and (x.dtype == object or w.dtype == object):
+        used = np.array([any(v != 0 for v in row) for row in w], dtype=bool).reshape(len(w))
+        x, w = x[:, used], w[used]
     if bound_bits <= 52:
         return (x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)  # exact: integers < 2**53
     if bound_bits <= INT64_SAFE_BITS:
@@ -117,6 +148,10 @@ def dense_accumulate(op: Dense, x, src: FixedFormat):
         p = x.astype(np.int64)[:, :, None] * w.astype(np.int64)[None]
     terms = requantize(p, fp, acc) if plan.cast_products else p << plan.shift  # (batch, n_in, n_out)
     if not plan.ordered:
+        total_bits = _bits(sum(plan.term_lo.flat, 0), sum(plan.term_hi.flat, 0),
+                           *(bias if len(bias) else [0])) + 1
+        if terms.dtype != object and total_bits > INT64_SAFE_BITS:
+            terms = terms.astype(object)
         total = terms.sum(axis=1) + bias.astype(terms.dtype if terms.dtype == object else np.int64)
         return apply_overflow(total, acc)
     # saturating accumulation in hls4ml's order: bias, then products i = 0, 1, ...
@@ -130,14 +165,19 @@ def activate(function, pre, pre_frac, result: FixedFormat, alpha=None, alpha_fmt
     """``cast_result(act(pre))`` for an element-wise activation of raw values with ``pre_frac``
     fractional bits. Leaky ReLU multiplies negative values by ``alpha`` (raw, ``alpha_fmt``)
     exactly before the cast."""
+    pre = np.asarray(pre)
     if function == "linear":
         return requantize(pre, pre_frac, result)
     if function == "relu":
         return requantize(np.maximum(pre, 0), pre_frac, result)
     if function == "leaky_relu":
+        alpha = int(alpha)
         pos = requantize(pre, pre_frac, result)
-        neg = requantize(pre * int(alpha), pre_frac + alpha_fmt.frac_bits, result)
-        return np.where(pre > 0, pos, neg)
+        if pre.dtype != object and _bits(pre.min(initial=0), pre.max(initial=0)) + alpha.bit_length() > INT64_SAFE_BITS:
+            pre = pre.astype(object)  # the product could overflow int64
+        neg = requantize(pre * alpha, pre_frac + alpha_fmt.frac_bits, result)
+        out = np.where(pre > 0, pos, neg)
+        return out.astype(np.int64) if result.width <= INT64_SAFE_BITS else out.astype(object)
     raise NotImplementedError(f"activation {function!r}")
 
 
@@ -158,12 +198,23 @@ def windows(x, in_shape, kernel, strides, padding, pad_value=0):
     an array ``(batch, out_h, out_w, kh * kw, channels)``, taps in row-major kernel order."""
     h, w, c = in_shape
     (kh, kw), (sh, sw), (pt, pb, pl, pr) = kernel, strides, padding
-    x = np.asarray(x).reshape(x.shape[0], h, w, c)
-    if any(padding):
-        x = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=pad_value)
+    x = pad_images(np.asarray(x).reshape(x.shape[0], h, w, c), padding, pad_value)
     oh, ow = (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1
     taps = [x[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] for i in range(kh) for j in range(kw)]
     return np.stack(taps, axis=3)
+
+
+def pad_images(x, padding, value=0):
+    """Images ``(batch, h, w, c)`` with (top, bottom, left, right) pixels of ``value`` around them.
+    Object arrays get Python integers (``np.pad`` would store numpy scalars, whose arithmetic
+    with Python integers is int64 and can overflow)."""
+    pt, pb, pl, pr = padding
+    if not any(padding):
+        return x
+    n, h, w, c = x.shape
+    out = np.full((n, h + pt + pb, w + pl + pr, c), int(value), dtype=x.dtype)
+    out[:, pt:pt + h, pl:pl + w, :] = x
+    return out
 
 
 def conv_patches(op: Conv, x):
@@ -195,10 +246,11 @@ def average(total, count, in_frac, fmt: FixedFormat):
         return requantize(total, in_frac + count.bit_length() - 1, fmt)
     t = fmt.frac_bits - in_frac + 1  # the quotient needs one fraction bit below fmt's LSB
     total = np.asarray(total)
-    if total.dtype != object and total.size and _bits(total.min(), total.max()) + max(t, 0) > INT64_SAFE_BITS:
-        total = total.astype(object)
-    num = total * (1 << t) if t > 0 else total
     den = count << max(-t, 0)
+    if total.dtype != object and total.size and (_bits(total.min(), total.max()) + max(t, 0) > INT64_SAFE_BITS
+                                                 or den.bit_length() > INT64_SAFE_BITS):
+        total = total.astype(object)  # the scaled sum or the divisor would not fit int64
+    num = total * (1 << t) if t > 0 else total
     return requantize(divide_sticky(num, den), fmt.frac_bits + 2, fmt)
 
 
@@ -213,7 +265,8 @@ def _(op: Pool, inputs, formats):
     x, src = inputs[0], formats[0]
     n = x.shape[0]
     if op.kind == "max":
-        p = windows(x, op.in_shape, op.pool, op.strides, op.padding, pad_value=src.min_int - 1)
+        # every window holds a real pixel (>= src.min_int), so padding with min_int changes no max
+        p = windows(x, op.in_shape, op.pool, op.strides, op.padding, pad_value=src.min_int)
         out = requantize(p.max(axis=3), src.frac_bits, op.fmt)
     else:
         p = windows(x, op.in_shape, op.pool, op.strides, op.padding)
@@ -221,7 +274,7 @@ def _(op: Pool, inputs, formats):
             p = p.astype(object)
         total = p.sum(axis=3)
         counts = pool_counts(op)
-        out = np.empty(total.shape, dtype=object if total.dtype == object else np.int64)
+        out = np.empty(total.shape, dtype=np.int64 if op.fmt.width <= INT64_SAFE_BITS else object)
         for c in np.unique(counts):
             sel = counts == c
             out[:, sel, :] = average(total[:, sel, :], int(c), src.frac_bits, op.fmt)
@@ -232,8 +285,7 @@ def _(op: Pool, inputs, formats):
 def _(op: Pad, inputs, formats):
     x = inputs[0]
     h, w, c = op.in_shape
-    pt, pb, pl, pr = op.padding
-    y = np.pad(x.reshape(x.shape[0], h, w, c), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    y = pad_images(x.reshape(x.shape[0], h, w, c), op.padding)
     return y.reshape((x.shape[0],) + tuple(op.shape))
 
 

@@ -244,10 +244,18 @@ class VerifyResult:
 
 
 def random_inputs(graph, n, seed=0):
-    """``n`` raw input vectors spread uniformly over the input format's whole range."""
+    """``n`` raw input vectors spread uniformly over the input format's whole range (int64, or
+    Python integers for formats wider than 62 bits)."""
     fmt = graph.input.fmt
     rng = np.random.default_rng(seed)
-    return rng.integers(fmt.min_int, fmt.max_int + 1, size=(n, graph.input.size), dtype=np.int64)
+    if fmt.width <= 62:
+        return rng.integers(fmt.min_int, fmt.max_int + 1, size=(n, graph.input.size), dtype=np.int64)
+    span = fmt.max_int - fmt.min_int + 1
+    words = -(-span.bit_length() // 32) + 1  # a spare word makes the modulo bias negligible
+    draws = rng.integers(0, 1 << 32, size=(n, graph.input.size, words), dtype=np.int64)
+    flat = [fmt.min_int + sum(int(d) << (32 * k) for k, d in enumerate(row)) % span
+            for row in draws.reshape(-1, words)]
+    return np.array(flat, dtype=object).reshape(n, graph.input.size)
 
 
 def verify_design(design, inputs_raw, *, simulator="amaranth", seed=0, gap=0.2, stall=0.2, progress=None,
