@@ -184,11 +184,15 @@ def test_quantize_and_to_real(data):
 
 # -- regressions --------------------------------------------------------------------------------
 
-def one_neuron(fmt, alpha=1.0, activation="leaky_relu", in_fmt=None):
+def one_neuron(fmt, alpha=1.0, activation="leaky_relu", in_fmt=None, constants=None):
+    """A one-neuron Dense at ``fmt``; ``constants``: the weight, bias and alpha format (constants are
+    at most 62 bits wide)."""
     ops = (Input("in", (), (1,), origin="in"),
            Dense("fc1", ("in",), (1,), origin="fc1", weight=np.ones((1, 1)), bias=np.zeros(1), activation=activation,
                  alpha=alpha))
     layer = {"in": {"result": in_fmt}} if in_fmt else {}
+    if constants:
+        layer["fc1"] = {"weight": constants, "bias": constants, "alpha": constants}
     return lower(Graph(ops, ("fc1",)), PrecisionConfig.from_dict({"precision": fmt, "layer": layer}))
 
 
@@ -211,7 +215,8 @@ def test_wide_input_regression():
     assert raw.dtype == object and int(raw[3, 0]) == -(1 << 79)
     np.testing.assert_array_equal(evaluate(graph, raw, raw=True), evaluate(graph, x))
     check_graph(graph, raw)
-    wide_out = one_neuron("fixed<100,30>", activation="leaky_relu", alpha=0.5, in_fmt="fixed<90,20>")
+    wide_out = one_neuron("fixed<100,30>", activation="leaky_relu", alpha=0.5, in_fmt="fixed<90,20>",
+                          constants="fixed<40,20>")
     check_graph(wide_out, quantize_inputs(wide_out, x))
     assert to_real(wide_out, evaluate(wide_out, x))[0, 0] == -6.0
 
