@@ -261,3 +261,6 @@ def _(op: Softmax, inputs, formats):
     if op.implementation == "argmax":
         return np.argmax(x, axis=-1).astype(np.int64)[..., None]
     return softmax_table(x, formats[0], op)
+
+
+from . import requantize as _requantize  # noqa: E402,F401  (registers the Requantize op's evaluation)
