@@ -46,7 +46,7 @@ from ..requantize import union_format
 from .keras import FrontendError, _Builder
 
 __all__ = ["is_hgq_model", "HgqBuilder", "element_format", "exact_integers", "check_not_qkeras",
-           "HGQ_LAYERS", "PLAIN_LAYERS", "QKERAS_NAMES", "HgqWarning", "check_file_not_qkeras"]
+           "HGQ_LAYERS", "PLAIN_LAYERS", "QKERAS_NAMES", "HgqWarning", "check_file_not_qkeras", "import_hgq"]
 
 #: HGQ2 layers nnhdl converts exactly.
 HGQ_LAYERS = ("QDense", "QBatchNormDense", "QConv1D", "QConv2D", "Quantizer")
@@ -122,23 +122,29 @@ def check_not_qkeras(config, source):
 
 
 def check_file_not_qkeras(path):
-    """:func:`check_not_qkeras` on a ``.keras`` file's ``config.json`` (other files: nothing); when
-    the config names HGQ2 layers, import ``hgq`` so that Keras can deserialize them."""
+    """:func:`check_not_qkeras` on a ``.keras`` file's ``config.json`` (other files: nothing).
+    Returns whether the config names HGQ2 layers (then :func:`import_hgq` before Keras reads it)."""
     if not str(path).lower().endswith(".keras"):
-        return
+        return False
     try:
         with zipfile.ZipFile(path) as archive:
             text = archive.read("config.json").decode("utf-8", "replace")
         config = json.loads(text)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return  # Keras reports it
+        return False  # Keras reports it
     check_not_qkeras(config, str(path))
-    if '"hgq' in text or '"module": "hgq' in text:
-        try:
-            import hgq  # noqa: F401  (registers HGQ2's layers with Keras)
-        except ImportError:
-            raise FrontendError(f"{path}: an HGQ2 model; reading it needs HGQ2: pip install 'nnhdl[hgq]' "
-                                f"(or pip install hgq2)") from None
+    return '"hgq' in text
+
+
+def import_hgq(path):
+    """Import HGQ2 (it registers its layers with Keras), quietly; a clear error without it."""
+    from .keras import _quiet_native_stderr
+    try:
+        with _quiet_native_stderr():
+            import hgq  # noqa: F401
+    except ImportError:
+        raise FrontendError(f"{path}: an HGQ2 model; reading it needs HGQ2: pip install 'nnhdl[hgq]' "
+                            f"(or pip install hgq2)") from None
 
 
 class HgqBuilder(_Builder):

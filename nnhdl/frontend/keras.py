@@ -155,9 +155,11 @@ def _read_model(path):
     if not path.is_file():
         raise FrontendError(f"{path}: is a directory, not a .keras or .h5 file")
     _check_container(path)
-    from .hgq import check_file_not_qkeras
-    check_file_not_qkeras(path)
+    from .hgq import check_file_not_qkeras, import_hgq
+    hgq_model = check_file_not_qkeras(path)
     keras = _import_keras()
+    if hgq_model:
+        import_hgq(path)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds (OSError, ValueError, BadZipFile, TypeError...)

@@ -363,3 +363,22 @@ def test_ternary_weights_need_no_multiplier(keras, rng, tmp_path):
     result = verify_design(design, x)
     assert result.n == 60 and not result.mismatches and result.latencies == {design.network.latency}
     assert evaluate(design.graph, x, raw=True).shape == (60, 3)
+
+
+def test_hgq_file_through_the_cli(small_mlp, rng, tmp_path):
+    """An HGQ2 .keras file converts with no configuration (its formats are its own), verifies, and
+    refuses a precision configuration (exit 2, nothing written)."""
+    from click.testing import CliRunner
+    from nnhdl.cli import main
+    path = tmp_path / "het.keras"
+    small_mlp.save(path)
+    np.save(tmp_path / "x.npy", grid_inputs(small_mlp, rng, (8,), n=50))
+    result = CliRunner().invoke(main, ["convert", str(path), "-o", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["verify", str(tmp_path / "out"), "--sim", "amaranth", "--inputs",
+                                       str(tmp_path / "x.npy")])
+    assert result.exit_code == 0 and "PASS" in result.output, result.output
+    result = CliRunner().invoke(main, ["convert", str(path), "-o", str(tmp_path / "out2"), "--precision",
+                                       "fixed<8,3>"])
+    assert result.exit_code == 2 and "carries its own fixed-point formats" in result.output, result.output
+    assert not (tmp_path / "out2").exists()
