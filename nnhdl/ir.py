@@ -239,7 +239,7 @@ class Requantize(Op):
     ``None`` is a zero-bit element, always 0. The result is stored in ``fmt``, a union format
     that holds every element's values exactly (no further rounding or overflow).
     Built from quantization-aware models whose every activation element has its own format
-    (see :mod:`nnhdl.requantize`)."""
+    (see :mod:`nnhdl.per_element`)."""
     formats: tuple = ()
 
 

@@ -263,4 +263,4 @@ def _(op: Softmax, inputs, formats):
     return softmax_table(x, formats[0], op)
 
 
-from . import requantize as _requantize  # noqa: E402,F401  (registers the Requantize op's evaluation)
+from . import per_element as _per_element  # noqa: E402,F401  (registers the Requantize op's evaluation)

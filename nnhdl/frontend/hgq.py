@@ -42,7 +42,7 @@ import numpy as np
 from ..arith import exact_accumulator
 from ..fixed import FixedFormat, Overflow, Rounding
 from ..ir import Conv, Dropout, Flatten, Input, Pad, Reshape, Requantize
-from ..requantize import union_format
+from ..per_element import union_format
 from .keras import FrontendError, _Builder
 
 __all__ = ["is_hgq_model", "HgqBuilder", "element_format", "exact_integers", "check_not_qkeras",

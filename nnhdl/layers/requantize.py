@@ -1,6 +1,6 @@
 """Per-element casts: the hardware of the :class:`~nnhdl.ir.Requantize` op."""
 
-from ..requantize import union_format
+from ..per_element import union_format
 from .base import PipelinedLayer
 
 __all__ = ["Requantize", "pixel_formats"]
@@ -20,7 +20,7 @@ def pixel_formats(op, pixels):
 class Requantize(PipelinedLayer):
     """Element ``k`` cast to ``formats[k]`` (rounding, overflow; ``None``: constant 0), then
     shifted left into the union format ``op.fmt`` (exact). Mirrors
-    :func:`nnhdl.requantize.requantize_elements`; ``formats`` defaults to ``op.formats`` (a
+    :func:`nnhdl.per_element.requantize_elements`; ``formats`` defaults to ``op.formats`` (a
     pixel stream passes one pixel's channel formats). Members and latency: see
     :class:`PipelinedLayer`."""
 

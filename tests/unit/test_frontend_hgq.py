@@ -252,7 +252,7 @@ def test_requantize_hardware_all_modes(rng):
     """The Requantize layer alone, every rounding and overflow mode, zero-bit elements."""
     from nnhdl.layers.requantize import Requantize as RequantizeLayer
     from nnhdl.reference import evaluate_op
-    from nnhdl.requantize import union_format
+    from nnhdl.per_element import union_format
     from nnhdl.sim.amaranth_sim import run_stream
     modes = [("RND", "WRAP"), ("TRN", "SAT"), ("RND_CONV", "SAT_SYM"), ("RND_ZERO", "WRAP"), ("RND_MIN_INF", "SAT"),
              ("RND_INF", "SAT_SYM"), ("TRN_ZERO", "WRAP")]
