@@ -382,3 +382,43 @@ def test_hgq_file_through_the_cli(small_mlp, rng, tmp_path):
                                        "fixed<8,3>"])
     assert result.exit_code == 2 and "carries its own fixed-point formats" in result.output, result.output
     assert not (tmp_path / "out2").exists()
+
+
+# -- the examples (long: make test-all) -----------------------------------------------------------
+
+def _load_example(relative, name):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / relative
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_jet_tagger_hgq_example(keras, tmp_path):
+    """The HGQ2 jet tagger (briefly trained): nnhdl equals HGQ2 on all 2,000 test jets (float32
+    inputs, not only grid points), and the RTL equals the reference with stalls."""
+    from nnhdl.convert import convert
+    from nnhdl.reference import quantize_inputs
+    from nnhdl.verify import verify_design
+    train = _load_example("examples/jet_tagger_hgq/train.py", "jet_tagger_hgq_train")
+    accuracy = _load_example("examples/jet_tagger_hgq/accuracy.py", "jet_tagger_hgq_accuracy")
+    assert train.main(["--out", str(tmp_path), "--epochs", "2"]) == 0
+    design = convert(tmp_path / "jet_tagger_hgq.keras", tmp_path / "rtl", verilog=False, rtlil=False)
+    assert accuracy.main(tmp_path) == 0  # every output equal to HGQ2's, bit for bit
+    assert design.report["totals"]["multipliers"] == 0
+    x = quantize_inputs(design.graph, np.load(tmp_path / "X_test.npy")[:100])
+    result = verify_design(design, x, gap=0.3, stall=0.3)
+    assert result.n == 100 and not result.mismatches
+
+
+@pytest.mark.slow
+def test_pruning_example(keras, tmp_path, capsys):
+    """More sparsity, fewer adders: the pruned models really have the zeros."""
+    prune = _load_example("examples/pruning/prune.py", "pruning_example")
+    assert prune.main(["--out", str(tmp_path), "--sparsities", "0", "0.8", "--epochs", "2"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
+    (s0, nz0, _, adders0, *_), (s1, nz1, _, adders1, *_) = rows[-2:]
+    assert float(s1) == 0.8 and int(nz1) < 0.25 * int(nz0) and int(adders1) < int(adders0) / 2
