@@ -382,6 +382,9 @@ def test_hgq_file_through_the_cli(small_mlp, rng, tmp_path):
                                        "fixed<8,3>"])
     assert result.exit_code == 2 and "carries its own fixed-point formats" in result.output, result.output
     assert not (tmp_path / "out2").exists()
+    result = CliRunner().invoke(main, ["config", str(path), "-o", str(tmp_path / "c.toml")])
+    assert result.exit_code == 2 and "takes no precision configuration" in result.output, result.output
+    assert not (tmp_path / "c.toml").exists()
 
 
 # -- the examples (long: make test-all) -----------------------------------------------------------
