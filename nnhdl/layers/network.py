@@ -13,7 +13,7 @@ from .dense import Dense
 from .pad import Pad
 from .pixels import Collect, GlobalPoolStream, PadStream
 from .pool import Pool
-from .requantize import Requantize, pixel_formats
+from .requantize import Requantize, stream_requantize
 from .softmax import Argmax, Softmax
 from .window import LINE_BUFFER_MEMORY_BITS, ConvStream, PoolStream
 
@@ -151,8 +151,8 @@ class Network(wiring.Component):
             return PadStream(op.in_shape, op.padding, fmt, 0, name=op.name)
         if isinstance(op, ActivationOp):
             return Activation(op, fmt, multiplier=multiplier, size=image[2], **kw)
-        if type(op).__name__ == "Requantize" and pixel_formats(op, image[0] * image[1]) is not None:
-            return Requantize(op, fmt, formats=pixel_formats(op, image[0] * image[1]), **kw)
+        if type(op).__name__ == "Requantize":
+            return stream_requantize(op, fmt, image, **kw)
         raise NetworkError(f"{where} reads an image streamed by pixels; add a Flatten before it, or build the "
                            f"network with io='parallel'")
 

@@ -3,7 +3,7 @@
 from ..per_element import union_format
 from .base import PipelinedLayer
 
-__all__ = ["Requantize", "pixel_formats"]
+__all__ = ["Requantize", "pixel_formats", "stream_requantize"]
 
 
 def pixel_formats(op, pixels):
@@ -42,3 +42,16 @@ class Requantize(PipelinedLayer):
             q = dp.requantize(x, self.in_fmt.frac_bits, fmt)
             nodes.append(dp.requantize(q, fmt.frac_bits, out))  # a left shift: out holds fmt exactly
         return nodes
+
+
+def stream_requantize(op, fmt, image, **kw):
+    """The Requantize layer of a pixel stream (``image`` = (height, width, channels)): one pixel's
+    channel formats, which must be the same for every pixel."""
+    formats = pixel_formats(op, image[0] * image[1])
+    if formats is None:
+        from .network import NetworkError
+        raise NetworkError(f"Requantize {op.origin or op.name!r} gives every pixel its own formats (HGQ2 "
+                           f"heterogeneous over the image), which a pixel stream cannot carry: build with "
+                           f"io='parallel', or train with per-channel activation bits (QuantizerConfig(..., "
+                           f"heterogeneous_axis=(-1,)))")
+    return Requantize(op, fmt, formats=formats, **kw)

@@ -219,6 +219,34 @@ def test_conv_model_equals_hgq(keras, rng):
     model = conv_model(keras, rng)
     graph = load(model)
     assert_equals_hgq(model, graph, grid_inputs(model, rng, (6, 6, 2), n=1000))
+    from nnhdl.layers import Network, NetworkError
+    with pytest.raises(NetworkError, match=r"Requantize 'q_conv2d' gives every pixel its own formats .* "
+                                           r"io='parallel'"):
+        Network(graph, io="stream")
+
+
+def test_per_channel_formats_stream(keras, rng, tmp_path):
+    """Activation bits per channel (shared over the pixels) work in a pixel stream too: HGQ2 ==
+    reference, and the streamed RTL == reference with stalls."""
+    from hgq.config import QuantizerConfig
+    from hgq.layers import QConv2D, QDense
+    from nnhdl.convert import convert
+    from nnhdl.frontend.keras import load
+    from nnhdl.reference import quantize_inputs
+    from nnhdl.verify import verify_design
+    outer, inner = hgq_scope("RND", "SAT")
+    with outer, inner:
+        iq = QuantizerConfig("kif", "datalane", round_mode="RND", overflow_mode="SAT", heterogeneous_axis=(-1,))
+        model = keras.Sequential([keras.Input((5, 5, 2)), QConv2D(3, (3, 3), activation="relu", iq_conf=iq),
+                                  QConv2D(2, (2, 2), iq_conf=iq), keras.layers.Flatten(), QDense(3)])
+    train_briefly(model, rng, (5, 5, 2), 3)
+    make_heterogeneous(model, rng)
+    graph = load(model)
+    x = grid_inputs(model, rng, (5, 5, 2), n=1000)
+    assert_equals_hgq(model, graph, x)
+    design = convert(graph, tmp_path / "rtl", io="stream", verilog=False, rtlil=False)
+    result = verify_design(design, quantize_inputs(graph, x[:40]), gap=0.3, stall=0.3)
+    assert result.n == 40 and not result.mismatches
 
 
 def test_graph_round_trip_keeps_element_formats(small_mlp, tmp_path):
