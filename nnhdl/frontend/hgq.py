@@ -41,7 +41,7 @@ import numpy as np
 
 from ..arith import exact_accumulator
 from ..fixed import FixedFormat, Overflow, Rounding
-from ..ir import Conv, Dropout, Flatten, Input, Pad, Reshape, Requantize
+from ..ir import Conv, Dense, Dropout, Flatten, Input, Pad, Reshape, Requantize
 from ..per_element import union_format
 from .keras import FrontendError, _Builder
 
@@ -225,10 +225,14 @@ class HgqBuilder(_Builder):
     def _layer_Quantizer(self, layer):
         self.add_quantizer(layer, layer, layer.name)
 
-    def _quantized(self, layer, dense):
+    def _quantized(self, layer):
         """The float Dense/Conv op just added, with the layer's quantized kernel and bias as exact
         integers and exact accumulator and output formats."""
-        if dense.activation not in ("linear", "relu") or self.prev is not dense:
+        dense = next(op for op in reversed(self.ops) if isinstance(op, Dense))
+        if self.prev is not dense:  # a softmax op was added after it
+            raise self.error(layer, "has activation 'softmax', which HGQ2 computes in float32; train it with a "
+                                    "linear output (logits) and take the argmax")
+        if dense.activation not in ("linear", "relu"):
             raise self.error(layer, f"has activation {dense.activation!r}; in an HGQ2 model only relu and linear "
                                     f"are exact (HGQ2 computes others in float)")
         src = self.source_fmt_of(layer, dense)
@@ -271,17 +275,17 @@ class HgqBuilder(_Builder):
 
     def _layer_QDense(self, layer):
         self._layer_Dense(layer)
-        self._quantized(layer, self.prev)
+        self._quantized(layer)
 
     _layer_QBatchNormDense = _layer_QDense
 
     def _layer_QConv1D(self, layer):
         self._conv(layer, 1)
-        self._quantized(layer, self.prev)
+        self._quantized(layer)
 
     def _layer_QConv2D(self, layer):
         self._conv(layer, 2)
-        self._quantized(layer, self.prev)
+        self._quantized(layer)
 
     def _exact_elementwise(self, layer):
         op = self.prev

@@ -352,6 +352,18 @@ def test_unsupported_quantizer_mode_named(keras):
         load(model)
 
 
+@pytest.mark.parametrize("activation, message", [("softmax", "has activation 'softmax', which HGQ2 computes in "
+                                                                "float32; train it with a linear output"),
+                                                  ("leaky_relu", "has activation 'leaky_relu'; in an HGQ2 model "
+                                                                 "only relu and linear are exact")])
+def test_inexact_activation_named(keras, activation, message):
+    from hgq.layers import QDense
+    from nnhdl.frontend.keras import FrontendError, load
+    model = keras.Sequential([keras.Input((4,)), QDense(3, name="out", activation=activation)])
+    with pytest.raises(FrontendError, match=r"layer 'out' \(QDense\) " + message):
+        load(model)
+
+
 def test_float_layer_in_hgq_model_named(keras):
     from hgq.layers import QDense
     from nnhdl.frontend.keras import FrontendError, load
