@@ -11,7 +11,7 @@ from the training data (HGQ2's required calibration step).
 
 Usage::
 
-    python examples/jet_tagger_hgq/train.py --out DIR [--epochs 30] [--beta 3e-6] [--seed 0]
+    python examples/jet_tagger_hgq/train.py --out DIR [--epochs 30] [--beta 1e-5] [--seed 0]
 
 writes ``DIR/jet_tagger_hgq.keras`` (the HGQ2 model: convert it with no configuration),
 ``DIR/jet_tagger_float.keras``, ``DIR/X_test.npy``, ``DIR/y_test.npy`` and prints both test
@@ -60,7 +60,7 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
-    parser.add_argument("--beta", type=float, default=3e-6, help="HGQ2's EBOPs penalty (default 3e-6)")
+    parser.add_argument("--beta", type=float, default=1e-5, help="HGQ2's EBOPs penalty (default 1e-5)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for data and training (default 0)")
     args = parser.parse_args(argv)
 
