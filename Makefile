@@ -34,7 +34,7 @@ $(VENV)/.installed: pyproject.toml
 	fi
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[keras,examples,sim,boards,test,compare]'
+	$(PY) -m pip install -q -e '.[keras,examples,sim,boards,test,compare,hgq]'
 	@touch $@
 
 demo: setup

@@ -43,9 +43,24 @@ def load_config(path=None, precision=None, softmax=None):
     return PrecisionConfig.load(path, default=precision, softmax=softmax)
 
 
+def _check_no_precision(graph: Graph, config, calibration):
+    """A graph whose formats are final (a quantization-aware model, or a lowered graph) takes no
+    precision settings: only a configuration that sets nothing is accepted."""
+    from .config import DEFAULT_PRECISION
+    sets = config is not None and (config.layers or config.source or config.default != DEFAULT_PRECISION)
+    if sets or calibration is not None:
+        raise ConvertError("the model carries its own fixed-point formats (a quantization-aware model, or an "
+                           "already quantized graph): convert it without a precision configuration, "
+                           "--precision or calibration inputs")
+
+
 def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None) -> Graph:
-    """Check the configuration's layer names against the model, then lower to a quantized graph."""
+    """Check the configuration's layer names against the model, then lower to a quantized graph
+    (a graph whose formats are already final is returned as it is)."""
     from .passes import lower
+    if graph.is_quantized:
+        _check_no_precision(graph, config, calibration)
+        return graph
     config = config or PrecisionConfig()
     known = []
     for op in graph.ops:
@@ -122,9 +137,8 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
         return out
 
     graph = model if isinstance(model, Graph) else timed("load model", load_model, model)
-    if graph.is_quantized:  # already lowered: its formats are final
-        if config is not None or calibration is not None:
-            raise ConvertError("the graph is already quantized; convert it without a precision configuration")
+    if graph.is_quantized:  # already lowered, or a quantization-aware model: its formats are final
+        _check_no_precision(graph, config, calibration)
         qgraph = graph
     else:
         qgraph = timed("quantize", compile_model, graph, config, calibration)

@@ -21,7 +21,7 @@ import numpy as np
 from .fixed import FixedFormat
 
 __all__ = ["window_count", "Op", "Input", "Dense", "Conv", "Pool", "Pad", "Reshape", "BatchNorm", "Activation", "Dropout",
-           "Flatten", "Softmax", "Graph", "IRError", "ACTIVATIONS", "FORMAT_VERSION", "spatial"]
+           "Flatten", "Softmax", "Requantize", "Graph", "IRError", "ACTIVATIONS", "FORMAT_VERSION", "spatial"]
 
 FORMAT_VERSION = 1
 
@@ -232,8 +232,19 @@ class Softmax(Op):
     norm_fmt: Optional[FixedFormat] = None
 
 
+@dataclass(frozen=True, eq=False)
+class Requantize(Op):
+    """Cast each element ``k`` of the input (flattened row-major) to its own format
+    ``formats[k]`` (its rounding, then its overflow mode, as :func:`nnhdl.fixed.requantize`);
+    ``None`` is a zero-bit element, always 0. The result is stored in ``fmt``, a union format
+    that holds every element's values exactly (no further rounding or overflow).
+    Built from quantization-aware models whose every activation element has its own format
+    (see :mod:`nnhdl.per_element`)."""
+    formats: tuple = ()
+
+
 _OP_TYPES = {cls.__name__: cls for cls in (Input, Dense, Conv, Pool, Pad, Reshape, BatchNorm, Activation, Dropout,
-                                            Flatten, Softmax)}
+                                            Flatten, Softmax, Requantize)}
 
 
 def _encode(value, arrays, key):
@@ -245,7 +256,7 @@ def _encode(value, arrays, key):
         arrays[key] = value
         return {"array": key}
     if isinstance(value, tuple):
-        return list(value)
+        return [_encode(v, arrays, key) for v in value]
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (np.floating,)):
@@ -259,7 +270,7 @@ def _decode(value, arrays):
     if isinstance(value, dict) and "array" in value:
         return arrays[value["array"]]
     if isinstance(value, list):
-        return tuple(value)
+        return tuple(_decode(v, arrays) for v in value)
     return value
 
 

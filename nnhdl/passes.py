@@ -18,7 +18,7 @@ from .arith import dense_plan, exact_accumulator
 from .config import AUTO, PrecisionConfig
 from .fixed import INT64_SAFE_BITS, MAX_WIDTH, FixedFormat, Overflow, quantize as quantize_values
 from .ir import (Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, IRError, Pad, Pool, Reshape,
-                 Softmax, spatial)
+                 Requantize, Softmax, spatial)
 from .reference import conv_patches, dense_accumulate, evaluate_op
 from .softmax import softmax_plan_of, warn_if_coarse
 
@@ -316,6 +316,8 @@ def quantize(graph: Graph, config: PrecisionConfig = None, calibration=None) -> 
                 calib[op.name] = quantize_values(calibration, fmt)
         elif isinstance(op, (Flatten, Dropout, Reshape, Pad)):
             new = op.replace(fmt=srcs[0])
+        elif isinstance(op, Requantize):  # per-element formats come from the model: nothing to resolve
+            new = op
         elif isinstance(op, Pool):
             new = _quantize_pool(op, srcs[0], res, calib.get(op.inputs[0]), where)
         elif isinstance(op, Dense):

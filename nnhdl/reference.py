@@ -313,3 +313,6 @@ def _(op: Softmax, inputs, formats):
     if op.implementation == "argmax":
         return np.argmax(x, axis=-1).astype(np.int64)[..., None]
     return softmax_table(x, formats[0], op)
+
+
+from . import per_element as _per_element  # noqa: E402,F401  (registers the Requantize op's evaluation)

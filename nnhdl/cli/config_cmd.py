@@ -19,6 +19,10 @@ def config(model, output, config_path, precision, softmax):
 
     cfg = load_config(config_path, precision, softmax)
     graph = load_model(model)
+    if graph.is_quantized:
+        from ..convert import ConvertError
+        raise ConvertError(f"{model}: carries its own fixed-point formats (a quantization-aware model): it takes no "
+                           f"precision configuration; convert it directly: nnhdl convert {model} -o OUTDIR")
     text = config_template(graph, cfg)
     write_atomic(output, lambda tmp: tmp.write_text(text))
     console.print(f"wrote [bold]{output}[/] ({len(graph.ops)} layers). Edit it, then: "

@@ -155,7 +155,11 @@ def _read_model(path):
     if not path.is_file():
         raise FrontendError(f"{path}: is a directory, not a .keras or .h5 file")
     _check_container(path)
+    from .hgq import check_file_not_qkeras, import_hgq
+    hgq_model = check_file_not_qkeras(path)
     keras = _import_keras()
+    if hgq_model:
+        import_hgq(path)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises many kinds (OSError, ValueError, BadZipFile, TypeError...)
@@ -671,7 +675,8 @@ def load(model) -> Graph:
     """
     kmodel, source = _model_and_source(model)
     keras = _import_keras()
-    builder = _Builder(keras, source, [layer.name for layer in kmodel.layers])
+    from .hgq import HgqBuilder, is_hgq_model
+    builder = (HgqBuilder if is_hgq_model(kmodel) else _Builder)(keras, source, [layer.name for layer in kmodel.layers])
     _walk(keras, kmodel, builder)
     ops = tuple(builder.ops)
     return Graph(ops=ops, outputs=(ops[-1].name,), name=_sanitize(kmodel.name),

@@ -13,6 +13,7 @@ from .dense import Dense
 from .pad import Pad
 from .pixels import Collect, GlobalPoolStream, PadStream
 from .pool import Pool
+from .requantize import Requantize, stream_requantize
 from .softmax import Argmax, Softmax
 from .window import LINE_BUFFER_MEMORY_BITS, ConvStream, PoolStream
 
@@ -123,6 +124,8 @@ class Network(wiring.Component):
             return Pad(op, fmt, **kw)
         if isinstance(op, ActivationOp):
             return Activation(op, fmt, multiplier=multiplier, **kw)
+        if type(op).__name__ == "Requantize":
+            return Requantize(op, fmt, **kw)
         if isinstance(op, SoftmaxOp) and op.implementation == "argmax":
             return Argmax(op, fmt, self.graph.op(op.inputs[0]).size, **kw)
         if isinstance(op, SoftmaxOp):
@@ -148,6 +151,8 @@ class Network(wiring.Component):
             return PadStream(op.in_shape, op.padding, fmt, 0, name=op.name)
         if isinstance(op, ActivationOp):
             return Activation(op, fmt, multiplier=multiplier, size=image[2], **kw)
+        if type(op).__name__ == "Requantize":
+            return stream_requantize(op, fmt, image, **kw)
         raise NetworkError(f"{where} reads an image streamed by pixels; add a Flatten before it, or build the "
                            f"network with io='parallel'")
 
