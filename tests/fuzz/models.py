@@ -64,14 +64,20 @@ def formats(draw, signed=None, wmax=64):
             f"{draw(st.sampled_from(OVERFLOW))}>")
 
 
+#: Constants (weight, bias, alpha; and the default precision, which sets unnamed ones) are at most
+#: 62 bits wide: nnhdl refuses wider ones at quantize time.
+CONSTANT_WMAX = 62
+
+
 def layer_entry(draw, weights=True):
     entry = {"result": draw(formats())}
     if weights:
-        entry.update(weight=draw(formats(signed=True)), bias=draw(formats(signed=True)))
+        entry.update(weight=draw(formats(signed=True, wmax=CONSTANT_WMAX)),
+                     bias=draw(formats(signed=True, wmax=CONSTANT_WMAX)))
         if draw(st.booleans()):
             entry["accum"] = draw(formats())
     if draw(st.booleans()):
-        entry["alpha"] = draw(formats(signed=True))
+        entry["alpha"] = draw(formats(signed=True, wmax=CONSTANT_WMAX))
     return entry
 
 
@@ -131,7 +137,7 @@ def mlps(draw):
                                   alpha=draw(st.sampled_from([0.25, 1.0, -2.0]))))
             layer[aname] = layer_entry(draw, weights=False)
             prev = aname
-    config = {"precision": draw(formats()), "layer": layer}
+    config = {"precision": draw(formats(wmax=CONSTANT_WMAX)), "layer": layer}
     softmax = draw(st.sampled_from(["none", "argmax", "table"]))
     if softmax != "none" and isinstance(ops[-1], Dense) and ops[-1].n_out > 1:
         last = ops[-1]
@@ -210,7 +216,7 @@ def cnns(draw):
         net.dense("d", draw(st.integers(2 if end == "softmax" else 1, 3)))
         layer["d"] = layer_entry(draw)
         styles["d"] = (draw(st.sampled_from(["normal", "zero", "extreme"])), "normal")
-    config = {"precision": draw(formats()), "layer": layer}
+    config = {"precision": draw(formats(wmax=CONSTANT_WMAX)), "layer": layer}
     if end == "softmax":
         d = net.ops[-1]
         net.ops[-1] = d.replace(result_key="logits")
