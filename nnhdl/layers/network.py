@@ -10,6 +10,7 @@ from .activation import Activation
 from .base import stream_signature
 from .conv import Conv
 from .dense import Dense
+from .folded import FoldedDense
 from .pad import Pad
 from .pixels import Collect, GlobalPoolStream, PadStream
 from .pool import Pool
@@ -51,11 +52,18 @@ class Network(wiring.Component):
         inference's first input transfer to its last output transfer at full rate).
     layers : list of (op name, component)
 
+    ``reuse`` (default for every Dense) and ``layer_reuse`` (``{Keras layer or op name: R}``)
+    are reuse factors: a Dense with R > 1 is a :class:`~nnhdl.layers.FoldedDense` (about
+    ``n_in * n_out / R`` multipliers, one input every R cycles at most); R = 1 is the fully
+    parallel :class:`~nnhdl.layers.Dense`. The network's interval is its slowest layer's.
+    Convolutions are not folded yet: a ``layer_reuse`` entry > 1 for one is an error, the
+    default ``reuse`` leaves them parallel.
+
     When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
     """
 
     def __init__(self, graph: Graph, *, multiplier="csd", levels_per_stage=2, io="parallel",
-                 memory_bits=LINE_BUFFER_MEMORY_BITS):
+                 memory_bits=LINE_BUFFER_MEMORY_BITS, reuse=1, layer_reuse=None):
         if not graph.is_quantized:
             raise NetworkError("the graph is not quantized; run nnhdl.passes.lower() first")
         if not graph.is_chain():
@@ -64,8 +72,13 @@ class Network(wiring.Component):
             raise NetworkError(f"io must be one of {', '.join(IO_STYLES)}, not {io!r}")
         self.graph = graph
         self.io = io
+        layer_reuse = dict(layer_reuse or {})
+        for where, r in [("reuse", reuse)] + [(f"reuse of layer {name!r}", r) for name, r in layer_reuse.items()]:
+            if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+                raise NetworkError(f"{where} must be a positive integer (1 = fully parallel), not {r!r}")
         self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io,
-                        "memory_bits": memory_bits}
+                        "memory_bits": memory_bits, "reuse": reuse, "layer_reuse": layer_reuse}
+        self._reuse, self._layer_reuse = reuse, layer_reuse
         kw = {"levels_per_stage": levels_per_stage}
         inp = graph.input
         fmt = inp.fmt
@@ -112,10 +125,26 @@ class Network(wiring.Component):
         from .timing import stream_timing
         self.timing = stream_timing(self)
 
+    def reuse_of(self, op):
+        """The reuse factor of a Dense-like ``op``: its ``layer_reuse`` entry (by op name, then
+        Keras layer name), else the default ``reuse`` for a Dense, 1 for a convolution."""
+        for key in (op.name, op.origin):
+            if key and key in self._layer_reuse:
+                r = self._layer_reuse[key]
+                if r > 1 and isinstance(op, ConvOp):
+                    raise NetworkError(f"layer {op.origin or op.name!r}: convolutions cannot be folded yet (reuse "
+                                       f"{r}); remove its reuse setting (reuse applies to Dense layers)")
+                return r
+        return 1 if isinstance(op, ConvOp) else self._reuse
+
     def _parallel_layer(self, op, fmt, multiplier, kw):
         if isinstance(op, ConvOp):
+            self.reuse_of(op)  # an explicit R > 1 is an error
             return Conv(op, fmt, multiplier=multiplier, **kw)
         if isinstance(op, DenseOp):
+            r = self.reuse_of(op)
+            if r > 1:
+                return FoldedDense(op, fmt, r, multiplier=multiplier, **kw)
             return Dense(op, fmt, multiplier=multiplier, **kw)
         if isinstance(op, PoolOp):
             return Pool(op, fmt, **kw)
@@ -132,6 +161,7 @@ class Network(wiring.Component):
     def _stream_layer(self, op, fmt, image, multiplier, memory_bits, kw, add):
         where = f"{type(op).__name__} {op.origin or op.name!r}"
         if isinstance(op, ConvOp):
+            self.reuse_of(op)  # an explicit R > 1 is an error
             if any(op.padding):
                 pad = PadStream(op.in_shape, op.padding, fmt, 0, name=f"{op.name}_pad")
                 add(f"{op.name}_pad", pad)

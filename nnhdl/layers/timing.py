@@ -9,8 +9,9 @@ rate into an always-ready sink. That gives, exactly as the RTL behaves:
     from an idle network — one that has finished its previous inference (for
     ``io="parallel"``: the sum of the layers' latencies);
 ``interval``
-    cycles between consecutive inferences in steady state (1 for ``io="parallel"``; about the
-    largest number of pixels any layer handles per image for ``io="stream"``).
+    cycles between consecutive inferences in steady state (1 for ``io="parallel"`` without
+    folded layers; about the largest number of pixels any layer handles per image for
+    ``io="stream"``; at least the largest interval of a :class:`~nnhdl.layers.FoldedDense`).
 
 The RTL tests check both against simulation.
 """
@@ -49,6 +50,26 @@ class _Pipe:
             self.valid = [accept and self.starts(self.pos)] + self.valid[:-1]
         if accept:
             self.pos = (self.pos + 1) % self.period
+        return accept
+
+
+class _Folded(_Pipe):
+    """A :class:`~nnhdl.layers.FoldedDense`: a fixed-latency pipeline that, after accepting an
+    input, is ready again only in the last of its ``interval`` steps."""
+
+    def __init__(self, layer):
+        super().__init__(layer.latency)
+        self.steps, self.left = layer.interval, 0  # steps of the current inference not yet issued
+
+    def in_ready(self, out_ready):
+        return super().in_ready(out_ready) and self.left <= 1
+
+    def step(self, in_valid, out_ready):
+        en = super().in_ready(out_ready)
+        accept = in_valid and self.in_ready(out_ready)
+        if en:
+            self.valid = [accept] + self.valid[:-1]
+            self.left = self.steps if accept else max(self.left - 1, 0)
         return accept
 
 
@@ -102,9 +123,12 @@ class _Collect:
 
 
 def _model(layer):
+    from .folded import FoldedDense
     from .pixels import Collect, GlobalPoolStream, PadStream
     from .window import WindowLayer
 
+    if isinstance(layer, FoldedDense):
+        return _Folded(layer)
     if isinstance(layer, PadStream):
         return _Pad(layer)
     if isinstance(layer, Collect):
