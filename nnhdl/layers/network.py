@@ -78,7 +78,7 @@ class Network(wiring.Component):
                 raise NetworkError(f"{where} must be a positive integer (1 = fully parallel), not {r!r}")
         self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io,
                         "memory_bits": memory_bits, "reuse": reuse, "layer_reuse": layer_reuse}
-        self._reuse, self._layer_reuse = reuse, layer_reuse
+        self._reuse, self._layer_reuse, self._reuse_used = reuse, layer_reuse, set()
         kw = {"levels_per_stage": levels_per_stage}
         inp = graph.input
         fmt = inp.fmt
@@ -112,6 +112,10 @@ class Network(wiring.Component):
             fmt = op.fmt
         if not self.layers:
             raise NetworkError("the network has no layers to build")
+        unused = [name for name in layer_reuse if name not in self._reuse_used]
+        if unused:
+            raise NetworkError(f"reuse is set for layer {unused[0]!r}, which is not a Dense layer of this network; "
+                               "the reuse factor applies to Dense layers: remove it there")
         out = graph.output
         self.in_fmt, self.out_fmt = inp.fmt, out.fmt
         first_in = self.in_image
@@ -131,6 +135,7 @@ class Network(wiring.Component):
         for key in (op.name, op.origin):
             if key and key in self._layer_reuse:
                 r = self._layer_reuse[key]
+                self._reuse_used.add(key)
                 if r > 1 and isinstance(op, ConvOp):
                     raise NetworkError(f"layer {op.origin or op.name!r}: convolutions cannot be folded yet (reuse "
                                        f"{r}); remove its reuse setting (reuse applies to Dense layers)")
