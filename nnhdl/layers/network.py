@@ -1,6 +1,6 @@
 """A whole network as one stream component."""
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -55,7 +55,11 @@ class Network(wiring.Component):
     ``reuse`` (default for every Dense) and ``layer_reuse`` (``{Keras layer or op name: R}``)
     are reuse factors: a Dense with R > 1 is a :class:`~nnhdl.layers.FoldedDense` (about
     ``n_in * n_out / R`` multipliers, one input every R cycles at most); R = 1 is the fully
-    parallel :class:`~nnhdl.layers.Dense`. The network's interval is its slowest layer's.
+    parallel :class:`~nnhdl.layers.Dense`. The network's interval is its slowest layer's. With
+    one transfer per inference and a folded layer, the network input accepts at most one
+    transfer every :attr:`input_gate` cycles (the slowest layer's interval): then no inference
+    waits inside the pipeline for a slower layer, and the latency is the same at full rate as
+    from idle.
     Convolutions are not folded yet: a ``layer_reuse`` entry > 1 for one is an error, the
     default ``reuse`` leaves them parallel.
 
@@ -126,6 +130,9 @@ class Network(wiring.Component):
         self.in_size, self.out_size = self.in_words, self.out_words  # words per transfer
         super().__init__({"i": In(stream_signature(self.in_fmt, self.in_words)),
                           "o": Out(stream_signature(self.out_fmt, self.out_words))})
+        # with one transfer per inference, space the inputs by the slowest layer's interval
+        slowest = max(getattr(layer, "interval", 1) for _, layer in self.layers)
+        self.input_gate = slowest if self.in_beats == 1 else 1
         from .timing import stream_timing
         self.timing = stream_timing(self)
 
@@ -199,7 +206,17 @@ class Network(wiring.Component):
         m = Module()
         for name, layer in self.layers:
             m.submodules[name] = layer
-        connect(m, flipped(self.i), self.layers[0][1].i)
+        first = self.layers[0][1].i
+        if self.input_gate > 1:  # one accepted input every input_gate cycles at most
+            wait = Signal(range(self.input_gate))
+            m.d.comb += [first.valid.eq(self.i.valid & (wait == 0)), first.payload.eq(self.i.payload),
+                         self.i.ready.eq(first.ready & (wait == 0))]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += wait.eq(self.input_gate - 1)
+            with m.Elif(wait != 0):
+                m.d.sync += wait.eq(wait - 1)
+        else:
+            connect(m, flipped(self.i), first)
         for (_, a), (_, b) in zip(self.layers, self.layers[1:]):
             connect(m, a.o, b.i)
         connect(m, self.layers[-1][1].o, flipped(self.o))

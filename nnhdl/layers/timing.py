@@ -147,6 +147,7 @@ def _model(layer):
 def stream_timing(network, inferences=4):
     """The :class:`StreamTiming` of ``network`` (see the module docstring)."""
     models = [_model(layer) for _, layer in network.layers]
+    gate, wait = getattr(network, "input_gate", 1), 0  # the network input's minimum spacing
     beats_in, beats_out = network.in_beats, network.out_beats
     # idle = after one inference and enough empty cycles for every layer to finish its image
     # (a padding stage emits the next image's top rows before its first pixel arrives)
@@ -167,11 +168,13 @@ def stream_timing(network, inferences=4):
         readies = [True] * (len(models) + 1)
         for k in range(len(models) - 1, -1, -1):
             readies[k] = models[k].in_ready(readies[k + 1])
-        valids = [offer] + [mdl.out_valid() for mdl in models]
+        valids = [offer and wait == 0] + [mdl.out_valid() for mdl in models]
         if valids[-1] and readies[-1]:
             outs.append(cycle)
         for k, mdl in enumerate(models):
             accepted = mdl.step(valids[k], readies[k + 1])
+            if k == 0:
+                wait = gate - 1 if accepted else max(wait - 1, 0)
             if k == 0 and accepted:
                 if fed % beats_in == 0:
                     first_in.append(cycle)
