@@ -309,6 +309,11 @@ def config_template(graph, config=None):
             body.append(f"accum  = \"{acc}\"" if acc is not None else "# accum = \"fixed<32,12>\"   # unset: exact")
             if first.activation == "leaky_relu":
                 body.append(f"alpha  = \"{value(origin, 'alpha')}\"")
+            if not isinstance(first, Conv):
+                reuse = config.layers.get(origin, {}).get("reuse")
+                body.append(f"reuse  = {reuse}" if reuse is not None else
+                            "# reuse = 1   # reuse factor R: > 1 folds the layer onto ~n_in*n_out/R multipliers, "
+                            "one input every R cycles")
             consumers = folded.consumers(first.name)
             folded_op = next((op for op in folded.ops if op.name == first.name), first)
             bn_origin = folded_op.result_origin if folded_op.result_origin not in ("", origin) else None

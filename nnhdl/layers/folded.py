@@ -213,9 +213,10 @@ class FoldedDense(wiring.Component):
         return lo, hi
 
     # -- hardware --------------------------------------------------------------------------------
-    def _accumulate(self, base, prods):
+    def _accumulate(self, m, base, prods, name):
         """The next accumulator value (an Amaranth expression) from ``base`` (the running sum or the
-        bias) and one step's product signals, in input order (see the class docstring)."""
+        bias) and one step's product signals, in input order (see the class docstring). Each
+        saturated partial sum is a signal of its own (comb), so the chain stays linear in size."""
         op, plan, acc = self.op, self.plan, self.op.accum_fmt
         dp = _comb_datapath(f"{op.name}_acc")
         fp = self.in_fmt.frac_bits + op.weight_fmt.frac_bits
@@ -226,8 +227,12 @@ class FoldedDense(wiring.Component):
             node = dp.input(p, plo, phi)
             terms.append(dp.requantize(node, fp, acc) if plan.cast_products else replace(node, shift=plan.shift))
         if plan.ordered:
-            for term in terms:
+            for q, term in enumerate(terms):
                 total = dp.overflow(dp.add(total, term), acc)
+                if q < len(terms) - 1:
+                    partial = Signal(self._acc_shape, name=f"{name}_s{q}")
+                    m.d.comb += partial.eq(dp.materialize(total).value)
+                    total = dp.input(partial, acc.min_int, acc.max_int)
         else:
             total = dp.add(total, dp.sum(terms))
             if plan.can_overflow:  # wrapping: the same whether applied per step or at the end
@@ -313,7 +318,7 @@ class FoldedDense(wiring.Component):
             base = Signal(self._acc_shape, name=f"base{lane}")
             m.d.comb += base.eq(Mux(first_c, bias, accs[lane]))
             nxt = Signal(self._acc_shape, name=f"next{lane}")
-            m.d.comb += nxt.eq(self._accumulate(base, prods[lane]))  # fits: the plan proves it
+            m.d.comb += nxt.eq(self._accumulate(m, base, prods[lane], f"sum{lane}"))  # fits: the plan proves it
             with m.If(en & v_c):
                 m.d.sync += accs[lane].eq(nxt)
                 if g > 1:
