@@ -310,11 +310,13 @@ class FoldedDense(wiring.Component):
             m.d.sync += done.eq(v_c & last_c & (s_c == g - 1))
         for lane in range(lanes):
             outputs = [lane * g + slot for slot in range(g) if lane * g + slot < op.n_out]
+            # the bias of the lane's current output: a multiplexer chain (continuous assignments, so
+            # 4-state simulators see its value from time 0 even if s_c never changes)
             bias = Signal(self._acc_shape, name=f"bias{lane}")
-            with m.Switch(s_c):
-                for slot, j in enumerate(outputs):
-                    with m.Case(slot):
-                        m.d.comb += bias.eq(Const(int(self.plan.bias[j]), self._acc_shape))
+            value = Const(int(self.plan.bias[outputs[-1]]), self._acc_shape)
+            for slot in reversed(range(len(outputs) - 1)):
+                value = Mux(s_c == slot, Const(int(self.plan.bias[outputs[slot]]), self._acc_shape), value)
+            m.d.comb += bias.eq(value)
             base = Signal(self._acc_shape, name=f"base{lane}")
             m.d.comb += base.eq(Mux(first_c, bias, accs[lane]))
             nxt = Signal(self._acc_shape, name=f"next{lane}")

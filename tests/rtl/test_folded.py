@@ -5,6 +5,7 @@ the cycles per inference are exactly the layer's and the Network's timing model'
 styles; bad reuse factors are clear errors."""
 
 import itertools
+import re
 import random
 
 import numpy as np
@@ -248,3 +249,28 @@ def test_network_rejects_reuse_it_cannot_apply(rng):
     with pytest.raises(NetworkError, match="layer 'c': convolutions cannot be folded yet.*remove its reuse"):
         Network(q, layer_reuse={"c": 4})
     assert Network(q, reuse=4).interval == 1  # the default reuse leaves convolutions parallel
+
+
+@pytest.mark.keras
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+@pytest.mark.parametrize("sim", ["amaranth", "icarus"])
+def test_cli_convert_reuse_then_verify_and_report(tmp_path_factory, sim):
+    """nnhdl convert --reuse 4 with a config that folds one layer further; nnhdl verify measures
+    the latency and cycles per inference against report.json (Amaranth, and the exported Verilog
+    under Icarus); nnhdl report shows the reuse columns."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(5)
+    d = tmp_path_factory.mktemp("cli")
+    keras.Sequential([keras.Input((6,), name="x"), keras.layers.Dense(9, activation="relu", name="fc1"),
+                      keras.layers.Dense(4, name="fc2")], name="tiny").save(d / "tiny.keras")
+    (d / "c.toml").write_text('precision = "fixed<10,4,RND,SAT>"\n[layer.fc2]\nreuse = 20\naccum = "fixed<12,5,TRN,SAT>"\n')
+    run = lambda *a: CliRunner().invoke(main, [str(v) for v in a])  # noqa: E731
+    res = run("convert", d / "tiny.keras", "-o", d / "out", "-c", d / "c.toml", "--reuse", "4")
+    assert res.exit_code == 0, res.output
+    report = load_design(d / "out", build=False).report
+    assert (report["options"]["reuse"], report["options"]["layer_reuse"]) == (4, {"fc2": 20})
+    assert report["initiation_interval"] == 18  # fc2: 9 inputs, 2 outputs per lane, 18 cycles <= 20
+    res = run("verify", d / "out", "-n", "25", "--sim", sim)
+    assert res.exit_code == 0 and "PASS" in res.output, res.output
+    res = run("report", d / "out")
+    assert res.exit_code == 0 and re.search(r"fc2\s.*\b20\s+18\s", res.output), res.output
