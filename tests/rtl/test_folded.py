@@ -274,3 +274,19 @@ def test_cli_convert_reuse_then_verify_and_report(tmp_path_factory, sim):
     assert res.exit_code == 0 and "PASS" in res.output, res.output
     res = run("report", d / "out")
     assert res.exit_code == 0 and re.search(r"fc2\s.*\b20\s+18\s", res.output), res.output
+
+
+@pytest.mark.parametrize("sizes", [(1, 1), (1, 4), (5, 1)])
+def test_folded_dense_degenerate_shapes(rng, sizes):
+    """One input or one output: the schedule degenerates (a single step, or outputs only)."""
+    graph = make_mlp(rng, sizes, ["relu"], {"precision": "fixed<8,3,RND,SAT>",
+                                            "layer": {"fc1": {"accum": "fixed<9,3,TRN,SAT>"}}}, zero_fraction=0.0)
+    op, src = graph.op("fc1"), graph.op("in").fmt
+    x = rng.integers(src.min_int, src.max_int + 1, size=(30, sizes[0]))
+    for reuse in (2, 3, 7):
+        layer = FoldedDense(op, src, reuse)
+        run = run_stream(layer, x, in_fmt=src, out_fmt=op.fmt, n_out=sizes[1], gap=0.3, stall=0.3, seed=reuse)
+        np.testing.assert_array_equal(run.outputs, evaluate_op(op, [x], [src]), err_msg=f"R = {reuse}")
+        free = run_stream(layer, x[:5], in_fmt=src, out_fmt=op.fmt, n_out=sizes[1])
+        assert set((free.out_cycles - free.in_cycles).tolist()) == {layer.latency}
+        assert set(np.diff(free.in_cycles).tolist()) == {layer.interval}
