@@ -69,8 +69,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "check_reuse", "TOP_LEVEL_KEYS", "DEFAULT_PRECISION",
-           "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE", "did_you_mean"]
+__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "COUNT_KEYS", "check_reuse", "TOP_LEVEL_KEYS",
+           "DEFAULT_PRECISION", "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE", "did_you_mean"]
 
 AUTO = "auto"
 FORMAT_KEYS = ("weight", "bias", "accum", "result", "logits", "alpha", "exp_table", "inv_table", "exp_accum",

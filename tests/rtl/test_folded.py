@@ -50,11 +50,12 @@ def test_schedule_does_every_product_once_in_input_order(n_in, n_out):
         products = [p for p in slots.values() if p is not None]
         assert sorted(products) == sorted(itertools.product(range(n_in), range(n_out))), reuse
         assert sch.cycles <= reuse and sch.multipliers == sch.lanes * sch.inputs_per_step
-        assert sch.multipliers <= -(-n_in * n_out // max(sch.cycles, 1)) + sch.lanes * sch.inputs_per_step
-        # each output's inputs come in order 0, 1, ..., one lane, consecutive steps
+        if reuse <= n_in and n_in % reuse == 0:  # hls4ml's count: n_in * n_out / R multipliers, II = R
+            assert (sch.multipliers, sch.cycles) == (n_in * n_out // reuse, reuse)
+        # each output's inputs come in order 0, 1, ..., on one lane
         for j in range(n_out):
-            order = [i for key, p in sorted(slots.items()) if p is not None and p[1] == j for i in [p[0]]]
-            assert order == list(range(n_in))
+            assert [p[0] for _, p in sorted(slots.items()) if p is not None and p[1] == j] == list(range(n_in))
+            assert len({lane for (_, lane, _), p in slots.items() if p is not None and p[1] == j}) == 1
     assert fold_schedule(n_in, n_out, 1).cycles == 1
     assert fold_schedule(n_in, n_out, n_in * n_out).multipliers == 1
     assert fold_schedule(n_in, n_out, 10 * n_in * n_out).cycles == n_in * n_out  # clamped
@@ -263,7 +264,8 @@ def test_cli_convert_reuse_then_verify_and_report(tmp_path_factory, sim):
     d = tmp_path_factory.mktemp("cli")
     keras.Sequential([keras.Input((6,), name="x"), keras.layers.Dense(9, activation="relu", name="fc1"),
                       keras.layers.Dense(4, name="fc2")], name="tiny").save(d / "tiny.keras")
-    (d / "c.toml").write_text('precision = "fixed<10,4,RND,SAT>"\n[layer.fc2]\nreuse = 20\naccum = "fixed<12,5,TRN,SAT>"\n')
+    (d / "c.toml").write_text('precision = "fixed<10,4,RND,SAT>"\n'
+                              '[layer.fc2]\nreuse = 20\naccum = "fixed<12,5,TRN,SAT>"\n')
     run = lambda *a: CliRunner().invoke(main, [str(v) for v in a])  # noqa: E731
     res = run("convert", d / "tiny.keras", "-o", d / "out", "-c", d / "c.toml", "--reuse", "4")
     assert res.exit_code == 0, res.output
