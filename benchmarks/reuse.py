@@ -4,12 +4,13 @@ For each reuse factor R (``nnhdl convert --reuse R``: every Dense folded onto ab
 ``n_in * n_out / R`` multipliers), converts the trained jet tagger with
 ``examples/jet_tagger/config.toml`` and prints: cycles per inference (II), latency, the
 generator's multiplier / ROM-bit counts, and Yosys ``synth_ecp5`` cells as LUT / FF / DSP
-(MULT18X18D) / BRAM (DP16KD) — the estimate ``nnhdl synth`` makes, before place and route.
+(MULT18X18D) / BRAM (DP16KD) — the estimate ``nnhdl synth`` makes, before place and route
+(``--family ice40``: ``synth_ice40`` cells instead).
 With ``--plot FILE.png`` (needs matplotlib) it also draws LUTs and DSPs against II. It measures
 and prints; it asserts nothing.
 
 Usage: python benchmarks/reuse.py [--model build/jet_tagger/jet_tagger.keras] [--reuse 1 2 4 8 16 64]
-[--precision "fixed<16,6>"] [--plot build/reuse.png]
+[--precision "fixed<16,6>"] [--family ecp5|ice40] [--plot build/reuse.png]
 (the model is trained with examples/jet_tagger/train.py first if it does not exist; R = 1 is the
 fully parallel design, whose synthesis takes many minutes).
 """
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def measure(graph, config, reuse, multiplier, workdir):
+def measure(graph, config, reuse, multiplier, workdir, family="ecp5"):
     """One conversion and synthesis: a dict of the numbers printed."""
     from nnhdl.boards.build import synthesize
     from nnhdl.convert import convert
@@ -33,7 +34,8 @@ def measure(graph, config, reuse, multiplier, workdir):
     design = convert(graph, Path(workdir) / "rtl", config=config, reuse=reuse, multiplier=multiplier, rtlil=False)
     convert_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    _, est = synthesize(design.outdir / design.report["files"]["verilog"], design.top, "ecp5", Path(workdir) / "synth")
+    _, est = synthesize(design.outdir / design.report["files"]["verilog"], design.top, family,
+                        Path(workdir) / "synth")
     synth_s = time.perf_counter() - t0
     report, totals = design.report, design.report["totals"]
     return {"R": reuse, "II": report["initiation_interval"], "latency": report["latency_cycles"],
@@ -71,6 +73,9 @@ def main():
     parser.add_argument("--reuse", type=int, nargs="+", default=[1, 2, 4, 8, 16, 64])
     parser.add_argument("--multiplier", choices=["csd", "dsp"], default="csd",
                         help="constant multiplication of the unfolded (R = 1) layers")
+    parser.add_argument("--family", choices=["ecp5", "ice40"], default="ecp5",
+                        help="Yosys synth_ecp5 (LUT4, TRELLIS_FF, MULT18X18D, DP16KD) or synth_ice40 (SB_LUT4, SB_DFF, "
+                             "SB_MAC16, SB_RAM40_4K)")
     parser.add_argument("--plot", default=None, help="save a PNG plot here (needs matplotlib)")
     args = parser.parse_args()
 
@@ -81,7 +86,7 @@ def main():
 
     graph = load_model(ensure_model(args.model))
     config = load_config(args.config, args.precision)
-    table = Table(title=f"jet tagger 16-64-32-32-5, {config.default}: reuse factor (Yosys synth_ecp5 cells)",
+    table = Table(title=f"jet tagger 16-64-32-32-5, {config.default}: reuse factor (Yosys synth_{args.family} cells)",
                   title_justify="left")
     for col in ("R", "II", "latency", "multipliers", "ROM bits", "LUT", "FF", "DSP", "BRAM", "convert s",
                 "synth s"):
@@ -90,7 +95,7 @@ def main():
     rows = []
     for reuse in args.reuse:
         with tempfile.TemporaryDirectory() as tmp:
-            row = measure(graph, config, reuse, args.multiplier, tmp)
+            row = measure(graph, config, reuse, args.multiplier, tmp, args.family)
         rows.append(row)
         table.add_row(*(f"{row[k]:,}" for k in ("R", "II", "latency", "multipliers", "rom_bits", "LUT", "FF", "DSP",
                                                    "BRAM")), f"{row['convert_s']:.1f}", f"{row['synth_s']:.0f}")
