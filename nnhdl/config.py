@@ -11,6 +11,7 @@ and suggests the closest one; other tools' settings may go in ``[tool.NAME]`` ta
     bias   = "fixed<16,6>"
     accum  = "fixed<37,17>"
     result = "fixed<16,6>"
+    reuse  = 8                       # fold the layer: each multiplier used up to 8 times (II <= 8)
 
 Keys of a layer table:
 
@@ -24,6 +25,11 @@ Keys of a layer table:
 ``logits``
     for a Dense with ``activation="softmax"``: the format of the Dense output that feeds the
     softmax (default: the default precision).
+``reuse``
+    for a Dense: the reuse factor R, a positive integer (default: ``nnhdl convert --reuse``, else
+    1). R = 1 is the fully parallel layer (one constant multiplier per weight, II = 1); R > 1
+    folds it onto about ``n_in * n_out / R`` hardware multipliers with the weights in a ROM, and
+    it then accepts one input every R cycles at most (see :class:`nnhdl.layers.FoldedDense`).
 ``alpha``
     format of a leaky ReLU's slope (default: the default precision, as hls4ml's ``param_t``).
 ``exp_table``, ``inv_table``, ``table_size``
@@ -63,13 +69,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "TOP_LEVEL_KEYS", "DEFAULT_PRECISION",
-           "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE", "did_you_mean"]
+__all__ = ["PrecisionConfig", "ConfigError", "AUTO", "FORMAT_KEYS", "COUNT_KEYS", "check_reuse", "TOP_LEVEL_KEYS",
+           "DEFAULT_PRECISION", "DEFAULT_TABLE_FORMAT", "DEFAULT_TABLE_SIZE", "did_you_mean"]
 
 AUTO = "auto"
 FORMAT_KEYS = ("weight", "bias", "accum", "result", "logits", "alpha", "exp_table", "inv_table", "exp_accum",
                "inv_input", "inp_norm")
 INT_KEYS = ("table_size",)
+#: Keys whose value is a positive integer (the reuse factor of a folded layer).
+COUNT_KEYS = ("reuse",)
 DEFAULT_PRECISION = FixedFormat.parse("fixed<16,6>")
 DEFAULT_TABLE_FORMAT = FixedFormat.parse("fixed<18,8,RND,SAT>")
 DEFAULT_TABLE_SIZE = 1024
@@ -103,7 +111,17 @@ def _where(source, layer=None, key=None):
     return " ".join(parts)
 
 
+def check_reuse(value, where):
+    """``value`` as a reuse factor (a positive integer), else :class:`ConfigError` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: the reuse factor must be a positive integer (1 = fully parallel, R = each "
+                          f"multiplier used R times), not {value!r}; write e.g. reuse = 4")
+    return value
+
+
 def _parse_entry(value, source, layer, key):
+    if key in COUNT_KEYS:
+        return check_reuse(value, _where(source, layer, key))
     if key in INT_KEYS:
         if isinstance(value, bool) or not isinstance(value, int) or value < 2 or value & (value - 1):
             raise ConfigError(f"{_where(source, layer, key)}: must be a power of two >= 2, not {value!r}")
@@ -162,10 +180,10 @@ class PrecisionConfig:
                 raise ConfigError(f"{_where(source, name)}: must be a table of keys like weight = \"fixed<16,6>\"")
             parsed = {}
             for key, value in entries.items():
-                if key in FORMAT_KEYS or key in INT_KEYS:
+                if key in FORMAT_KEYS or key in INT_KEYS or key in COUNT_KEYS:
                     parsed[key] = _parse_entry(value, source, name, key)
                 else:
-                    raise _unknown_key(_where(source, name), key, FORMAT_KEYS + INT_KEYS)
+                    raise _unknown_key(_where(source, name), key, FORMAT_KEYS + INT_KEYS + COUNT_KEYS)
             layers[name] = parsed
         return cls(default_fmt, layers, sm, str(source), tuple(ignored), io)
 
@@ -197,6 +215,10 @@ class PrecisionConfig:
                         "exp_accum": DEFAULT_TABLE_FORMAT, "inv_input": DEFAULT_TABLE_FORMAT, "inp_norm": None,
                         "table_size": DEFAULT_TABLE_SIZE}.get(key, self.default)
         return fallback, False
+
+    def layer_reuse(self):
+        """``{layer name: R}`` for every layer table that sets ``reuse``."""
+        return {name: entries["reuse"] for name, entries in self.layers.items() if "reuse" in entries}
 
     def check_layers(self, known, model=""):
         """Raise :class:`ConfigError` if the configuration names a layer not in ``known``."""
@@ -287,6 +309,11 @@ def config_template(graph, config=None):
             body.append(f"accum  = \"{acc}\"" if acc is not None else "# accum = \"fixed<32,12>\"   # unset: exact")
             if first.activation == "leaky_relu":
                 body.append(f"alpha  = \"{value(origin, 'alpha')}\"")
+            if not isinstance(first, Conv):
+                reuse = config.layers.get(origin, {}).get("reuse")
+                body.append(f"reuse  = {reuse}" if reuse is not None else
+                            "# reuse = 1   # reuse factor R: > 1 folds the layer onto ~n_in*n_out/R multipliers, "
+                            "one input every R cycles")
             consumers = folded.consumers(first.name)
             folded_op = next((op for op in folded.ops if op.name == first.name), first)
             bn_origin = folded_op.result_origin if folded_op.result_origin not in ("", origin) else None

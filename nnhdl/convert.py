@@ -71,11 +71,15 @@ def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None
     return lower(graph, config, calibration)
 
 
-def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parallel", memory_bits=None):
+def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parallel", memory_bits=None, reuse=1,
+                  layer_reuse=None):
+    """The :class:`nnhdl.layers.Network` of a quantized graph. ``reuse``: the reuse factor of every
+    Dense; ``layer_reuse``: ``{layer name: R}`` overrides (see :class:`~nnhdl.layers.Network`)."""
     from .layers import Network
     from .layers.window import LINE_BUFFER_MEMORY_BITS
     return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
-                   memory_bits=LINE_BUFFER_MEMORY_BITS if memory_bits is None else memory_bits)
+                   memory_bits=LINE_BUFFER_MEMORY_BITS if memory_bits is None else memory_bits,
+                   reuse=1 if reuse is None else reuse, layer_reuse=layer_reuse)
 
 
 def file_sha256(path):
@@ -111,12 +115,13 @@ def is_design_dir(path):
 
 
 def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2, top=None, calibration=None,
-            step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False):
+            step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False, reuse=None):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
 
     ``io``: ``"parallel"`` or ``"stream"`` (see :class:`nnhdl.layers.Network`); default: the
     configuration's ``io``, else parallel. ``memory_bits``: line buffers at least this large are
-    block RAM (default :data:`nnhdl.layers.window.LINE_BUFFER_MEMORY_BITS`).
+    block RAM (default :data:`nnhdl.layers.window.LINE_BUFFER_MEMORY_BITS`). ``reuse``: the reuse
+    factor of every Dense without a ``reuse`` key in the configuration (default 1: fully parallel).
 
     ``step(name)`` is called before each stage (for progress display). Returns a :class:`Design`.
     Nothing is written to ``outdir`` unless every stage succeeds. ``outdir`` must be new, empty or
@@ -145,7 +150,9 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
     top = verilog_name(top or qgraph.name)
     io = io or (config.io if config is not None else None) or "parallel"
     check_design_folder(outdir, force)  # before the long part
-    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io, memory_bits)
+    layer_reuse = config.layer_reuse() if config is not None else {}
+    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io, memory_bits, reuse,
+                    layer_reuse)
     files = {}
     with staged_outputs(outdir, design=True, force=force, top=top) as tmp:
         if verilog:
@@ -199,7 +206,8 @@ def load_design(outdir, build=True, require_report=None):
     if not isinstance(options, dict):
         raise ConvertError(f"{path}: 'options' is not an object; convert the model again")
     network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
-                             options.get("io", "parallel"), options.get("memory_bits")) if build else None)
+                             options.get("io", "parallel"), options.get("memory_bits"), options.get("reuse", 1),
+                             options.get("layer_reuse")) if build else None)
     return Design(graph, network, report, outdir)
 
 

@@ -112,20 +112,30 @@ def _tool_versions():
 
 
 def _hardware(layer):
-    entry = {"latency_cycles": layer.latency, "adders": layer.adders, "multipliers": layer.multipliers,
+    entry = {"latency_cycles": layer.latency, "interval_cycles": getattr(layer, "interval", 1),
+             "adders": layer.adders, "multipliers": layer.multipliers,
              "register_bits": layer.register_bits, "rom_bits": layer.rom_bits,
              "memory_bits": getattr(layer, "memory_bits", 0)}
+    if getattr(layer, "op", None) is not None and isinstance(layer.op, Dense) and not isinstance(layer.op, Conv):
+        entry["reuse"] = getattr(layer, "reuse", 1)
+    schedule = getattr(layer, "schedule", None)
+    if schedule is not None:  # a folded layer: how its products share the multipliers
+        entry["folding"] = {"lanes": schedule.lanes, "inputs_per_step": schedule.inputs_per_step,
+                            "outputs_per_lane": schedule.outputs_per_lane, "weight_rom_bits": layer.rom_bits}
     if getattr(layer, "line_buffer_kind", "none") != "none":
         entry.update({"line_buffer_bits": layer.line_buffer_bits, "line_buffer": layer.line_buffer_kind})
     return entry
 
 
 def layer_rows(report):
-    """Rows (tuples of strings) for a per-layer table."""
+    """Rows (tuples of strings) for a per-layer table: name, kind, shape, input, weight, accum,
+    result, latency, adders + multipliers, register bits, reuse factor (empty if none), interval,
+    multipliers, ROM bits."""
     rows = []
     for e in report["layers"]:
         if e["kind"] == "Input":
-            rows.append((e["name"], "Input", "x".join(map(str, e["shape"])), "", "", "", e["result"], "", "", ""))
+            rows.append((e["name"], "Input", "x".join(map(str, e["shape"])), "", "", "", e["result"], "", "", "",
+                         "", "", "", ""))
             continue
         if "latency_cycles" not in e:
             continue
@@ -136,5 +146,6 @@ def layer_rows(report):
         kind = e["kind"] + (f" {e['activation']}" if e.get("activation") not in (None, "linear") else "")
         rows.append((e["name"], kind, "x".join(map(str, e["shape"])), e.get("input", ""), weight or "", accum or "",
                      e["result"], str(e["latency_cycles"]), str(e["adders"] + e["multipliers"]),
-                     str(e["register_bits"])))
+                     str(e["register_bits"]), str(e.get("reuse", "")), str(e.get("interval_cycles", 1)),
+                     str(e["multipliers"]), str(e["rom_bits"])))
     return rows

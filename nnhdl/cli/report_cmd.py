@@ -16,11 +16,16 @@ def print_report(report, outdir=None):
     if not out.is_terminal:  # a log: wide enough that no format is broken across lines
         out = Console(highlight=False, width=240)
     table = Table(title=f"{report['top']}: {report.get('model') or ''}", title_justify="left", box=box.SIMPLE_HEAD)
-    for col in ("layer", "kind", "shape", "weight", "accum", "result", "cycles", "adders+mul", "reg bits"):
-        table.add_column(col, justify="right" if col in ("cycles", "adders+mul", "reg bits") else "left",
+    rows = layer_rows(report)
+    folded = any(row[10] not in ("", "1") for row in rows)  # reuse columns only when some layer is folded
+    cols = ("layer", "kind", "shape", "weight", "accum", "result", "cycles", "adders+mul", "reg bits")
+    cols += ("R", "II", "mul", "ROM bits") if folded else ()
+    numeric = ("cycles", "adders+mul", "reg bits", "R", "II", "mul", "ROM bits")
+    for col in cols:
+        table.add_column(col, justify="right" if col in numeric else "left",
                          no_wrap=col in ("weight", "accum", "result"), overflow="fold")
-    for row in layer_rows(report):
-        table.add_row(*row[:3], *row[4:])
+    for row in rows:
+        table.add_row(*row[:3], *row[4:10], *(row[10:] if folded else ()))
     out.print(table)
     t = report["totals"]
     io = report.get("io", "parallel")

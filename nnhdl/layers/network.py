@@ -1,6 +1,6 @@
 """A whole network as one stream component."""
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
@@ -10,6 +10,7 @@ from .activation import Activation
 from .base import stream_signature
 from .conv import Conv
 from .dense import Dense
+from .folded import FoldedDense
 from .pad import Pad
 from .pixels import Collect, GlobalPoolStream, PadStream
 from .pool import Pool
@@ -52,11 +53,22 @@ class Network(wiring.Component):
         inference's first input transfer to its last output transfer at full rate).
     layers : list of (op name, component)
 
+    ``reuse`` (default for every Dense) and ``layer_reuse`` (``{Keras layer or op name: R}``)
+    are reuse factors: a Dense with R > 1 is a :class:`~nnhdl.layers.FoldedDense` (about
+    ``n_in * n_out / R`` multipliers, one input every R cycles at most); R = 1 is the fully
+    parallel :class:`~nnhdl.layers.Dense`. The network's interval is its slowest layer's. With
+    one transfer per inference and a folded layer, the network input accepts at most one
+    transfer every :attr:`input_gate` cycles (the slowest layer's interval): then no inference
+    waits inside the pipeline for a slower layer, and the latency is the same at full rate as
+    from idle.
+    Convolutions are not folded yet: a ``layer_reuse`` entry > 1 for one is an error, the
+    default ``reuse`` leaves them parallel.
+
     When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
     """
 
     def __init__(self, graph: Graph, *, multiplier="csd", levels_per_stage=2, io="parallel",
-                 memory_bits=LINE_BUFFER_MEMORY_BITS):
+                 memory_bits=LINE_BUFFER_MEMORY_BITS, reuse=1, layer_reuse=None):
         if not graph.is_quantized:
             raise NetworkError("the graph is not quantized; run nnhdl.passes.lower() first")
         if not graph.is_chain():
@@ -65,8 +77,13 @@ class Network(wiring.Component):
             raise NetworkError(f"io must be one of {', '.join(IO_STYLES)}, not {io!r}")
         self.graph = graph
         self.io = io
+        layer_reuse = dict(layer_reuse or {})
+        for where, r in [("reuse", reuse)] + [(f"reuse of layer {name!r}", r) for name, r in layer_reuse.items()]:
+            if isinstance(r, bool) or not isinstance(r, int) or r < 1:
+                raise NetworkError(f"{where} must be a positive integer (1 = fully parallel), not {r!r}")
         self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io,
-                        "memory_bits": memory_bits}
+                        "memory_bits": memory_bits, "reuse": reuse, "layer_reuse": layer_reuse}
+        self._reuse, self._layer_reuse, self._reuse_used = reuse, layer_reuse, set()
         kw = {"levels_per_stage": levels_per_stage}
         inp = graph.input
         fmt = inp.fmt
@@ -100,6 +117,10 @@ class Network(wiring.Component):
             fmt = op.fmt
         if not self.layers:
             raise NetworkError("the network has no layers to build")
+        unused = [name for name in layer_reuse if name not in self._reuse_used]
+        if unused:
+            raise NetworkError(f"reuse is set for layer {unused[0]!r}, which is not a Dense layer of this network; "
+                               "the reuse factor applies to Dense layers: remove it there")
         out = graph.output
         self.in_fmt, self.out_fmt = inp.fmt, out.fmt
         first_in = self.in_image
@@ -110,13 +131,33 @@ class Network(wiring.Component):
         self.in_size, self.out_size = self.in_words, self.out_words  # words per transfer
         super().__init__({"i": In(stream_signature(self.in_fmt, self.in_words)),
                           "o": Out(stream_signature(self.out_fmt, self.out_words))})
+        # with one transfer per inference, space the inputs by the slowest layer's interval
+        slowest = max(getattr(layer, "interval", 1) for _, layer in self.layers)
+        self.input_gate = slowest if self.in_beats == 1 else 1
         from .timing import stream_timing
         self.timing = stream_timing(self)
 
+    def reuse_of(self, op):
+        """The reuse factor of a Dense-like ``op``: its ``layer_reuse`` entry (by op name, then
+        Keras layer name), else the default ``reuse`` for a Dense, 1 for a convolution."""
+        for key in (op.name, op.origin):
+            if key and key in self._layer_reuse:
+                r = self._layer_reuse[key]
+                self._reuse_used.add(key)
+                if r > 1 and isinstance(op, ConvOp):
+                    raise NetworkError(f"layer {op.origin or op.name!r}: convolutions cannot be folded yet (reuse "
+                                       f"{r}); remove its reuse setting (reuse applies to Dense layers)")
+                return r
+        return 1 if isinstance(op, ConvOp) else self._reuse
+
     def _parallel_layer(self, op, fmt, multiplier, kw):
         if isinstance(op, ConvOp):
+            self.reuse_of(op)  # an explicit R > 1 is an error
             return Conv(op, fmt, multiplier=multiplier, **kw)
         if isinstance(op, DenseOp):
+            r = self.reuse_of(op)
+            if r > 1:
+                return FoldedDense(op, fmt, r, multiplier=multiplier, **kw)
             return Dense(op, fmt, multiplier=multiplier, **kw)
         if isinstance(op, PoolOp):
             return Pool(op, fmt, **kw)
@@ -135,6 +176,7 @@ class Network(wiring.Component):
     def _stream_layer(self, op, fmt, image, multiplier, memory_bits, kw, add):
         where = f"{type(op).__name__} {op.origin or op.name!r}"
         if isinstance(op, ConvOp):
+            self.reuse_of(op)  # an explicit R > 1 is an error
             if any(op.padding):
                 pad = PadStream(op.in_shape, op.padding, fmt, 0, name=f"{op.name}_pad")
                 add(f"{op.name}_pad", pad)
@@ -169,7 +211,17 @@ class Network(wiring.Component):
         m = Module()
         for name, layer in self.layers:
             m.submodules[name] = layer
-        connect(m, flipped(self.i), self.layers[0][1].i)
+        first = self.layers[0][1].i
+        if self.input_gate > 1:  # one accepted input every input_gate cycles at most
+            wait = Signal(range(self.input_gate))
+            m.d.comb += [first.valid.eq(self.i.valid & (wait == 0)), first.payload.eq(self.i.payload),
+                         self.i.ready.eq(first.ready & (wait == 0))]
+            with m.If(self.i.valid & self.i.ready):
+                m.d.sync += wait.eq(self.input_gate - 1)
+            with m.Elif(wait != 0):
+                m.d.sync += wait.eq(wait - 1)
+        else:
+            connect(m, flipped(self.i), first)
         for (_, a), (_, b) in zip(self.layers, self.layers[1:]):
             connect(m, a.o, b.i)
         connect(m, self.layers[-1][1].o, flipped(self.o))

@@ -9,8 +9,9 @@ rate into an always-ready sink. That gives, exactly as the RTL behaves:
     from an idle network — one that has finished its previous inference (for
     ``io="parallel"``: the sum of the layers' latencies);
 ``interval``
-    cycles between consecutive inferences in steady state (1 for ``io="parallel"``; about the
-    largest number of pixels any layer handles per image for ``io="stream"``).
+    cycles between consecutive inferences in steady state (1 for ``io="parallel"`` without
+    folded layers; about the largest number of pixels any layer handles per image for
+    ``io="stream"``; at least the largest interval of a :class:`~nnhdl.layers.FoldedDense`).
 
 The RTL tests check both against simulation.
 """
@@ -49,6 +50,26 @@ class _Pipe:
             self.valid = [accept and self.starts(self.pos)] + self.valid[:-1]
         if accept:
             self.pos = (self.pos + 1) % self.period
+        return accept
+
+
+class _Folded(_Pipe):
+    """A :class:`~nnhdl.layers.FoldedDense`: a fixed-latency pipeline that, after accepting an
+    input, is ready again only in the last of its ``interval`` steps."""
+
+    def __init__(self, layer):
+        super().__init__(layer.latency)
+        self.steps, self.left = layer.interval, 0  # steps of the current inference not yet issued
+
+    def in_ready(self, out_ready):
+        return super().in_ready(out_ready) and self.left <= 1
+
+    def step(self, in_valid, out_ready):
+        en = super().in_ready(out_ready)
+        accept = in_valid and self.in_ready(out_ready)
+        if en:
+            self.valid = [accept] + self.valid[:-1]
+            self.left = self.steps if accept else max(self.left - 1, 0)
         return accept
 
 
@@ -102,9 +123,12 @@ class _Collect:
 
 
 def _model(layer):
+    from .folded import FoldedDense
     from .pixels import Collect, GlobalPoolStream, PadStream
     from .window import WindowLayer
 
+    if isinstance(layer, FoldedDense):
+        return _Folded(layer)
     if isinstance(layer, PadStream):
         return _Pad(layer)
     if isinstance(layer, Collect):
@@ -123,6 +147,7 @@ def _model(layer):
 def stream_timing(network, inferences=4):
     """The :class:`StreamTiming` of ``network`` (see the module docstring)."""
     models = [_model(layer) for _, layer in network.layers]
+    gate, wait = getattr(network, "input_gate", 1), 0  # the network input's minimum spacing
     beats_in, beats_out = network.in_beats, network.out_beats
     # idle = after one inference and enough empty cycles for every layer to finish its image
     # (a padding stage emits the next image's top rows before its first pixel arrives)
@@ -143,11 +168,13 @@ def stream_timing(network, inferences=4):
         readies = [True] * (len(models) + 1)
         for k in range(len(models) - 1, -1, -1):
             readies[k] = models[k].in_ready(readies[k + 1])
-        valids = [offer] + [mdl.out_valid() for mdl in models]
+        valids = [offer and wait == 0] + [mdl.out_valid() for mdl in models]
         if valids[-1] and readies[-1]:
             outs.append(cycle)
         for k, mdl in enumerate(models):
             accepted = mdl.step(valids[k], readies[k + 1])
+            if k == 0:
+                wait = gate - 1 if accepted else max(wait - 1, 0)
             if k == 0 and accepted:
                 if fed % beats_in == 0:
                     first_in.append(cycle)

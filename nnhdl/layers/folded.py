@@ -1,0 +1,342 @@
+"""Folded (time-multiplexed) Dense layer: a reuse factor trades throughput for area.
+
+hls4ml's *reuse factor* R uses each multiplier up to R times per inference, so a layer needs
+about ``n_in * n_out / R`` hardware multipliers and accepts a new input every R cycles at most.
+:class:`FoldedDense` is that layer for nnhdl, bit-exact with :class:`nnhdl.layers.Dense`.
+"""
+
+from dataclasses import dataclass, replace
+
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..arith import dense_plan
+from .activation import activation_nodes
+from .base import stream_signature, word_shape
+from .pipeline import Datapath, shape_for
+
+__all__ = ["FoldedDense", "FoldSchedule", "fold_schedule"]
+
+#: Cycles between accepting an input and its first product entering an accumulator (input
+#: register, ROM read / input selection, product register).
+FRONT_CYCLES = 3
+
+
+@dataclass(frozen=True)
+class FoldSchedule:
+    """How a Dense of ``n_in`` inputs and ``n_out`` outputs is folded for a reuse factor.
+
+    The outputs are split among ``lanes`` lanes, ``outputs_per_lane`` consecutive outputs each
+    (lane ``l`` computes outputs ``l * g .. l * g + g - 1`` one after the other); a lane has
+    ``inputs_per_step`` multipliers and sums, per step, the products of that many consecutive
+    inputs (``i = c * k .. c * k + k - 1`` in step ``c`` of an output; ``steps_per_output`` steps
+    cover all inputs, the last one padded with zero weights). So every output's terms are added
+    in input order, as hls4ml does. ``cycles`` = ``outputs_per_lane * steps_per_output``
+    is the layer's initiation interval."""
+    n_in: int
+    n_out: int
+    reuse: int
+    inputs_per_step: int   # k
+    outputs_per_lane: int  # g
+    lanes: int
+    steps_per_output: int  # P
+
+    @property
+    def cycles(self):
+        return self.outputs_per_lane * self.steps_per_output
+
+    @property
+    def multipliers(self):
+        return self.lanes * self.inputs_per_step
+
+
+def fold_schedule(n_in, n_out, reuse):
+    """The :class:`FoldSchedule` for reuse factor ``reuse`` (a positive integer).
+
+    ``reuse <= n_in``: every output has a lane of ``ceil(n_in / reuse)`` multipliers, and the
+    interval is ``ceil(n_in / ceil(n_in / reuse))`` cycles (``reuse`` when it divides ``n_in``,
+    never more). ``reuse > n_in``: one multiplier per lane, each lane computing
+    ``min(n_out, reuse // n_in)`` outputs in turn; ``reuse >= n_in * n_out`` is one multiplier
+    doing every product, ``n_in * n_out`` cycles (a larger R gains nothing, so it is clamped).
+    The interval is never more than ``reuse``."""
+    if isinstance(reuse, bool) or not isinstance(reuse, int) or reuse < 1:
+        raise ValueError(f"the reuse factor must be a positive integer, not {reuse!r}")
+    if n_in < 1 or n_out < 1:
+        raise ValueError(f"a folded Dense needs at least one input and one output, not {n_in} x {n_out}")
+    if reuse <= n_in:
+        k, g = -(-n_in // reuse), 1
+    else:
+        k, g = 1, min(n_out, reuse // n_in)
+    return FoldSchedule(n_in, n_out, reuse, k, g, -(-n_out // g), -(-n_in // k))
+
+
+def _comb_datapath(name):
+    """A :class:`Datapath` used only as an expression builder: no adder-level limit, so it never
+    inserts a register (every node stays combinational)."""
+    return Datapath(levels_per_stage=1 << 30, name=name)
+
+
+class FoldedDense(wiring.Component):
+    """A Dense layer folded by a reuse factor: ``o = cast(act(b + sum_i x_i * w[i, j]))`` with
+    :attr:`multipliers` hardware multipliers, one input accepted every :attr:`interval` cycles.
+
+    Parameters
+    ----------
+    op : nnhdl.ir.Dense
+        A quantized Dense op.
+    in_fmt : FixedFormat
+        Format of the input words.
+    reuse : int
+        The reuse factor R (see :func:`fold_schedule`; R = 1 works but the unfolded
+        :class:`~nnhdl.layers.Dense` is what a network uses then).
+    multiplier : "csd" | "dsp"
+        Only for the leaky ReLU slope of the activation (the folded products are variable
+        times ROM word, always a hardware ``*``).
+    levels_per_stage : int
+        Adder levels between registers in the activation and cast after the accumulators.
+
+    Members: ``i`` / ``o`` as :class:`~nnhdl.layers.PipelinedLayer`.
+
+    Hardware (see :class:`FoldSchedule` for the lanes):
+
+    - an input register holds the accepted vector for the whole computation;
+    - a controller counts the steps ``t = 0 .. interval - 1`` (output slot ``s`` and input step
+      ``c`` of the lanes); ``i.ready`` is high only while idle or in the last step, so a new
+      input can enter exactly ``interval`` cycles after the previous one;
+    - per step, ``inputs_per_step`` inputs are selected (a multiplexer on ``c``, shared by all
+      lanes) and every lane's weights are read from one ROM (``amaranth.lib.memory.Memory``,
+      ``interval`` words of ``multipliers`` weights, read synchronously so it may map to block
+      RAM); the products are registered (``*``, mapped to DSP blocks where the target has them);
+    - each lane's accumulator adds its products exactly as :func:`nnhdl.reference.dense_accumulate`
+      does: starting from the bias, each product cast to ``accum`` when the plan casts products,
+      a saturating accumulator that can overflow saturated after every single addition in input
+      order, a wrapping one wrapped (which commutes with the sums), an exact one never;
+    - finished sums (in the accumulators when a lane has one output, else in result registers)
+      go through the activation and the cast to ``op.fmt`` (:func:`activation_nodes`, pipelined
+      like the unfolded layer) into the output registers.
+
+    Timing: :attr:`latency` = ``interval + 3 + tail`` cycles from an accepted input to its
+    output being valid (``tail``: the activation pipeline's depth); :attr:`interval` cycles
+    between inputs at full rate. The whole layer advances only when ``o.valid`` is low or
+    ``o.ready`` high, so a stalled output holds everything: nothing is lost or duplicated.
+    """
+
+    def __init__(self, op, in_fmt, reuse, *, multiplier="csd", levels_per_stage=2):
+        self.op, self.in_fmt, self.out_fmt = op, in_fmt, op.fmt
+        self.multiplier = multiplier
+        self.plan = dense_plan(op, in_fmt)
+        self.schedule = fold_schedule(op.n_in, op.n_out, reuse)
+        self.reuse = reuse
+        super().__init__({"i": In(stream_signature(in_fmt, op.n_in)), "o": Out(stream_signature(op.fmt, op.n_out))})
+        sch, acc = self.schedule, op.accum_fmt
+        weights = [int(v) for v in op.weight.flat]
+        self._w_shape = shape_for(min(weights + [0]), max(weights + [0]))
+        self._acc_shape = word_shape(acc)
+        # the finished sums: the accumulators themselves when a lane computes one output
+        self._sums = [Signal(self._acc_shape, name=f"{op.name}_sum{j}", reset_less=True) for j in range(op.n_out)]
+        self._dp = Datapath(levels_per_stage, name=op.name)
+        lo, hi = self._sum_bounds()
+        inputs = [self._dp.input(s, lo[j], hi[j]) for j, s in enumerate(self._sums)]
+        outs = activation_nodes(self._dp, op.activation, inputs, acc.frac_bits, op.fmt, op.alpha, op.alpha_fmt,
+                                multiplier)
+        self._outputs, self.tail_latency = self._dp.outputs(outs, op.fmt)
+        self.latency = sch.cycles + FRONT_CYCLES + self.tail_latency
+
+    # -- what the layer is -------------------------------------------------------------------------
+    @property
+    def interval(self):
+        """Cycles between accepted inputs at full rate (at most the reuse factor)."""
+        return self.schedule.cycles
+
+    @property
+    def multipliers(self):
+        return self.schedule.multipliers + self._dp.multipliers
+
+    @property
+    def adders(self):
+        return self.schedule.multipliers + self._dp.adders
+
+    @property
+    def rom_bits(self):
+        """Bits of the weight ROM (plus any table of the activation)."""
+        return self.schedule.cycles * self.schedule.multipliers * self._w_shape.width + self._dp.rom_bits
+
+    @property
+    def register_bits(self):
+        sch, op = self.schedule, self.op
+        w_in = word_shape(self.in_fmt).width
+        control = 3 * max(1, (sch.cycles - 1).bit_length()) + 4 + self.tail_latency
+        front = (op.n_in + sch.inputs_per_step) * w_in
+        prods = sch.multipliers * self._product_shape().width
+        sums = (sch.lanes + (op.n_out if sch.outputs_per_lane > 1 else 0)) * self._acc_shape.width
+        return control + front + prods + sums + self._dp.register_bits
+
+    def weight_rom(self):
+        """The ROM words: word ``t`` (step ``t = s * steps_per_output + c``) holds, for lane ``l``
+        and multiplier ``q`` at bit offset ``(l * k + q) * width``, the weight ``w[c * k + q,
+        l * g + s]`` (two's complement), zero past the last input or output."""
+        sch, op = self.schedule, self.op
+        k, g, width = sch.inputs_per_step, sch.outputs_per_lane, self._w_shape.width
+        mask = (1 << width) - 1
+        words = []
+        for t in range(sch.cycles):
+            s, c = divmod(t, sch.steps_per_output)
+            word = 0
+            for lane in range(sch.lanes):
+                for q in range(k):
+                    i, j = c * k + q, lane * g + s
+                    w = int(op.weight[i, j]) if i < op.n_in and j < op.n_out else 0
+                    word |= (w & mask) << ((lane * k + q) * width)
+            words.append(word)
+        return words
+
+    def _product_shape(self):
+        lo, hi = self._product_bounds()
+        return shape_for(lo, hi)
+
+    def _product_bounds(self):
+        x = (self.in_fmt.min_int, self.in_fmt.max_int)
+        weights = [int(v) for v in self.op.weight.flat] + [0]
+        corners = [a * b for a in x for b in (min(weights), max(weights))]
+        return min(corners), max(corners)
+
+    def _sum_bounds(self):
+        """Bounds of each finished sum: the plan's interval when nothing can overflow, else the
+        accumulator's range."""
+        acc, plan, n = self.op.accum_fmt, self.plan, self.op.n_out
+        if plan.can_overflow:
+            return [acc.min_int] * n, [acc.max_int] * n
+        lo = [int(plan.bias[j]) + sum((int(v) for v in plan.term_lo[:, j]), 0) for j in range(n)]
+        hi = [int(plan.bias[j]) + sum((int(v) for v in plan.term_hi[:, j]), 0) for j in range(n)]
+        return lo, hi
+
+    # -- hardware --------------------------------------------------------------------------------
+    def _accumulate(self, m, base, prods, name):
+        """The next accumulator value (an Amaranth expression) from ``base`` (the running sum or the
+        bias) and one step's product signals, in input order (see the class docstring). Each
+        saturated partial sum is a signal of its own (comb), so the chain stays linear in size."""
+        op, plan, acc = self.op, self.plan, self.op.accum_fmt
+        dp = _comb_datapath(f"{op.name}_acc")
+        fp = self.in_fmt.frac_bits + op.weight_fmt.frac_bits
+        plo, phi = self._product_bounds()
+        total = dp.input(base, acc.min_int, acc.max_int)
+        terms = []
+        for p in prods:
+            node = dp.input(p, plo, phi)
+            terms.append(dp.requantize(node, fp, acc) if plan.cast_products else replace(node, shift=plan.shift))
+        if plan.ordered:
+            for q, term in enumerate(terms):
+                total = dp.overflow(dp.add(total, term), acc)
+                if q < len(terms) - 1:
+                    partial = Signal(self._acc_shape, name=f"{name}_s{q}")
+                    m.d.comb += partial.eq(dp.materialize(total).value)
+                    total = dp.input(partial, acc.min_int, acc.max_int)
+        else:
+            total = dp.add(total, dp.sum(terms))
+            if plan.can_overflow:  # wrapping: the same whether applied per step or at the end
+                total = dp.overflow(total, acc)
+        return dp.materialize(total).value
+
+    def elaborate(self, platform):
+        m = Module()
+        op, sch, acc = self.op, self.schedule, self.op.accum_fmt
+        k, g, lanes, steps = sch.inputs_per_step, sch.outputs_per_lane, sch.lanes, sch.steps_per_output
+        in_shape = word_shape(self.in_fmt)
+
+        en = Signal()
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+
+        # controller: step t = s * steps + c of the inference in the input register
+        run = Signal()
+        t = Signal(range(max(sch.cycles, 2)))
+        c = Signal(range(max(steps, 2)))
+        s = Signal(range(max(g, 2)))
+        last_step = Signal()
+        m.d.comb += [last_step.eq((c == steps - 1) & (s == g - 1)),
+                     self.i.ready.eq(en & (~run | last_step))]
+        accept = self.i.valid & self.i.ready
+        xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(op.n_in)]
+        with m.If(en):
+            with m.If(accept):
+                m.d.sync += [run.eq(1), t.eq(0), c.eq(0), s.eq(0)]
+                m.d.sync += [x.eq(self.i.payload[i]) for i, x in enumerate(xbuf)]
+            with m.Elif(run & last_step):
+                m.d.sync += run.eq(0)
+            with m.Elif(run):
+                m.d.sync += t.eq(t + 1)
+                with m.If(c == steps - 1):
+                    m.d.sync += [c.eq(0), s.eq(s + 1)]
+                with m.Else():
+                    m.d.sync += c.eq(c + 1)
+
+        # stage B: the step's inputs and weights
+        rom = Memory(shape=unsigned(max(1, sch.multipliers * self._w_shape.width)), depth=sch.cycles,
+                     init=self.weight_rom())
+        m.submodules.weights = rom
+        port = rom.read_port(domain="sync")
+        m.d.comb += [port.addr.eq(t), port.en.eq(en)]
+        v_b, first_b, last_b = Signal(), Signal(), Signal()
+        s_b = Signal.like(s)
+        xsel = [Signal(in_shape, name=f"xsel{q}", reset_less=True) for q in range(k)]
+        with m.If(en):
+            m.d.sync += [v_b.eq(run), first_b.eq(c == 0), last_b.eq(c == steps - 1), s_b.eq(s)]
+            with m.Switch(c):
+                for step in range(steps):
+                    with m.Case(step):
+                        m.d.sync += [xsel[q].eq(xbuf[step * k + q] if step * k + q < op.n_in else 0)
+                                     for q in range(k)]
+        width = self._w_shape.width
+        w_sig = [[port.data[(lane * k + q) * width:(lane * k + q + 1) * width] for q in range(k)]
+                 for lane in range(lanes)]
+        if self._w_shape.signed:
+            w_sig = [[w.as_signed() for w in row] for row in w_sig]
+
+        # stage C: products
+        v_c, first_c, last_c = Signal(), Signal(), Signal()
+        s_c = Signal.like(s)
+        prods = [[Signal(self._product_shape(), name=f"p{lane}_{q}", reset_less=True) for q in range(k)]
+                 for lane in range(lanes)]
+        with m.If(en):
+            m.d.sync += [v_c.eq(v_b), first_c.eq(first_b), last_c.eq(last_b), s_c.eq(s_b)]
+            m.d.sync += [prods[lane][q].eq(xsel[q] * w_sig[lane][q]) for lane in range(lanes) for q in range(k)]
+
+        # stage D: accumulators (and result registers when a lane computes several outputs)
+        done = Signal()
+        accs = self._sums if g == 1 else [Signal(self._acc_shape, name=f"acc{lane}", reset_less=True)
+                                          for lane in range(lanes)]
+        with m.If(en):
+            m.d.sync += done.eq(v_c & last_c & (s_c == g - 1))
+        for lane in range(lanes):
+            outputs = [lane * g + slot for slot in range(g) if lane * g + slot < op.n_out]
+            # the bias of the lane's current output: a multiplexer chain (continuous assignments, so
+            # 4-state simulators see its value from time 0 even if s_c never changes)
+            bias = Signal(self._acc_shape, name=f"bias{lane}")
+            value = Const(int(self.plan.bias[outputs[-1]]), self._acc_shape)
+            for slot in reversed(range(len(outputs) - 1)):
+                value = Mux(s_c == slot, Const(int(self.plan.bias[outputs[slot]]), self._acc_shape), value)
+            m.d.comb += bias.eq(value)
+            base = Signal(self._acc_shape, name=f"base{lane}")
+            m.d.comb += base.eq(Mux(first_c, bias, accs[lane]))
+            nxt = Signal(self._acc_shape, name=f"next{lane}")
+            m.d.comb += nxt.eq(self._accumulate(m, base, prods[lane], f"sum{lane}"))  # fits: the plan proves it
+            with m.If(en & v_c):
+                m.d.sync += accs[lane].eq(nxt)
+                if g > 1:
+                    with m.If(last_c):
+                        with m.Switch(s_c):
+                            for slot, j in enumerate(outputs):
+                                with m.Case(slot):
+                                    m.d.sync += self._sums[j].eq(nxt)
+
+        # tail: activation and cast, pipelined; valid bits follow ``done``
+        valid = Signal(self.tail_latency)
+        with m.If(en):
+            m.d.sync += valid.eq(valid << 1 | done)
+            m.d.sync += self._dp.statements()
+        self._dp.elaborate_memories(m, en)
+        m.d.comb += self.o.valid.eq(valid[-1])
+        for j, reg in enumerate(self._outputs):
+            m.d.comb += self.o.payload[j].eq(reg)
+        return m

@@ -1,0 +1,294 @@
+"""Folded Dense layers (reuse factor R > 1): the RTL equals the reference model bit for bit with
+random gaps and stalls for R = 1, 2, 3 (not dividing the fan-in), = fan-in, > fan-in and beyond
+every product, with exact, saturating (hls4ml order) and wrapping accumulators; the latency and
+the cycles per inference are exactly the layer's and the Network's timing model's, in both I/O
+styles; bad reuse factors are clear errors."""
+
+import itertools
+import re
+import random
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nnhdl.cli import main
+from nnhdl.config import ConfigError, PrecisionConfig
+from nnhdl.convert import Design, convert, load_design
+from nnhdl.export import to_rtlil
+from nnhdl.ir import Dense as DenseOp, Graph, Input
+from nnhdl.layers import Dense, FoldedDense, Network, NetworkError, fold_schedule
+from nnhdl.passes import lower
+from nnhdl.reference import evaluate_op
+from nnhdl.sim.amaranth_sim import run_stream
+from nnhdl.verify import random_inputs, verify_design
+
+from ..conftest import make_mlp
+from .test_cnn_layers import ImageNet, formats
+from .test_random_networks import random_case
+
+
+def _covered(n_in, n_out, reuse):
+    """Which (input, output) product each (step, lane, multiplier) slot of the schedule computes,
+    by the documented rule (None: a zero-weight padding slot)."""
+    sch = fold_schedule(n_in, n_out, reuse)
+    k, g = sch.inputs_per_step, sch.outputs_per_lane
+    slots = {}
+    for t in range(sch.cycles):
+        s, c = divmod(t, sch.steps_per_output)
+        for lane in range(sch.lanes):
+            for q in range(k):
+                i, j = c * k + q, lane * g + s
+                slots[t, lane, q] = (i, j) if i < n_in and j < n_out else None
+    return sch, slots
+
+
+@pytest.mark.parametrize("n_in, n_out", [(1, 1), (1, 4), (5, 1), (7, 5), (8, 4), (16, 3)])
+def test_schedule_does_every_product_once_in_input_order(n_in, n_out):
+    for reuse in range(1, n_in * n_out + 4):
+        sch, slots = _covered(n_in, n_out, reuse)
+        products = [p for p in slots.values() if p is not None]
+        assert sorted(products) == sorted(itertools.product(range(n_in), range(n_out))), reuse
+        assert sch.cycles <= reuse and sch.multipliers == sch.lanes * sch.inputs_per_step
+        if reuse <= n_in and n_in % reuse == 0:  # hls4ml's count: n_in * n_out / R multipliers, II = R
+            assert (sch.multipliers, sch.cycles) == (n_in * n_out // reuse, reuse)
+        # each output's inputs come in order 0, 1, ..., on one lane
+        for j in range(n_out):
+            assert [p[0] for _, p in sorted(slots.items()) if p is not None and p[1] == j] == list(range(n_in))
+            assert len({lane for (_, lane, _), p in slots.items() if p is not None and p[1] == j}) == 1
+    assert fold_schedule(n_in, n_out, 1).cycles == 1
+    assert fold_schedule(n_in, n_out, n_in * n_out).multipliers == 1
+    assert fold_schedule(n_in, n_out, 10 * n_in * n_out).cycles == n_in * n_out  # clamped
+    if n_in % 2 == 0:
+        assert fold_schedule(n_in, n_out, 2).cycles == 2
+
+
+def test_weight_rom_holds_the_weights_by_the_schedule(rng):
+    graph = make_mlp(rng, (7, 5), ["relu"], {"precision": "fixed<8,3>"}, weight_scale=4.0)
+    op = graph.op("fc1")
+    for reuse in (2, 3, 7, 12, 40):
+        layer = FoldedDense(op, graph.op("in").fmt, reuse)
+        sch, slots = _covered(7, 5, reuse)
+        width = layer._w_shape.width
+        words = layer.weight_rom()
+        assert len(words) == sch.cycles
+        for (t, lane, q), p in slots.items():
+            raw = (words[t] >> ((lane * sch.inputs_per_step + q) * width)) & ((1 << width) - 1)
+            value = raw - (1 << width) if layer._w_shape.signed and raw >> (width - 1) else raw
+            assert value == (int(op.weight[p]) if p is not None else 0)
+        assert layer.rom_bits == sch.cycles * sch.multipliers * width
+
+
+FOLD_CASES = [  # (sizes, input format, config, what the plan must be)
+    ((7, 5), "fixed<8,3>", {"precision": "fixed<8,3>"}, "exact"),
+    ((8, 4), "ufixed<6,2>", {"precision": "fixed<10,4,RND,SAT>"}, "exact"),
+    # products cast to a saturating accumulator that overflows: hls4ml's order matters
+    ((8, 5), "fixed<8,3>", {"precision": "fixed<8,3,RND_CONV,SAT_SYM>",
+                            "layer": {"fc1": {"accum": "fixed<10,4,RND,SAT>"}}}, "ordered"),
+    # exact products, saturating running sum
+    ((8, 5), "fixed<6,3>", {"precision": "fixed<6,3>",
+                            "layer": {"fc1": {"weight": "fixed<6,1>", "accum": "fixed<12,4,TRN,SAT>"}}}, "ordered"),
+    # a wrapping accumulator that overflows
+    ((10, 3), "fixed<8,2>", {"precision": "fixed<8,3>", "layer": {"fc1": {"accum": "fixed<9,3>"}}}, "wraps"),
+    ((6, 4), "fixed<8,3>", {"precision": "fixed<8,3,TRN_ZERO,SAT_ZERO>",
+                            "layer": {"fc1": {"accum": "fixed<7,3,RND_INF,SAT_SYM>"}}}, "ordered"),
+]
+
+
+def _reuses(n_in, n_out):
+    """R = 1, 2, 3 (not dividing the fan-in here), = fan-in, > fan-in, = every product, beyond."""
+    return [1, 2, 3, n_in, n_in + 3, n_in * n_out, n_in * n_out + 5]
+
+
+@pytest.mark.parametrize("case", range(len(FOLD_CASES)))
+def test_folded_dense_matches_reference(rng, case):
+    sizes, in_fmt, config, kind = FOLD_CASES[case]
+    activation = ["linear", "relu", "leaky_relu"][case % 3]
+    config = {**config, "layer": {**config.get("layer", {}), "in": {"result": in_fmt}}}
+    graph = make_mlp(rng, sizes, [activation], config, weight_scale=3.0)
+    op, src = graph.op("fc1"), graph.op("in").fmt
+    x = rng.integers(src.min_int, src.max_int + 1, size=(60, sizes[0]))
+    x[0, :], x[1, :] = src.min_int, src.max_int
+    want = evaluate_op(op, [x], [src])
+    for reuse in _reuses(*sizes):
+        layer = FoldedDense(op, src, reuse, levels_per_stage=1 + case % 2)
+        plan = layer.plan
+        assert {"exact": not plan.can_overflow, "ordered": plan.ordered,
+                "wraps": plan.can_overflow and not plan.ordered}[kind]
+        stalled = run_stream(layer, x, in_fmt=src, out_fmt=op.fmt, n_out=sizes[1], gap=0.3, stall=0.3,
+                             seed=int(rng.integers(1 << 30)))
+        np.testing.assert_array_equal(stalled.outputs, want, err_msg=f"R = {reuse}")
+        free = run_stream(layer, x[:6], in_fmt=src, out_fmt=op.fmt, n_out=sizes[1])
+        assert set((free.out_cycles - free.in_cycles).tolist()) == {layer.latency}, reuse
+        assert set(np.diff(free.in_cycles).tolist()) == {layer.interval}, reuse
+        assert layer.interval == fold_schedule(*sizes, reuse).cycles <= reuse
+
+
+def test_reuse_one_is_todays_hardware(rng):
+    graph = make_mlp(rng, (6, 5, 3), ["relu"], {"precision": "fixed<8,3>"})
+    plain, one = Network(graph), Network(graph, reuse=1, layer_reuse={"fc2": 1})
+    assert all(type(layer) is Dense for name, layer in one.layers if name.startswith("fc"))
+    assert to_rtlil(plain, "top") == to_rtlil(one, "top")
+
+
+def _check(graph, net, seed, n=16):
+    result = verify_design(Design(graph, net), random_inputs(graph, n, seed) if net.in_beats == 1 else
+                           np.random.default_rng(seed).integers(graph.input.fmt.min_int, graph.input.fmt.max_int + 1,
+                                                                size=(n,) + tuple(graph.input.shape)),
+                           seed=seed, gap=0.3, stall=0.3)
+    assert not result.mismatches, result.mismatches[:2]
+    assert result.latencies == {net.latency}
+    assert result.intervals == {net.interval}
+    return result
+
+
+@pytest.mark.parametrize("layer_reuse", [{"fc1": 2, "fc2": 7}, {"fc2": 5}, {"fc1": 9, "fc3": 3}, {"fc3": 30}])
+def test_network_folded_parallel(rng, layer_reuse):
+    """Layers of different intervals: the network runs at the slowest one's; latency and interval
+    exactly as modelled (with gaps and stalls the outputs are still right)."""
+    graph = make_mlp(rng, (10, 8, 6, 4), ["relu", "leaky_relu"], {"precision": "fixed<8,3,RND,SAT>"}, softmax=True)
+    net = Network(graph, layer_reuse=layer_reuse)
+    layers = dict(net.layers)
+    assert net.interval == max(getattr(layer, "interval", 1) for layer in layers.values()) == net.input_gate
+    for name, r in layer_reuse.items():
+        assert isinstance(layers[name], FoldedDense) and layers[name].reuse == r
+    _check(graph, net, 1)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_networks_folded(seed):
+    """The random networks of test_random_networks (every rounding and overflow mode, narrow
+    accumulators, softmax / argmax) with a random reuse factor per layer."""
+    graph, multiplier, levels, rng = random_case(seed)
+    rs = random.Random(seed)
+    dense = [op.name for op in graph.ops if op.name.startswith("fc") and not op.name.endswith("softmax")]
+    layer_reuse = {name: rs.choice([1, 2, 3, 5, 8, 40]) for name in dense}
+    net = Network(graph, multiplier=multiplier, levels_per_stage=levels, reuse=rs.choice([1, 2]),
+                  layer_reuse=layer_reuse)
+    _check(graph, net, seed, n=24)
+
+
+@pytest.mark.parametrize("io", ["parallel", "stream"])
+@pytest.mark.parametrize("reuse", [2, 5, 100])
+def test_cnn_with_folded_dense(rng, io, reuse):
+    """Conv -> pool -> Flatten -> Dense -> Dense: the Dense layers fold (after the gathered image
+    in io stream), the convolution stays parallel with the default reuse."""
+    g = (ImageNet(rng, (5, 4, 2)).conv("c", 3, (2, 2), activation="relu").pool("p", "max", (2, 1))
+         .dense("d", 4).dense("e", 3).graph())
+    q = lower(g, formats(50 + reuse, ["c", "p", "d", "e"]))
+    net = Network(q, io=io, reuse=reuse)
+    kinds = [type(layer).__name__ for _, layer in net.layers]
+    assert kinds.count("FoldedDense") == 2 and ("Conv" in kinds or "ConvStream" in kinds)
+    _check(q, net, reuse, n=5 if io == "stream" else 12)
+
+
+# -- configuration, conversion, report -----------------------------------------------------------
+
+def test_convert_records_reuse_and_load_design_rebuilds_it(rng, tmp_path):
+    graph = make_mlp(rng, (10, 8, 4), ["relu"], {"precision": "fixed<8,3>"})
+    design = convert(graph, tmp_path / "out", reuse=3, rtlil=False, verilog=False)
+    assert design.report["options"]["reuse"] == 3 and design.report["initiation_interval"] == 3
+    rows = {e["name"]: e for e in design.report["layers"]}
+    assert rows["fc1"]["reuse"] == 3 and rows["fc1"]["interval_cycles"] == 3
+    assert rows["fc1"]["folding"]["lanes"] == 8 and rows["fc1"]["multipliers"] >= 8 * 4
+    again = load_design(tmp_path / "out")
+    assert (again.network.latency, again.network.interval) == (design.network.latency, 3)
+    assert isinstance(dict(again.network.layers)["fc2"], FoldedDense)
+
+
+def _float_mlp(rng, sizes):
+    ops, prev = [Input("in", (), (sizes[0],), origin="in")], "in"
+    for k, (n_in, n_out) in enumerate(zip(sizes, sizes[1:]), start=1):
+        ops.append(DenseOp(f"fc{k}", (prev,), (n_out,), origin=f"fc{k}", weight=rng.normal(size=(n_in, n_out)),
+                           bias=rng.normal(size=n_out), activation="relu"))
+        prev = f"fc{k}"
+    return Graph(tuple(ops), (prev,), name="mlp")
+
+
+def test_config_reuse_per_layer_wins_over_the_default(rng, tmp_path):
+    (tmp_path / "c.toml").write_text('precision = "fixed<8,3>"\n[layer.fc2]\nreuse = 8\n')
+    config = PrecisionConfig.load(tmp_path / "c.toml")
+    assert config.layer_reuse() == {"fc2": 8}
+    design = convert(_float_mlp(rng, (10, 8, 4)), tmp_path / "out", config=config, reuse=2, verilog=False)
+    assert design.report["options"]["layer_reuse"] == {"fc2": 8}
+    layers = dict(design.network.layers)
+    assert (layers["fc1"].interval, layers["fc2"].interval, design.network.interval) == (2, 8, 8)
+    again = load_design(tmp_path / "out")
+    assert to_rtlil(again.network, design.top) == (tmp_path / "out" / f"{design.top}.il").read_text()
+
+
+@pytest.mark.parametrize("value", [0, -3, 2.5, "4", True, "auto"])
+def test_config_rejects_bad_reuse(tmp_path, value):
+    with pytest.raises(ConfigError, match=r"c\.toml \[layer\.fc1\] reuse: the reuse factor must be a positive "
+                                          r"integer.*write e\.g\. reuse = 4"):
+        PrecisionConfig.from_dict({"layer": {"fc1": {"reuse": value}}}, source=tmp_path / "c.toml")
+
+
+def test_cli_rejects_bad_reuse(tmp_path):
+    (tmp_path / "m.keras").write_bytes(b"")
+    for bad in ("0", "-2", "1.5", "x"):
+        res = CliRunner().invoke(main, ["convert", str(tmp_path / "m.keras"), "-o", str(tmp_path / "o"),
+                                        "--reuse", bad])
+        assert res.exit_code == 2 and "--reuse" in res.output, res.output
+    (tmp_path / "c.toml").write_text("[layer.fc1]\nreuse = 0\n")
+    res = CliRunner().invoke(main, ["convert", str(tmp_path / "m.keras"), "-o", str(tmp_path / "o"),
+                                    "-c", str(tmp_path / "c.toml")])
+    assert res.exit_code == 2 and "[layer.fc1] reuse" in res.output and "positive integer" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_network_rejects_reuse_it_cannot_apply(rng):
+    graph = make_mlp(rng, (4, 3), ["relu"], {"precision": "fixed<8,3>"})
+    with pytest.raises(NetworkError, match="reuse must be a positive integer"):
+        Network(graph, reuse=0)
+    with pytest.raises(NetworkError, match="reuse of layer 'fc1' must be a positive integer"):
+        Network(graph, layer_reuse={"fc1": 1.5})
+    with pytest.raises(NetworkError, match="'in', which is not a Dense layer.*remove it"):
+        Network(graph, layer_reuse={"in": 2})
+    g = ImageNet(rng, (4, 4, 1)).conv("c", 2, (2, 2)).graph()
+    q = lower(g, PrecisionConfig.from_dict({"precision": "fixed<8,3>"}))
+    with pytest.raises(NetworkError, match="layer 'c': convolutions cannot be folded yet.*remove its reuse"):
+        Network(q, layer_reuse={"c": 4})
+    assert Network(q, reuse=4).interval == 1  # the default reuse leaves convolutions parallel
+
+
+@pytest.mark.keras
+@pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
+@pytest.mark.parametrize("sim", ["amaranth", "icarus"])
+def test_cli_convert_reuse_then_verify_and_report(tmp_path_factory, sim):
+    """nnhdl convert --reuse 4 with a config that folds one layer further; nnhdl verify measures
+    the latency and cycles per inference against report.json (Amaranth, and the exported Verilog
+    under Icarus); nnhdl report shows the reuse columns."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(5)
+    d = tmp_path_factory.mktemp("cli")
+    keras.Sequential([keras.Input((6,), name="x"), keras.layers.Dense(9, activation="relu", name="fc1"),
+                      keras.layers.Dense(4, name="fc2")], name="tiny").save(d / "tiny.keras")
+    (d / "c.toml").write_text('precision = "fixed<10,4,RND,SAT>"\n'
+                              '[layer.fc2]\nreuse = 20\naccum = "fixed<12,5,TRN,SAT>"\n')
+    run = lambda *a: CliRunner().invoke(main, [str(v) for v in a])  # noqa: E731
+    res = run("convert", d / "tiny.keras", "-o", d / "out", "-c", d / "c.toml", "--reuse", "4")
+    assert res.exit_code == 0, res.output
+    report = load_design(d / "out", build=False).report
+    assert (report["options"]["reuse"], report["options"]["layer_reuse"]) == (4, {"fc2": 20})
+    assert report["initiation_interval"] == 18  # fc2: 9 inputs, 2 outputs per lane, 18 cycles <= 20
+    res = run("verify", d / "out", "-n", "25", "--sim", sim)
+    assert res.exit_code == 0 and "PASS" in res.output, res.output
+    res = run("report", d / "out")
+    assert res.exit_code == 0 and re.search(r"fc2\s.*\b20\s+18\s", res.output), res.output
+
+
+@pytest.mark.parametrize("sizes", [(1, 1), (1, 4), (5, 1)])
+def test_folded_dense_degenerate_shapes(rng, sizes):
+    """One input or one output: the schedule degenerates (a single step, or outputs only)."""
+    graph = make_mlp(rng, sizes, ["relu"], {"precision": "fixed<8,3,RND,SAT>",
+                                            "layer": {"fc1": {"accum": "fixed<9,3,TRN,SAT>"}}}, zero_fraction=0.0)
+    op, src = graph.op("fc1"), graph.op("in").fmt
+    x = rng.integers(src.min_int, src.max_int + 1, size=(30, sizes[0]))
+    for reuse in (2, 3, 7):
+        layer = FoldedDense(op, src, reuse)
+        run = run_stream(layer, x, in_fmt=src, out_fmt=op.fmt, n_out=sizes[1], gap=0.3, stall=0.3, seed=reuse)
+        np.testing.assert_array_equal(run.outputs, evaluate_op(op, [x], [src]), err_msg=f"R = {reuse}")
+        free = run_stream(layer, x[:5], in_fmt=src, out_fmt=op.fmt, n_out=sizes[1])
+        assert set((free.out_cycles - free.in_cycles).tolist()) == {layer.latency}
+        assert set(np.diff(free.in_cycles).tolist()) == {layer.interval}
