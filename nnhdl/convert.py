@@ -56,7 +56,7 @@ def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None
     return lower(graph, config, calibration)
 
 
-def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parallel", memory_bits=None):
+def build_network(graph: Graph, multiplier="cse", levels_per_stage=2, io="parallel", memory_bits=None):
     from .layers import Network
     from .layers.window import LINE_BUFFER_MEMORY_BITS
     return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
@@ -95,7 +95,7 @@ def is_design_dir(path):
     return path.is_dir() and (path / f"{GRAPH_STEM}.json").exists()
 
 
-def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2, top=None, calibration=None,
+def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2, top=None, calibration=None,
             step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
 

@@ -15,8 +15,9 @@ from .progress import stage_progress
               help="Write into an output folder that also holds other files (they are kept).")
 @precision_options
 @click.option("--top", default=None, help="Name of the top Verilog module (default: the model's name).")
-@click.option("--multiplier", type=click.Choice(["csd", "dsp"]), default="csd", show_default=True,
-              help="Constant multiplication: shift-and-add of canonical signed digits, or '*' for DSP blocks.")
+@click.option("--multiplier", type=click.Choice(["cse", "csd", "dsp"]), default="cse", show_default=True,
+              help="Constant multiplication: cse = shift-and-add with subexpressions shared across the whole "
+                   "weight matrix; csd = each weight's canonical signed digits on its own; dsp = '*' for DSP blocks.")
 @click.option("--levels-per-stage", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Adder levels between pipeline registers (fewer: more registers, higher Fmax).")
 @click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default=None,

@@ -1,12 +1,23 @@
 """Dense layer with constant weights baked into the logic."""
 
 from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
 
 from ..arith import dense_plan
+from ..cmvm import build_cmvm
 from .activation import activation_nodes
 from .base import PipelinedLayer
 
-__all__ = ["Dense", "dense_sums"]
+__all__ = ["Dense", "dense_sums", "MULTIPLIERS", "check_multiplier"]
+
+MULTIPLIERS = ("cse", "csd", "dsp")
+
+
+def check_multiplier(multiplier):
+    if multiplier not in MULTIPLIERS:
+        raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
 
 
 class Dense(PipelinedLayer):
@@ -18,10 +29,13 @@ class Dense(PipelinedLayer):
         A quantized Dense op (integer weights and bias, formats set).
     in_fmt : FixedFormat
         Format of the input words.
-    multiplier : "csd" | "dsp"
-        ``"csd"``: each product is a shift-and-add of the weight's canonical signed digits
-        (zero weights and zero digits cost nothing); ``"dsp"``: a plain ``*`` by the constant,
-        which synthesis maps to DSP blocks.
+    multiplier : "cse" | "csd" | "dsp"
+        ``"cse"``: the whole matrix-vector product is one arithmetic graph of shifts and
+        additions in which two-term subexpressions common to several products are built once
+        (:mod:`nnhdl.cmvm`; where the products must each be cast into the accumulator, as
+        ``"csd"``); ``"csd"``: each product is a shift-and-add of the weight's canonical signed
+        digits (zero weights and zero digits cost nothing); ``"dsp"``: a plain ``*`` by the
+        constant, which synthesis maps to DSP blocks.
     levels_per_stage : int
         Adder levels between registers (pipeline depth knob).
 
@@ -34,9 +48,8 @@ class Dense(PipelinedLayer):
     Members and latency: see :class:`PipelinedLayer`.
     """
 
-    def __init__(self, op, in_fmt, *, multiplier="csd", levels_per_stage=2):
-        if multiplier not in ("csd", "dsp"):
-            raise ValueError(f"multiplier must be 'csd' or 'dsp', not {multiplier!r}")
+    def __init__(self, op, in_fmt, *, multiplier="cse", levels_per_stage=2):
+        check_multiplier(multiplier)
         self.op = op
         self.multiplier = multiplier
         self.plan = dense_plan(op, in_fmt)
@@ -53,6 +66,8 @@ def dense_sums(dp, op, plan, xs, in_fmt, multiplier):
     """The accumulator node of each output of Dense-like ``op`` (see :class:`Dense`) for input
     nodes ``xs``; an input that is ``None`` is a constant zero (padding) and costs nothing."""
     acc = op.accum_fmt
+    if multiplier == "cse" and not plan.cast_products and not plan.ordered:
+        return _shared_sums(dp, op, plan, xs)
     fp = in_fmt.frac_bits + op.weight_fmt.frac_bits
     outputs = []
     for j in range(op.n_out):
@@ -78,3 +93,30 @@ def dense_sums(dp, op, plan, xs, in_fmt, multiplier):
                 total = dp.overflow(total, acc)
         outputs.append(total)
     return outputs
+
+
+def _shared_sums(dp, op, plan, xs):
+    """:func:`dense_sums` with exact products (no cast, no ordered saturation): the products of
+    the variable inputs are one :mod:`nnhdl.cmvm` graph, constant inputs' products are folded into
+    the bias."""
+    live = [i for i, x in enumerate(xs) if x is not None and not x.is_const]
+    const = [i for i, x in enumerate(xs) if x is not None and x.is_const]
+    weight = np.asarray(op.weight)
+    graph = _graph(tuple(int(v) for v in weight[live].ravel()), len(live), op.n_out,
+                   tuple((xs[i].real_lo, xs[i].real_hi) for i in live))
+    columns = dp.cmvm(graph, [xs[i] for i in live])
+    outputs = []
+    for j, col in enumerate(columns):
+        folded = sum(xs[i].real_lo * int(weight[i, j]) for i in const) << plan.shift
+        total = dp.sum([replace(col, shift=col.shift + plan.shift), dp.const(int(plan.bias[j]) + folded)])
+        if plan.can_overflow:
+            total = dp.overflow(total, op.accum_fmt)
+        outputs.append(total)
+    return outputs
+
+
+@lru_cache(maxsize=32)
+def _graph(flat_weight, n_in, n_out, bounds):
+    """The shared (``cse``) graph of a weight matrix (cached: every window of a Conv has the
+    same one, except where it is on padding)."""
+    return build_cmvm(np.array(flat_weight, dtype=object).reshape(n_in, n_out), bounds, "cse")

@@ -9,7 +9,7 @@ from ..ir import (Activation as ActivationOp, Conv as ConvOp, Dense as DenseOp, 
 from .activation import Activation
 from .base import stream_signature
 from .conv import Conv
-from .dense import Dense
+from .dense import MULTIPLIERS, Dense
 from .pad import Pad
 from .pixels import Collect, GlobalPoolStream, PadStream
 from .pool import Pool
@@ -54,7 +54,7 @@ class Network(wiring.Component):
     When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
     """
 
-    def __init__(self, graph: Graph, *, multiplier="csd", levels_per_stage=2, io="parallel",
+    def __init__(self, graph: Graph, *, multiplier="cse", levels_per_stage=2, io="parallel",
                  memory_bits=LINE_BUFFER_MEMORY_BITS):
         if not graph.is_quantized:
             raise NetworkError("the graph is not quantized; run nnhdl.passes.lower() first")
@@ -62,6 +62,8 @@ class Network(wiring.Component):
             raise NetworkError("only sequential networks (a chain of layers) can be built for now")
         if io not in IO_STYLES:
             raise NetworkError(f"io must be one of {', '.join(IO_STYLES)}, not {io!r}")
+        if multiplier not in MULTIPLIERS:
+            raise NetworkError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
         self.graph = graph
         self.io = io
         self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io,

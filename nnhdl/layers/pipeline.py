@@ -22,6 +22,7 @@ from amaranth.lib.memory import Memory
 import numpy as np
 from amaranth.hdl import Cat
 
+from ..cmvm import csd_digits
 from ..fixed import FixedFormat, Overflow, Rounding, apply_overflow, bits_for_range, requantize, round_shift
 
 __all__ = ["Node", "Datapath", "shape_for", "csd_digits"]
@@ -30,20 +31,6 @@ __all__ = ["Node", "Datapath", "shape_for", "csd_digits"]
 def shape_for(lo, hi):
     width, is_signed = bits_for_range(lo, hi)
     return signed(width) if is_signed else unsigned(width)
-
-
-def csd_digits(value):
-    """Canonical signed digits of an integer: ``[(shift, +1 | -1), ...]`` with no two adjacent
-    non-zero digits; ``value == sum(sign << shift)``."""
-    digits, shift, v = [], 0, int(value)
-    while v:
-        if v & 1:
-            d = 2 - (v & 3)  # +1 if v = 1 (mod 4), -1 if v = 3 (mod 4)
-            digits.append((shift, d))
-            v -= d
-        v >>= 1
-        shift += 1
-    return digits
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,7 +192,8 @@ class Datapath:
 
     def multiply_const(self, node, c, multiplier="csd"):
         """``node * c`` for an integer constant ``c``: shift-and-add of canonical signed
-        digits, or a plain ``*`` (for DSP mapping) with ``multiplier="dsp"``."""
+        digits (``multiplier="csd"`` or ``"cse"``), or a plain ``*`` (for DSP mapping) with
+        ``multiplier="dsp"``."""
         c = int(c)
         if c == 0:
             return self.const(0)
@@ -219,6 +207,27 @@ class Datapath:
             return Node(node.value * Const(c, shape_for(c, c)), min(cands), max(cands), node.stage, node.depth + 1)
         terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in csd_digits(c)]
         return self.sum(terms)
+
+    def cmvm(self, graph, xs):
+        """Emit :class:`nnhdl.cmvm.CMVMGraph` ``graph`` on input nodes ``xs`` (one per graph input,
+        their values inside the graph's input intervals): one :meth:`add` per graph adder, so the
+        adders are registered and balanced like any other; each adder's node gets the graph's exact
+        interval (narrower than interval arithmetic where subexpressions are shared). Returns one
+        node per graph output (a constant 0 for an empty column)."""
+        nodes = list(xs)
+
+        def term(t):
+            n = nodes[t.node]
+            return replace(n, shift=n.shift + t.shift, negative=n.negative != (t.sign < 0))
+
+        for add in graph.adders:
+            r = self.add(term(add.a), term(add.b))
+            if not r.is_const:  # the node holds -(real >> shift) if negative, else real >> shift
+                lo, hi = (-add.hi, -add.lo) if r.negative else (add.lo, add.hi)
+                lo, hi = -((-lo) >> r.shift), hi >> r.shift
+                r = replace(r, lo=max(r.lo, lo), hi=min(r.hi, hi))
+            nodes.append(r)
+        return [self.const(0) if t is None else term(t) for t in graph.outputs]
 
     def requantize(self, node, frac, to: FixedFormat):
         """Hardware :func:`nnhdl.fixed.requantize`: round away ``frac - to.frac_bits`` bits with

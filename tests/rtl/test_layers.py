@@ -101,6 +101,12 @@ DENSE_CASES = [
 ]
 
 
+# the same cases with the shared-subexpression graph (where products are cast or summed in
+# hls4ml's order it falls back to csd, which these cases check too)
+DENSE_CASES += [(sizes, in_fmt, config, "cse", levels) for sizes, in_fmt, config, m, levels in DENSE_CASES
+                if m == "csd"]
+
+
 @pytest.mark.parametrize("activation", ["linear", "relu", "leaky_relu"])
 @pytest.mark.parametrize("sizes, in_fmt, config, multiplier, levels", DENSE_CASES)
 def test_dense(rng, sizes, in_fmt, config, multiplier, levels, activation):

@@ -1,6 +1,6 @@
 """Random CNNs: random chains of convolutions (strided, padded, depthwise), pooling (max and
 average, padded), zero padding, global pooling and dense heads, 1-D and 2-D, with random formats
-in every rounding and overflow mode, CSD and DSP multipliers, 1-3 adder levels per stage, line
+in every rounding and overflow mode, CSE, CSD and DSP multipliers, 1-3 adder levels per stage, line
 buffers in registers or block RAM. Both I/O styles equal the reference with gaps and stalls,
 and latency and cycles per inference are exactly as reported."""
 
@@ -70,5 +70,5 @@ def random_cnn(seed):
 def test_random_cnn(seed):
     graph, rs = random_cnn(1000 + seed)
     for io in ("parallel", "stream"):
-        check(graph, io, seed, n=3, memory_bits=rs.choice([1, 1024]), multiplier=rs.choice(["csd", "dsp"]),
+        check(graph, io, seed, n=3, memory_bits=rs.choice([1, 1024]), multiplier=rs.choice(["cse", "csd", "dsp"]),
               levels=rs.randint(1, 3))

@@ -1,6 +1,6 @@
 """Random networks with random formats (every rounding and overflow mode, signed and unsigned,
 negative and oversized integer bits, narrow accumulators, zero weights, softmax/argmax, CSD and
-DSP multipliers, 1-3 adder levels per stage): RTL equals the reference with gaps and stalls."""
+DSP multipliers and shared subexpressions (cse), 1-3 adder levels per stage): RTL equals the reference with gaps and stalls."""
 
 import random
 
@@ -41,7 +41,7 @@ def random_case(seed):
     config = {"precision": random_format(rs, True, 6, 14), "softmax": rs.choice(["table", "argmax"]), "layer": layer}
     graph = make_mlp(rng, sizes, acts, config, softmax=softmax, weight_scale=rs.choice([0.5, 2, 8]),
                      zero_fraction=rs.random() * 0.5)
-    return graph, rs.choice(["csd", "dsp"]), rs.randint(1, 3), rng
+    return graph, rs.choice(["cse", "csd", "dsp"]), rs.randint(1, 3), rng
 
 
 @pytest.mark.parametrize("seed", range(40))
