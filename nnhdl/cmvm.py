@@ -65,11 +65,14 @@ class Adder:
 @dataclass
 class CMVMGraph:
     """Nodes ``0 .. n_in-1`` are the inputs (intervals ``input_bounds``), node ``n_in + k`` is
-    ``adders[k]``. ``outputs[j]`` is the term equal to column ``j``'s sum, ``None`` if it is 0."""
+    ``adders[k]``. ``outputs[j]`` is the term equal to column ``j``'s sum, ``None`` if it is 0.
+    The first ``n_shared`` adders are the shared subexpressions (cse), the others the columns'
+    adder trees."""
     n_in: int
     input_bounds: list
     adders: list
     outputs: list
+    n_shared: int = 0
 
     def bounds(self, node):
         return self.input_bounds[node] if node < self.n_in else (self.adders[node - self.n_in].lo,
@@ -153,8 +156,8 @@ class _Builder:
             count += 1
         return heap[0][3]
 
-    def graph(self, outputs):
-        return CMVMGraph(self.n_in, self.bounds, self.adders, outputs)
+    def graph(self, outputs, n_shared):
+        return CMVMGraph(self.n_in, self.bounds, self.adders, outputs, n_shared)
 
 
 def _digit_terms(w):
@@ -194,7 +197,8 @@ def build_cmvm(weight, bounds, method="cse", max_depth=None):
         if max_depth is None:  # no deeper than the deepest column's csd adder tree
             max_depth = max(1, (max((len(c) for c in cols), default=1) - 1).bit_length())
         cols = _share(builder, cols, max_depth)
-    return builder.graph([builder.tree(terms) for terms in cols])
+    n_shared = len(builder.adders)
+    return builder.graph([builder.tree(terms) for terms in cols], n_shared)
 
 
 # -- common subexpression elimination ------------------------------------------------------------
