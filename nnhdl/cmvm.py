@@ -280,21 +280,19 @@ def _share(builder, cols, max_depth):
     if any(abs(t.shift) >= _SH // 2 for terms in cols for t in terms):
         return cols  # weights wider than 255 bits: not worth sharing
     columns = [_Column(terms) for terms in cols]
-    node_cols = {}  # node -> columns that have (or had) a term of it
-    for j, col in enumerate(columns):
-        for n in col.by_node:
-            node_cols.setdefault(n, set()).add(j)
     depths = builder.depths
-    counts = {}
-    heap = []
+    heap = []  # (-count bound, depth, key, (segment, start, length)): the key's columns
+    segments = []  # per record(): the columns of its keys, grouped by key
 
-    def record(keys):
-        """Store the pair counts of new patterns; push those that occur at least twice."""
+    def record(keys, cols):
+        """Push the patterns among ``keys`` (found in columns ``cols``) that occur at least twice."""
         if not len(keys):
             return
-        uniq, cnt = np.unique(keys, return_counts=True)
+        order = np.argsort(keys, kind="stable")
+        keys, cols = keys[order], cols[order]
+        uniq, start, cnt = np.unique(keys, return_index=True, return_counts=True)
         keep = cnt >= 2
-        uniq, cnt = uniq[keep], cnt[keep]
+        uniq, start, cnt = uniq[keep], start[keep], cnt[keep]
         if not len(uniq):
             return
         pair = uniq >> 1
@@ -303,17 +301,21 @@ def _share(builder, cols, max_depth):
         dep = np.array(depths, dtype=np.int64)
         depth = np.maximum(dep[n1], dep[n2]) + 1
         ok = depth <= max_depth
-        for key, c, d in zip(uniq[ok].tolist(), cnt[ok].tolist(), depth[ok].tolist()):
-            counts[key] = c
-            heapq.heappush(heap, (-c, d, key))
+        seg = len(segments)
+        segments.append(cols)
+        for key, c, d, k in zip(uniq[ok].tolist(), cnt[ok].tolist(), depth[ok].tolist(), start[ok].tolist()):
+            heapq.heappush(heap, (-c, d, key, (seg, k, c)))
 
-    record(np.concatenate([c.pair_keys() for c in columns]) if columns else np.zeros(0, np.int64))
+    keys = [c.pair_keys() for c in columns]
+    if keys:
+        record(np.concatenate(keys), np.repeat(np.arange(len(keys)), [len(k) for k in keys]))
     while heap:
-        negc, depth, key = heapq.heappop(heap)
+        negc, depth, key, where = heapq.heappop(heap)
         a, b, d, g = _unkey(key)
+        seg, start, length = where
         # non-overlapping occurrences: (a, s) with (b, s + d) of sign g * sign(a, s)
         found = []
-        for j in node_cols[a] & node_cols[b]:
+        for j in sorted(set(segments[seg][start:start + length].tolist())):
             by_node = columns[j].by_node
             sa = by_node.get(a)
             sb = by_node.get(b)
@@ -327,18 +329,19 @@ def _share(builder, cols, max_depth):
                 if s not in used and s + d not in used and sb.get(s + d) == g * sa[s]:
                     used.update((s, s + d))
                     found.append((j, s, sa[s]))
-        if len(found) < -negc:
-            counts[key] = len(found)
+        if len(found) < -negc and not (len(found) >= 2 and heap and len(found) >= -heap[0][0]):
+            # a stale bound, and not still the most frequent: back with its real count
             if len(found) >= 2:
-                heapq.heappush(heap, (-len(found), depth, key))
+                heapq.heappush(heap, (-len(found), depth, key, where))
             continue
         node = builder.add(Term(a, max(0, -d), 1), Term(b, max(0, d), g))
-        new_keys = []
+        new_keys, new_cols = [], []
         for j, s, ga in sorted(found):
             col = columns[j]
             col.remove(a, s)
             col.remove(b, s + d)
-            new_keys.append(col.add_newest(node, min(s, s + d), ga))
-        node_cols[node] = {j for j, _, _ in found}
-        record(np.concatenate(new_keys))
+            k = col.add_newest(node, min(s, s + d), ga)
+            new_keys.append(k)
+            new_cols.append(np.full(len(k), j))
+        record(np.concatenate(new_keys), np.concatenate(new_cols))
     return [col.terms() for col in columns]

@@ -96,27 +96,32 @@ def dense_sums(dp, op, plan, xs, in_fmt, multiplier):
 
 
 def _shared_sums(dp, op, plan, xs):
-    """:func:`dense_sums` with exact products (no cast, no ordered saturation): the products of
-    the variable inputs are one :mod:`nnhdl.cmvm` graph, constant inputs' products are folded into
-    the bias."""
+    """:func:`dense_sums` with exact products (no cast, no ordered saturation): one
+    :mod:`nnhdl.cmvm` graph in accumulator units over the variable inputs and, as one more input
+    per column, its bias plus the products of constant inputs (a leaf of the column's adder tree,
+    so it adds no adder level of its own)."""
     live = [i for i, x in enumerate(xs) if x is not None and not x.is_const]
     const = [i for i, x in enumerate(xs) if x is not None and x.is_const]
     weight = np.asarray(op.weight)
-    graph = _graph(tuple(int(v) for v in weight[live].ravel()), len(live), op.n_out,
-                   tuple((xs[i].real_lo, xs[i].real_hi) for i in live))
-    columns = dp.cmvm(graph, [xs[i] for i in live])
-    outputs = []
-    for j, col in enumerate(columns):
-        folded = sum(xs[i].real_lo * int(weight[i, j]) for i in const) << plan.shift
-        total = dp.sum([replace(col, shift=col.shift + plan.shift), dp.const(int(plan.bias[j]) + folded)])
-        if plan.can_overflow:
-            total = dp.overflow(total, op.accum_fmt)
-        outputs.append(total)
+    offsets = [int(plan.bias[j]) + (sum(xs[i].real_lo * int(weight[i, j]) for i in const) << plan.shift)
+               for j in range(op.n_out)]
+    ins = [replace(xs[i], shift=xs[i].shift + plan.shift) for i in live]
+    bounds = [(x.real_lo, x.real_hi) for x in ins]
+    rows = [tuple(int(v) for v in weight[i]) for i in live]
+    for j, c in enumerate(offsets):
+        if c:
+            ins.append(dp.const(c))
+            bounds.append((c, c))
+            rows.append(tuple(int(j == k) for k in range(op.n_out)))
+    graph = _graph(tuple(rows), op.n_out, tuple(bounds))
+    outputs = dp.cmvm(graph, ins)
+    if plan.can_overflow:
+        outputs = [dp.overflow(total, op.accum_fmt) for total in outputs]
     return outputs
 
 
 @lru_cache(maxsize=32)
-def _graph(flat_weight, n_in, n_out, bounds):
-    """The shared (``cse``) graph of a weight matrix (cached: every window of a Conv has the
-    same one, except where it is on padding)."""
-    return build_cmvm(np.array(flat_weight, dtype=object).reshape(n_in, n_out), bounds, "cse")
+def _graph(rows, n_out, bounds):
+    """The shared (``cse``) graph of the weight matrix ``rows`` (cached: every window of a Conv
+    has the same one, except where it is on padding)."""
+    return build_cmvm(np.array(rows, dtype=object).reshape(len(rows), n_out), bounds, "cse")
