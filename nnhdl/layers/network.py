@@ -11,6 +11,7 @@ from .base import stream_signature
 from .conv import Conv
 from .dense import MULTIPLIERS, Dense
 from .pad import Pad
+from .pipeline import DelayModel
 from .pixels import Collect, GlobalPoolStream, PadStream
 from .pool import Pool
 from .softmax import Argmax, Softmax
@@ -68,6 +69,9 @@ class Network(wiring.Component):
         self.io = io
         self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io,
                         "memory_bits": memory_bits}
+        if isinstance(levels_per_stage, DelayModel):  # registers placed by estimated delay
+            self.options.update(levels_per_stage=None, family=levels_per_stage.family,
+                                clock_mhz=levels_per_stage.clock_mhz)
         kw = {"levels_per_stage": levels_per_stage}
         inp = graph.input
         fmt = inp.fmt

@@ -149,3 +149,68 @@ def test_csd_digits():
         assert sum(d << s for s, d in digits) == v
         shifts = [s for s, _ in digits]
         assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))
+
+
+# -- the emitter and registers placed by delay -------------------------------------------------------
+
+def test_emitted_nodes_have_the_graph_intervals(rng):
+    """Every emitted output node is exactly as wide as the graph says (shared nodes are not
+    widened by interval arithmetic)."""
+    from amaranth.hdl import Signal
+    w = special_matrix(rng, 8, 6, 6)
+    bounds = random_bounds(rng, 8, "any")
+    g = build_cmvm(w, bounds, "cse")
+    dp = _datapath(2)
+    xs = [dp.input(Signal(16, name=f"x{i}"), lo, hi) for i, (lo, hi) in enumerate(bounds)]
+    outs = dp.cmvm(g, xs)
+    want = np.asarray(w, dtype=object)
+    for j, (node, t) in enumerate(zip(outs, g.outputs)):
+        lo, hi = g.bounds(t.node) if t is not None else (0, 0)
+        if t is not None and t.node >= g.n_in:
+            real = sorted(v * t.sign << t.shift for v in (lo, hi))
+            assert (node.real_lo, node.real_hi) == tuple(real)
+        # and the column's exact range is the sum of the products' ranges
+        exact_lo = sum(min(a * int(c), b * int(c)) for (a, b), c in zip(bounds, want[:, j]))
+        exact_hi = sum(max(a * int(c), b * int(c)) for (a, b), c in zip(bounds, want[:, j]))
+        assert node.real_lo >= exact_lo and node.real_hi <= exact_hi
+
+
+def _datapath(levels):
+    from nnhdl.layers.pipeline import Datapath
+    return Datapath(levels)
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5", "xc7"])
+def test_delay_placement_meets_its_estimate(rng, family):
+    """With a delay model, no stage holds more estimated delay than the clock period allows
+    (each operation fits the budget here), faster clocks need more stages, and the slowest clock
+    fewer than registering every two adder levels."""
+    from amaranth.hdl import Signal
+    from nnhdl.layers.pipeline import DelayModel
+    w = rng.integers(-127, 128, (24, 12))
+    bounds = [(-128, 127)] * 24
+    g = build_cmvm(w, bounds, "cse")
+    latencies = []
+    for mhz in (25, 100, 250):
+        model = DelayModel(family, mhz)
+        dp = _datapath(model)
+        xs = [dp.input(Signal(range(-128, 128), name=f"x{i}"), lo, hi) for i, (lo, hi) in enumerate(bounds)]
+        _, stage = dp.outputs(dp.cmvm(g, xs))
+        widest = max(len(reg) for reg, _ in dp.registers)
+        if model.cost("add", widest + 1) <= model.budget:
+            assert 0 < dp.max_delay <= model.budget
+        latencies.append(stage)
+    assert latencies == sorted(latencies)
+    dp2 = _datapath(2)
+    xs = [dp2.input(Signal(range(-128, 128), name=f"x{i}"), lo, hi) for i, (lo, hi) in enumerate(bounds)]
+    _, stage2 = dp2.outputs(dp2.cmvm(g, xs))
+    assert latencies[0] < stage2
+
+
+def test_delay_model_errors():
+    from nnhdl.layers.pipeline import DelayModel
+    with pytest.raises(ValueError, match="unknown FPGA family 'gowin'"):
+        DelayModel("gowin")
+    with pytest.raises(ValueError, match="positive"):
+        DelayModel("ecp5", 0)
+    assert DelayModel("ecp5").clock_mhz == 100
