@@ -214,3 +214,14 @@ def test_delay_model_errors():
     with pytest.raises(ValueError, match="positive"):
         DelayModel("ecp5", 0)
     assert DelayModel("ecp5").clock_mhz == 100
+
+
+def test_convert_delay_options():
+    """convert's --family/--clock: a clock needs a family; bad values are clear ConvertErrors."""
+    from nnhdl.convert import ConvertError, delay_model
+    assert delay_model(None, None) is None
+    assert delay_model("xc7", None).clock_mhz == 200
+    with pytest.raises(ConvertError, match="needs an FPGA family.*--family"):
+        delay_model(None, 150)
+    with pytest.raises(ConvertError, match="unknown FPGA family"):
+        delay_model("gowin", 150)
