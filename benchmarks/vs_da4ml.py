@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 EIGHT_BIT = {"precision": "fixed<16,6>", "layer": {
     "input": {"result": "fixed<8,3>"},
-    **{n: {"weight": "fixed<8,1,RND>", "bias": "fixed<8,3,RND>", "result": "ufixed<8,3>"} for n in ("fc1", "fc2", "fc3")},
+    **{n: {"weight": "fixed<8,1,RND>", "bias": "fixed<8,3,RND>", "result": "ufixed<8,3>"}
+       for n in ("fc1", "fc2", "fc3")},
     "output": {"weight": "fixed<8,1,RND>", "bias": "fixed<8,3,RND>", "result": "fixed<16,6>"}}}
 
 
@@ -185,7 +186,8 @@ def main():
         try:
             da = da4ml_design(qgraph, work / "da4ml", args.da4ml_cutoff)
             ok, bad = check_equal(da, qgraph)
-            notes.append(f"da4ml outputs equal nnhdl's reference on 1,000 inputs: {'yes' if ok else f'NO ({bad} differ)'}")
+            verdict = "yes" if ok else f"NO ({bad} differ)"
+            notes.append(f"da4ml outputs equal nnhdl's reference on 1,000 inputs: {verdict}")
             designs.append(da)
         except ImportError:
             notes.append("da4ml not installed (pip install .[compare]): nnhdl only")
