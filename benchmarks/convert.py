@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CASES = [
     # label, config dict, multiplier
-    ("fixed<16,6> (hls4ml default), csd", {"precision": "fixed<16,6>"}, "csd"),
+    ("fixed<16,6> (hls4ml default), cse", {"precision": "fixed<16,6>"}, "cse"),
+    ("fixed<16,6>, csd", {"precision": "fixed<16,6>"}, "csd"),
     ("fixed<16,6>, dsp '*'", {"precision": "fixed<16,6>"}, "dsp"),
+    ("fixed<8,3,RND,SAT>, cse", {"precision": "fixed<8,3,RND,SAT>"}, "cse"),
     ("fixed<8,3,RND,SAT>, csd", {"precision": "fixed<8,3,RND,SAT>"}, "csd"),
 ]
 

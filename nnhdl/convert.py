@@ -71,7 +71,7 @@ def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None
     return lower(graph, config, calibration)
 
 
-def build_network(graph: Graph, multiplier="csd", levels_per_stage=2, io="parallel", memory_bits=None, reuse=1,
+def build_network(graph: Graph, multiplier="cse", levels_per_stage=2, io="parallel", memory_bits=None, reuse=1,
                   layer_reuse=None):
     """The :class:`nnhdl.layers.Network` of a quantized graph. ``reuse``: the reuse factor of every
     Dense; ``layer_reuse``: ``{layer name: R}`` overrides (see :class:`~nnhdl.layers.Network`)."""
@@ -114,9 +114,14 @@ def is_design_dir(path):
     return path.is_dir() and (path / f"{GRAPH_STEM}.json").exists()
 
 
-def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2, top=None, calibration=None,
-            step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False, reuse=None):
+def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2, top=None, calibration=None,
+            step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False, family=None,
+            clock_mhz=None, reuse=None):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
+
+    ``family`` (``"ice40"``, ``"ecp5"``, ``"xc7"``) with an optional target ``clock_mhz``: registers
+    are placed by the family's estimated delays (:class:`nnhdl.layers.pipeline.DelayModel`) instead
+    of every ``levels_per_stage`` adder levels.
 
     ``io``: ``"parallel"`` or ``"stream"`` (see :class:`nnhdl.layers.Network`); default: the
     configuration's ``io``, else parallel. ``memory_bits``: line buffers at least this large are
@@ -151,8 +156,8 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
     io = io or (config.io if config is not None else None) or "parallel"
     check_design_folder(outdir, force)  # before the long part
     layer_reuse = config.layer_reuse() if config is not None else {}
-    network = timed("build RTL", build_network, qgraph, multiplier, levels_per_stage, io, memory_bits, reuse,
-                    layer_reuse)
+    levels = delay_model(family, clock_mhz) or levels_per_stage
+    network = timed("build RTL", build_network, qgraph, multiplier, levels, io, memory_bits, reuse, layer_reuse)
     files = {}
     with staged_outputs(outdir, design=True, force=force, top=top) as tmp:
         if verilog:
@@ -172,6 +177,21 @@ def convert(model, outdir, *, config=None, multiplier="csd", levels_per_stage=2,
                               verilog_lines=text.count("\n") if verilog else None, sha256=_hashes(tmp, files))
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return Design(qgraph, network, report, Path(outdir))
+
+
+def delay_model(family, clock_mhz):
+    """The :class:`~nnhdl.layers.pipeline.DelayModel` for ``family`` and ``clock_mhz`` (None if
+    neither is given)."""
+    from .layers.pipeline import DelayModel
+    if family is None and clock_mhz is None:
+        return None
+    if family is None:
+        raise ConvertError(f"a target clock ({clock_mhz} MHz) needs an FPGA family for its delay model: "
+                           f"add --family {' / '.join(DelayModel.FAMILIES)}")
+    try:
+        return DelayModel(family, clock_mhz)
+    except ValueError as e:
+        raise ConvertError(str(e)) from None
 
 
 def load_design(outdir, build=True, require_report=None):
@@ -205,9 +225,10 @@ def load_design(outdir, build=True, require_report=None):
     options = report.get("options", {})
     if not isinstance(options, dict):
         raise ConvertError(f"{path}: 'options' is not an object; convert the model again")
-    network = (build_network(graph, options.get("multiplier", "csd"), options.get("levels_per_stage", 2),
-                             options.get("io", "parallel"), options.get("memory_bits"), options.get("reuse", 1),
-                             options.get("layer_reuse")) if build else None)
+    levels = delay_model(options.get("family"), options.get("clock_mhz")) or options.get("levels_per_stage") or 2
+    network = (build_network(graph, options.get("multiplier", "csd"), levels, options.get("io", "parallel"),
+                             options.get("memory_bits"), options.get("reuse", 1), options.get("layer_reuse"))
+               if build else None)
     return Design(graph, network, report, outdir)
 
 

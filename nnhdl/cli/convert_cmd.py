@@ -15,10 +15,16 @@ from .progress import stage_progress
               help="Write into an output folder that also holds other files (they are kept).")
 @precision_options
 @click.option("--top", default=None, help="Name of the top Verilog module (default: the model's name).")
-@click.option("--multiplier", type=click.Choice(["csd", "dsp"]), default="csd", show_default=True,
-              help="Constant multiplication: shift-and-add of canonical signed digits, or '*' for DSP blocks.")
+@click.option("--multiplier", type=click.Choice(["cse", "csd", "dsp"]), default="cse", show_default=True,
+              help="Constant multiplication: cse = shift-and-add with subexpressions shared across the whole "
+                   "weight matrix; csd = each weight's canonical signed digits on its own; dsp = '*' for DSP blocks.")
 @click.option("--levels-per-stage", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Adder levels between pipeline registers (fewer: more registers, higher Fmax).")
+@click.option("--family", type=click.Choice(["ice40", "ecp5", "xc7"]), default=None,
+              help="Place registers by this FPGA family's estimated delays (carry chains, LUT levels) for the "
+                   "target --clock, instead of every --levels-per-stage adder levels.")
+@click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Target clock in MHz for --family (default per family: ice40 24, ecp5 100, xc7 200).")
 @click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default=None,
               help="parallel: the whole input tensor per cycle; stream: images one pixel (all channels) per "
                    "cycle through line buffers. Default: the config's io, else parallel.")
@@ -31,8 +37,8 @@ from .progress import stage_progress
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Float inputs (.npy) used to size 'auto' result formats.")
 @user_errors
-def convert(model, outdir, force, config_path, precision, softmax, top, multiplier, levels_per_stage, io, memory_bits,
-            reuse, calibration):
+def convert(model, outdir, force, config_path, precision, softmax, top, multiplier, levels_per_stage, family, clock_mhz,
+            io, memory_bits, reuse, calibration):
     """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
     <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
     from ..convert import convert as run_convert, load_config, load_model
@@ -44,6 +50,6 @@ def convert(model, outdir, force, config_path, precision, softmax, top, multipli
         calib = load_inputs(calibration, graph, "calibration inputs") if calibration else None
         design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
                              top=top, calibration=calib, io=io, memory_bits=memory_bits, force=force,
-                             reuse=reuse, step=progress.stage)
+                             family=family, clock_mhz=clock_mhz, reuse=reuse, step=progress.stage)
     print_report(design.report, outdir)
     console.print(f"[green]done:[/] {outdir}. Next: nnhdl verify {outdir}")

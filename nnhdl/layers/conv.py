@@ -6,7 +6,7 @@ from ..arith import dense_plan
 from ..ir import window_count
 from .activation import activation_nodes
 from .base import PipelinedLayer
-from .dense import dense_sums
+from .dense import check_multiplier, dense_sums
 
 __all__ = ["Conv", "conv_window_nodes", "window_taps"]
 
@@ -29,9 +29,8 @@ class Conv(PipelinedLayer):
     Members and latency: see :class:`PipelinedLayer`.
     """
 
-    def __init__(self, op, in_fmt, *, multiplier="csd", levels_per_stage=2):
-        if multiplier not in ("csd", "dsp"):
-            raise ValueError(f"multiplier must be 'csd' or 'dsp', not {multiplier!r}")
+    def __init__(self, op, in_fmt, *, multiplier="cse", levels_per_stage=2):
+        check_multiplier(multiplier)
         self.op = op
         self.multiplier = multiplier
         self.plan = dense_plan(op, in_fmt)

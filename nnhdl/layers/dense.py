@@ -1,12 +1,23 @@
 """Dense layer with constant weights baked into the logic."""
 
 from dataclasses import replace
+from functools import lru_cache
+
+import numpy as np
 
 from ..arith import dense_plan
+from ..cmvm import build_cmvm
 from .activation import activation_nodes
 from .base import PipelinedLayer
 
-__all__ = ["Dense", "dense_sums"]
+__all__ = ["Dense", "dense_sums", "MULTIPLIERS", "check_multiplier"]
+
+MULTIPLIERS = ("cse", "csd", "dsp")
+
+
+def check_multiplier(multiplier):
+    if multiplier not in MULTIPLIERS:
+        raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
 
 
 class Dense(PipelinedLayer):
@@ -18,10 +29,13 @@ class Dense(PipelinedLayer):
         A quantized Dense op (integer weights and bias, formats set).
     in_fmt : FixedFormat
         Format of the input words.
-    multiplier : "csd" | "dsp"
-        ``"csd"``: each product is a shift-and-add of the weight's canonical signed digits
-        (zero weights and zero digits cost nothing); ``"dsp"``: a plain ``*`` by the constant,
-        which synthesis maps to DSP blocks.
+    multiplier : "cse" | "csd" | "dsp"
+        ``"cse"``: the whole matrix-vector product is one arithmetic graph of shifts and
+        additions in which two-term subexpressions common to several products are built once
+        (:mod:`nnhdl.cmvm`; where the products must each be cast into the accumulator, as
+        ``"csd"``); ``"csd"``: each product is a shift-and-add of the weight's canonical signed
+        digits (zero weights and zero digits cost nothing); ``"dsp"``: a plain ``*`` by the
+        constant, which synthesis maps to DSP blocks.
     levels_per_stage : int
         Adder levels between registers (pipeline depth knob).
 
@@ -34,9 +48,8 @@ class Dense(PipelinedLayer):
     Members and latency: see :class:`PipelinedLayer`.
     """
 
-    def __init__(self, op, in_fmt, *, multiplier="csd", levels_per_stage=2):
-        if multiplier not in ("csd", "dsp"):
-            raise ValueError(f"multiplier must be 'csd' or 'dsp', not {multiplier!r}")
+    def __init__(self, op, in_fmt, *, multiplier="cse", levels_per_stage=2):
+        check_multiplier(multiplier)
         self.op = op
         self.multiplier = multiplier
         self.plan = dense_plan(op, in_fmt)
@@ -53,6 +66,8 @@ def dense_sums(dp, op, plan, xs, in_fmt, multiplier):
     """The accumulator node of each output of Dense-like ``op`` (see :class:`Dense`) for input
     nodes ``xs``; an input that is ``None`` is a constant zero (padding) and costs nothing."""
     acc = op.accum_fmt
+    if multiplier == "cse" and not plan.cast_products and not plan.ordered:
+        return _shared_sums(dp, op, plan, xs)
     fp = in_fmt.frac_bits + op.weight_fmt.frac_bits
     outputs = []
     for j in range(op.n_out):
@@ -78,3 +93,35 @@ def dense_sums(dp, op, plan, xs, in_fmt, multiplier):
                 total = dp.overflow(total, acc)
         outputs.append(total)
     return outputs
+
+
+def _shared_sums(dp, op, plan, xs):
+    """:func:`dense_sums` with exact products (no cast, no ordered saturation): one
+    :mod:`nnhdl.cmvm` graph in accumulator units over the variable inputs and, as one more input
+    per column, its bias plus the products of constant inputs (a leaf of the column's adder tree,
+    so it adds no adder level of its own)."""
+    live = [i for i, x in enumerate(xs) if x is not None and not x.is_const]
+    const = [i for i, x in enumerate(xs) if x is not None and x.is_const]
+    weight = np.asarray(op.weight)
+    offsets = [int(plan.bias[j]) + (sum(xs[i].real_lo * int(weight[i, j]) for i in const) << plan.shift)
+               for j in range(op.n_out)]
+    ins = [replace(xs[i], shift=xs[i].shift + plan.shift) for i in live]
+    bounds = [(x.real_lo, x.real_hi) for x in ins]
+    rows = [tuple(int(v) for v in weight[i]) for i in live]
+    for j, c in enumerate(offsets):
+        if c:
+            ins.append(dp.const(c))
+            bounds.append((c, c))
+            rows.append(tuple(int(j == k) for k in range(op.n_out)))
+    graph = _graph(tuple(rows), op.n_out, tuple(bounds))
+    outputs = dp.cmvm(graph, ins)
+    if plan.can_overflow:
+        outputs = [dp.overflow(total, op.accum_fmt) for total in outputs]
+    return outputs
+
+
+@lru_cache(maxsize=32)
+def _graph(rows, n_out, bounds):
+    """The shared (``cse``) graph of the weight matrix ``rows`` (cached: every window of a Conv
+    has the same one, except where it is on padding)."""
+    return build_cmvm(np.array(rows, dtype=object).reshape(len(rows), n_out), bounds, "cse")

@@ -9,9 +9,10 @@ from ..ir import (Activation as ActivationOp, Conv as ConvOp, Dense as DenseOp, 
 from .activation import Activation
 from .base import stream_signature
 from .conv import Conv
-from .dense import Dense
+from .dense import MULTIPLIERS, Dense
 from .folded import FoldedDense
 from .pad import Pad
+from .pipeline import DelayModel
 from .pixels import Collect, GlobalPoolStream, PadStream
 from .pool import Pool
 from .requantize import Requantize, stream_requantize
@@ -67,7 +68,7 @@ class Network(wiring.Component):
     When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
     """
 
-    def __init__(self, graph: Graph, *, multiplier="csd", levels_per_stage=2, io="parallel",
+    def __init__(self, graph: Graph, *, multiplier="cse", levels_per_stage=2, io="parallel",
                  memory_bits=LINE_BUFFER_MEMORY_BITS, reuse=1, layer_reuse=None):
         if not graph.is_quantized:
             raise NetworkError("the graph is not quantized; run nnhdl.passes.lower() first")
@@ -75,6 +76,8 @@ class Network(wiring.Component):
             raise NetworkError("only sequential networks (a chain of layers) can be built for now")
         if io not in IO_STYLES:
             raise NetworkError(f"io must be one of {', '.join(IO_STYLES)}, not {io!r}")
+        if multiplier not in MULTIPLIERS:
+            raise NetworkError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
         self.graph = graph
         self.io = io
         layer_reuse = dict(layer_reuse or {})
@@ -83,6 +86,9 @@ class Network(wiring.Component):
                 raise NetworkError(f"{where} must be a positive integer (1 = fully parallel), not {r!r}")
         self.options = {"multiplier": multiplier, "levels_per_stage": levels_per_stage, "io": io,
                         "memory_bits": memory_bits, "reuse": reuse, "layer_reuse": layer_reuse}
+        if isinstance(levels_per_stage, DelayModel):  # registers placed by estimated delay
+            self.options.update(levels_per_stage=None, family=levels_per_stage.family,
+                                clock_mhz=levels_per_stage.clock_mhz)
         self._reuse, self._layer_reuse, self._reuse_used = reuse, layer_reuse, set()
         kw = {"levels_per_stage": levels_per_stage}
         inp = graph.input

@@ -7,6 +7,10 @@ stage. An operation whose inputs would exceed ``levels_per_stage`` adder levels 
 registers them; operands from earlier stages are delayed with registers. So any datapath built
 from it is balanced and has II = 1, and its latency is known when it is built.
 
+With a :class:`DelayModel` instead of a level count, the cost of an operation is its estimated
+delay (an adder's grows with its carry chain) and a stage holds as much logic as fits the target
+clock period: registers go where the period requires them.
+
 Nodes may carry a left ``shift`` (trailing zero bits kept out of the adders) and a negative
 ``sign`` (so negative canonical signed digits cost a subtraction, not a negation).
 
@@ -22,9 +26,10 @@ from amaranth.lib.memory import Memory
 import numpy as np
 from amaranth.hdl import Cat
 
+from ..cmvm import csd_digits
 from ..fixed import FixedFormat, Overflow, Rounding, apply_overflow, bits_for_range, requantize, round_shift
 
-__all__ = ["Node", "Datapath", "shape_for", "csd_digits"]
+__all__ = ["Node", "Datapath", "DelayModel", "shape_for", "csd_digits"]
 
 
 def shape_for(lo, hi):
@@ -32,24 +37,64 @@ def shape_for(lo, hi):
     return signed(width) if is_signed else unsigned(width)
 
 
-def csd_digits(value):
-    """Canonical signed digits of an integer: ``[(shift, +1 | -1), ...]`` with no two adjacent
-    non-zero digits; ``value == sum(sign << shift)``."""
-    digits, shift, v = [], 0, int(value)
-    while v:
-        if v & 1:
-            d = 2 - (v & 3)  # +1 if v = 1 (mod 4), -1 if v = 3 (mod 4)
-            digits.append((shift, d))
-            v -= d
-        v >>= 1
-        shift += 1
-    return digits
+def _width(lo, hi):
+    return bits_for_range(lo, hi)[0]
+
+
+def _sum_width(a, b):
+    """Carry-chain length of ``a + b``: the wider operand, aligned to the smaller shift, plus one."""
+    base = min(a.shift, b.shift)
+    return max(_width(n.lo, n.hi) + n.shift - base for n in (a, b)) + 1
+
+
+@dataclass(frozen=True)
+class DelayModel:
+    """A rough combinational delay model of an FPGA family and a target clock: registers go where
+    a stage's estimated delay would exceed the clock period (see :class:`Datapath`).
+
+    Delays in picoseconds: ``lut`` one LUT level with its routing, ``carry`` per bit of a carry
+    chain, ``register`` the clock-to-out plus setup overhead of a stage, ``multiply`` a hardware
+    multiplier. An adder or comparator of ``w`` bits costs ``lut + w * carry`` (its LUT level and
+    carry chain); a multiplexer one ``lut``. ``clock_mhz`` None: the family's default clock."""
+    family: str
+    clock_mhz: float = None
+
+    FAMILIES = {  # lut, carry per bit, register overhead, multiplier, default clock MHz
+        "ice40": (1500, 200, 1100, 10000, 24.0),
+        "ecp5": (1000, 60, 700, 5000, 100.0),
+        "xc7": (600, 30, 600, 3000, 200.0),
+    }
+
+    def __post_init__(self):
+        if self.family not in self.FAMILIES:
+            raise ValueError(f"unknown FPGA family {self.family!r} for the delay model; use one of "
+                             f"{', '.join(self.FAMILIES)}")
+        if self.clock_mhz is None:
+            object.__setattr__(self, "clock_mhz", self.FAMILIES[self.family][4])
+        if not self.clock_mhz > 0:
+            raise ValueError(f"the target clock must be positive, not {self.clock_mhz!r} MHz")
+
+    @property
+    def budget(self):
+        """Picoseconds of logic a stage may hold: the clock period less the register overhead."""
+        return int(1e6 / self.clock_mhz) - self.FAMILIES[self.family][2]
+
+    def cost(self, kind, width=1):
+        """Estimated delay of one operation: ``"add"`` / ``"compare"`` (``width`` bits),
+        ``"mux"``, ``"multiply"``."""
+        lut, carry, _, mul, _ = self.FAMILIES[self.family]
+        if kind in ("add", "compare"):
+            return lut + max(int(width), 1) * carry
+        if kind == "multiply":
+            return mul
+        return lut
 
 
 @dataclass(frozen=True, eq=False)
 class Node:
     """A datapath value: ``(-1 if negative else 1) * (value << shift)``; ``value`` lies in
-    ``lo..hi``. ``stage`` is None for constants."""
+    ``lo..hi``. ``stage`` is None for constants; ``depth`` is the combinational cost in front of it
+    within its stage (adder levels, or picoseconds with a :class:`DelayModel`)."""
     value: object
     lo: int
     hi: int
@@ -76,9 +121,11 @@ class Datapath:
     """Builds a pipelined datapath; see the module docstring."""
 
     def __init__(self, levels_per_stage=2, name="dp"):
-        if levels_per_stage < 1:
+        self.delays = levels_per_stage if isinstance(levels_per_stage, DelayModel) else None
+        if self.delays is None and levels_per_stage < 1:
             raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage!r}")
-        self.levels = levels_per_stage
+        self.levels = self.delays.budget if self.delays else levels_per_stage
+        self.max_delay = 0     # the largest cost in front of any node within its stage
         self.name = name
         self.registers = []  # (register, value)
         self._delays = {}
@@ -126,14 +173,23 @@ class Datapath:
         reg = self._delays[key][1]  # the register holds the value; shift and sign are per use
         return replace(reg, shift=node.shift, negative=node.negative)
 
+    def _cost(self, kind, width=1):
+        """One operation's cost: one level, or its delay with a :class:`DelayModel`."""
+        return self.delays.cost(kind, width) if self.delays else 1
+
+    def _node(self, value, lo, hi, stage, depth, shift=0, negative=False):
+        self.max_delay = max(self.max_delay, depth)
+        return Node(value, lo, hi, stage, depth, shift, negative)
+
     def align(self, nodes, levels=1):
-        """Bring ``nodes`` to one stage, leaving room for ``levels`` more adder levels."""
+        """Bring ``nodes`` to one stage, leaving room for ``levels`` more cost (adder levels, or
+        picoseconds with a :class:`DelayModel`)."""
         live = [n for n in nodes if not n.is_const]
         if not live:
             return list(nodes)
         stage = max(n.stage for n in live)
         depth = max((n.depth for n in live if n.stage == stage), default=0)
-        if depth + levels > self.levels:
+        if depth + levels > self.levels and depth > 0:  # (an operation alone over budget gets a stage)
             stage += 1
         return [self.delay(n, stage) if not n.is_const else n for n in nodes]
 
@@ -152,7 +208,8 @@ class Datapath:
             return a
         if a.is_const and b.is_const:
             return self.const(a.real_lo + b.real_lo)
-        a, b = self.align([a, b], 1)
+        cost = self._cost("add", _sum_width(a, b))
+        a, b = self.align([a, b], cost)
         if a.shift > b.shift:
             a, b = b, a
         d = b.shift - a.shift
@@ -166,7 +223,7 @@ class Datapath:
         else:
             value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
         self.adders += 1
-        return Node(value, lo, hi, stage, depth + 1, a.shift, neg)
+        return self._node(value, lo, hi, stage, depth + cost, a.shift, neg)
 
     def sum(self, nodes):
         """Sum of nodes as a balanced adder tree (terms of similar shift paired first);
@@ -196,16 +253,18 @@ class Datapath:
             v = node.real_lo
             return Node(Const(v, shape_for(v, v)), v, v, None)
         if node.negative:
-            (node,) = self.align([node], 1)
+            cost = self._cost("add", _width(node.real_lo, node.real_hi))
+            (node,) = self.align([node], cost)
             value = node.value << node.shift if node.shift else node.value
-            return Node(-value, node.real_lo, node.real_hi, node.stage, node.depth + 1)
+            return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
         if node.shift:
             return Node(node.value << node.shift, node.real_lo, node.real_hi, node.stage, node.depth)
         return node
 
     def multiply_const(self, node, c, multiplier="csd"):
         """``node * c`` for an integer constant ``c``: shift-and-add of canonical signed
-        digits, or a plain ``*`` (for DSP mapping) with ``multiplier="dsp"``."""
+        digits (``multiplier="csd"`` or ``"cse"``), or a plain ``*`` (for DSP mapping) with
+        ``multiplier="dsp"``."""
         c = int(c)
         if c == 0:
             return self.const(0)
@@ -213,12 +272,35 @@ class Datapath:
             return self.const(node.real_lo * c)
         if multiplier == "dsp" and len(csd_digits(c)) > 1:
             node = self.materialize(node)
-            (node,) = self.align([node], 1)
+            cost = self._cost("multiply")
+            (node,) = self.align([node], cost)
             cands = (node.lo * c, node.hi * c)
             self.multipliers += 1
-            return Node(node.value * Const(c, shape_for(c, c)), min(cands), max(cands), node.stage, node.depth + 1)
+            return self._node(node.value * Const(c, shape_for(c, c)), min(cands), max(cands), node.stage,
+                              node.depth + cost)
         terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in csd_digits(c)]
         return self.sum(terms)
+
+    def cmvm(self, graph, xs):
+        """Emit :class:`nnhdl.cmvm.CMVMGraph` ``graph`` on input nodes ``xs`` (one per graph input,
+        their values inside the graph's input intervals): one :meth:`add` per graph adder, so the
+        adders are registered and balanced like any other; each adder's node gets the graph's exact
+        interval (narrower than interval arithmetic where subexpressions are shared). Returns one
+        node per graph output (a constant 0 for an empty column)."""
+        nodes = list(xs)
+
+        def term(t):
+            n = nodes[t.node]
+            return replace(n, shift=n.shift + t.shift, negative=n.negative != (t.sign < 0))
+
+        for add in graph.adders:
+            r = self.add(term(add.a), term(add.b))
+            if not r.is_const:  # the node holds -(real >> shift) if negative, else real >> shift
+                lo, hi = (-add.hi, -add.lo) if r.negative else (add.lo, add.hi)
+                lo, hi = -((-lo) >> r.shift), hi >> r.shift
+                r = replace(r, lo=max(r.lo, lo), hi=min(r.hi, hi))
+            nodes.append(r)
+        return [self.const(0) if t is None else term(t) for t in graph.outputs]
 
     def requantize(self, node, frac, to: FixedFormat):
         """Hardware :func:`nnhdl.fixed.requantize`: round away ``frac - to.frac_bits`` bits with
@@ -236,7 +318,8 @@ class Datapath:
         elif to.rounding is Rounding.TRN:
             q = Node(node.value >> s, lo >> s, hi >> s, node.stage, node.depth)
         else:
-            (node,) = self.align([node], 1)
+            cost = self._cost("add", _width(qlo, qhi))
+            (node,) = self.align([node], cost)
             v = node.value
             if len(v) <= s:  # dropping more bits than the value has: extend it first
                 fill = v[-1] if lo < 0 else Const(0, 1)
@@ -255,7 +338,7 @@ class Datapath:
                 Rounding.RND_CONV: half & (below | floor[0]),
             }[to.rounding]
             self.adders += 1
-            q = Node(floor + inc, qlo, qhi, node.stage, node.depth + 1)
+            q = self._node(floor + inc, qlo, qhi, node.stage, node.depth + cost)
         return self.overflow(q, to)
 
     def overflow(self, q, to: FixedFormat):
@@ -276,7 +359,8 @@ class Datapath:
                 value = Cat(value, fill.replicate(to.width - len(value)))
             bits = value[:to.width]
             return Node(bits.as_signed() if to.signed else bits, to.min_int, to.max_int, q.stage, q.depth)
-        (q,) = self.align([q], 1)
+        cost = self._cost("compare", _width(q.lo, q.hi)) + self._cost("mux") if self.delays else 1
+        (q,) = self.align([q], cost)
         over = q.value > hi if q.hi > hi else Const(0, 1)
         under = q.value < lo if q.lo < lo else Const(0, 1)
         inner = q.value[:to.width]
@@ -287,25 +371,29 @@ class Datapath:
         else:
             value = Mux(over, Const(hi, shape), Mux(under, Const(lo, shape), inner))
             nlo, nhi = min(max(q.lo, lo), hi), max(min(q.hi, hi), lo)
-        return Node(value, nlo, nhi, q.stage, q.depth + 1)
+        return self._node(value, nlo, nhi, q.stage, q.depth + cost)
 
     def maximum(self, a, b):
         """``max(a, b)`` (one comparator level)."""
         a, b = self.materialize(a), self.materialize(b)
         if a.is_const and b.is_const:
             return self.const(max(a.lo, b.lo))
-        a, b = self.align([a, b], 1)
+        width = max(_width(a.lo, a.hi), _width(b.lo, b.hi))
+        cost = self._cost("compare", width) + self._cost("mux") if self.delays else 1
+        a, b = self.align([a, b], cost)
         stage, depth = self._stage_of(a, b)
-        return Node(Mux(a.value >= b.value, a.value, b.value), max(a.lo, b.lo), max(a.hi, b.hi), stage, depth + 1)
+        return self._node(Mux(a.value >= b.value, a.value, b.value), max(a.lo, b.lo), max(a.hi, b.hi), stage,
+                          depth + cost)
 
     def greater_equal(self, a, b):
         """``a >= b`` as a 1-bit node (one comparator level)."""
         a, b = self.materialize(a), self.materialize(b)
         if a.is_const and b.is_const:
             return self.const(int(a.lo >= b.lo))
-        a, b = self.align([a, b], 1)
+        cost = self._cost("compare", max(_width(a.lo, a.hi), _width(b.lo, b.hi)))
+        a, b = self.align([a, b], cost)
         stage, depth = self._stage_of(a, b)
-        return Node(a.value >= b.value, 0, 1, stage, depth + 1)
+        return self._node(a.value >= b.value, 0, 1, stage, depth + cost)
 
     def relu(self, node):
         node = self.materialize(node)
@@ -313,17 +401,19 @@ class Datapath:
             return node
         if node.is_const:
             return self.const(0)
-        (node,) = self.align([node], 1)
-        return Node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + 1)
+        cost = self._cost("mux")
+        (node,) = self.align([node], cost)
+        return self._node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + cost)
 
     def select(self, cond, a, b):
         """``a if cond else b`` for a 1-bit node ``cond``."""
         if cond.is_const:
             return a if cond.real_lo else b
         a, b = self.materialize(a), self.materialize(b)
-        cond, a, b = self.align([cond, a, b], 1)
+        cost = self._cost("mux")
+        cond, a, b = self.align([cond, a, b], cost)
         stage, depth = self._stage_of(cond, a, b)
-        return Node(Mux(cond.value, a.value, b.value), min(a.lo, b.lo), max(a.hi, b.hi), stage, depth + 1)
+        return self._node(Mux(cond.value, a.value, b.value), min(a.lo, b.lo), max(a.hi, b.hi), stage, depth + cost)
 
     def negate(self, node):
         return replace(node, negative=not node.negative)
@@ -360,7 +450,7 @@ class Datapath:
             self.memories[key] = (mem, [])
             self.rom_bits += len(table) * mem.shape.width
         mem, ports = self.memories[key]
-        (index,) = self.align([index], 1)
+        (index,) = self.align([index], self._cost("mux"))
         port = mem.read_port(domain="sync")
         ports.append((port, index.value))
         return Node(port.data, lo, hi, index.stage + 1, 0)
@@ -373,11 +463,12 @@ class Datapath:
         if a.is_const or b.is_const:
             c, v = (a, b) if a.is_const else (b, a)
             return self.multiply_const(v, c.lo)
-        a, b = self.align([a, b], 1)
+        cost = self._cost("multiply")
+        a, b = self.align([a, b], cost)
         stage, depth = self._stage_of(a, b)
         cands = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
         self.multipliers += 1
-        return Node(a.value * b.value, min(cands), max(cands), stage, depth + 1)
+        return self._node(a.value * b.value, min(cands), max(cands), stage, depth + cost)
 
     def divide_sticky(self, node, d):
         """``2 * floor(v / d) + (v mod d != 0)`` for a positive integer constant ``d`` (see
@@ -397,7 +488,7 @@ class Datapath:
         m = -(-(1 << s) // d)
         assert top * (m * d - (1 << s)) < (1 << s)
         prod = self.materialize(self.multiply_const(u, m))
-        (prod,) = self.align([prod], 1)
+        (prod,) = self.align([prod], self._cost("mux"))
         q = Node(prod.value >> s, (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
         q = Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth)
         rem = self.add(u, self.negate(self.multiply_const(q, d)))

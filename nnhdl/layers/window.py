@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 from ..arith import dense_plan
 from .base import stream_signature, word_shape
 from .conv import conv_window_nodes
+from .dense import check_multiplier
 from .pipeline import Datapath
 from .pool import pool_node
 
@@ -187,7 +188,8 @@ class ConvStream(WindowLayer):
     (``op.n_out`` channels) per window, all products in parallel. Members: see
     :class:`WindowLayer`."""
 
-    def __init__(self, op, in_fmt, *, multiplier="csd", levels_per_stage=2, memory_bits=LINE_BUFFER_MEMORY_BITS):
+    def __init__(self, op, in_fmt, *, multiplier="cse", levels_per_stage=2, memory_bits=LINE_BUFFER_MEMORY_BITS):
+        check_multiplier(multiplier)
         if any(op.padding):
             raise ValueError(f"ConvStream {op.name!r} needs an unpadded Conv; pad with a PadStream in front")
         self.op, self.multiplier = op, multiplier

@@ -154,8 +154,8 @@ def test_conv2d(rng, case, io):
     shape, cout, kernel, strides, padding, act = CONV2D[case]
     g = ImageNet(rng, shape).conv("c", cout, kernel, strides, padding, act).graph()
     q = lower(g, formats(case, ["c"]))
-    check(q, io, case, memory_bits=1 if case % 2 else 1024, multiplier="dsp" if case == 3 else "csd",
-          levels=1 + case % 3)
+    multiplier = "dsp" if case == 3 else ("csd" if case % 2 else "cse")
+    check(q, io, case, memory_bits=1 if case % 2 else 1024, multiplier=multiplier, levels=1 + case % 3)
 
 
 CONV1D = [((12, 2), 3, 3, 1, "valid"), ((11, 1), 2, 4, 2, "same"), ((9, 3), 2, 1, 1, "valid"),

@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from nnhdl.fixed import FixedFormat, Overflow, Rounding, requantize
 from nnhdl.ir import Activation as ActivationOp, Softmax as SoftmaxOp
 from nnhdl.layers import Activation, Argmax, Dense, Network, Softmax
-from nnhdl.layers.pipeline import Datapath, csd_digits
+from nnhdl.layers.pipeline import Datapath, DelayModel, csd_digits
 from nnhdl.reference import evaluate_op, trace
 from nnhdl.sim.amaranth_sim import run_stream
 
@@ -99,6 +99,16 @@ DENSE_CASES = [
                              "layer": {"fc1": {"weight": "fixed<5,1>", "bias": "fixed<20,8>",
                                                "result": "ufixed<6,3,RND_ZERO,SAT>"}}}, "csd", 2),
 ]
+
+
+# the same cases with the shared-subexpression graph (where products are cast or summed in
+# hls4ml's order it falls back to csd, which these cases check too)
+DENSE_CASES += [(sizes, in_fmt, config, "cse", levels) for sizes, in_fmt, config, m, levels in DENSE_CASES
+                if m == "csd"]
+# registers placed by estimated delay (slow and fast clocks; a very fast one registers every operation)
+DENSE_CASES += [((12, 7), "ufixed<6,2>", {"precision": "fixed<10,4>"}, "cse", DelayModel("ecp5", 150)),
+                ((8, 5), "fixed<8,3>", {"precision": "fixed<8,3,RND,SAT>"}, "csd", DelayModel("xc7", 400)),
+                ((9, 4), "fixed<16,6>", {"precision": "fixed<16,6>"}, "dsp", DelayModel("ice40", 1000))]
 
 
 @pytest.mark.parametrize("activation", ["linear", "relu", "leaky_relu"])

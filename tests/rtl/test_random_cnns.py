@@ -1,7 +1,7 @@
 """Random CNNs: random chains of convolutions (strided, padded, depthwise), pooling (max and
 average, padded), zero padding, global pooling and dense heads, 1-D and 2-D, with random formats
-in every rounding and overflow mode, CSD and DSP multipliers, 1-3 adder levels per stage, line
-buffers in registers or block RAM. Both I/O styles equal the reference with gaps and stalls,
+in every rounding and overflow mode, CSE, CSD and DSP multipliers, 1-3 adder levels per stage or
+registers placed by a delay model, line buffers in registers or block RAM. Both I/O styles equal the reference with gaps and stalls,
 and latency and cycles per inference are exactly as reported."""
 
 import random
@@ -12,6 +12,7 @@ import pytest
 from nnhdl.config import PrecisionConfig
 from nnhdl.fixed import Overflow, Rounding
 from nnhdl.ir import spatial
+from nnhdl.layers.pipeline import DelayModel
 from nnhdl.passes import lower
 
 from .test_cnn_layers import ImageNet, check
@@ -70,5 +71,5 @@ def random_cnn(seed):
 def test_random_cnn(seed):
     graph, rs = random_cnn(1000 + seed)
     for io in ("parallel", "stream"):
-        check(graph, io, seed, n=3, memory_bits=rs.choice([1, 1024]), multiplier=rs.choice(["csd", "dsp"]),
-              levels=rs.randint(1, 3))
+        check(graph, io, seed, n=3, memory_bits=rs.choice([1, 1024]), multiplier=rs.choice(["cse", "csd", "dsp"]),
+              levels=rs.choice([1, 2, 3, DelayModel("ecp5", 150)]))

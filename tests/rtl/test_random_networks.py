@@ -1,6 +1,7 @@
 """Random networks with random formats (every rounding and overflow mode, signed and unsigned,
-negative and oversized integer bits, narrow accumulators, zero weights, softmax/argmax, CSD and
-DSP multipliers, 1-3 adder levels per stage): RTL equals the reference with gaps and stalls."""
+negative and oversized integer bits, narrow accumulators, zero weights, softmax/argmax, CSE, CSD
+and DSP multipliers, 1-3 adder levels per stage or registers placed by a delay model): RTL equals
+the reference with gaps and stalls."""
 
 import random
 
@@ -9,6 +10,7 @@ import pytest
 
 from nnhdl.fixed import Overflow, Rounding
 from nnhdl.layers import Network
+from nnhdl.layers.pipeline import DelayModel
 from nnhdl.reference import trace
 from nnhdl.sim.amaranth_sim import run_stream
 
@@ -41,7 +43,8 @@ def random_case(seed):
     config = {"precision": random_format(rs, True, 6, 14), "softmax": rs.choice(["table", "argmax"]), "layer": layer}
     graph = make_mlp(rng, sizes, acts, config, softmax=softmax, weight_scale=rs.choice([0.5, 2, 8]),
                      zero_fraction=rs.random() * 0.5)
-    return graph, rs.choice(["csd", "dsp"]), rs.randint(1, 3), rng
+    levels = rs.choice([1, 2, 3, DelayModel("ecp5", 150), DelayModel("xc7", 300)])
+    return graph, rs.choice(["cse", "csd", "dsp"]), levels, rng
 
 
 @pytest.mark.parametrize("seed", range(40))
