@@ -12,14 +12,14 @@ Usage: python benchmarks/convert.py [--model build/jet_tagger/jet_tagger.keras] 
 import argparse
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,15 +31,6 @@ CASES = [
     ("fixed<8,3,RND,SAT>, cse", {"precision": "fixed<8,3,RND,SAT>"}, "cse"),
     ("fixed<8,3,RND,SAT>, csd", {"precision": "fixed<8,3,RND,SAT>"}, "csd"),
 ]
-
-
-def ensure_model(path):
-    path = Path(path)
-    if not path.exists():
-        print(f"training the jet tagger into {path.parent} ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "examples/jet_tagger/train.py"), "--out", str(path.parent)],
-                       check=True)
-    return path
 
 
 def main():

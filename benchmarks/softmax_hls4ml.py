@@ -23,6 +23,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -35,16 +37,6 @@ SETTINGS = [
      {"exp_table": "fixed<12,4,RND,SAT>", "inv_table": "fixed<12,4,RND,SAT>", "exp_accum": "fixed<12,4,RND,SAT>",
       "inv_input": "fixed<12,4,RND,SAT>"}),
 ]
-
-
-def ensure_model(path):
-    import subprocess
-    path = Path(path)
-    if not path.exists():
-        print(f"training the jet tagger into {path.parent} ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "examples/jet_tagger/train.py"), "--out", str(path.parent)],
-                       check=True)
-    return path
 
 
 def renamed_input(keras, model):

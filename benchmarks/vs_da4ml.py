@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 EIGHT_BIT = {"precision": "fixed<16,6>", "layer": {
@@ -35,15 +37,6 @@ EIGHT_BIT = {"precision": "fixed<16,6>", "layer": {
     **{n: {"weight": "fixed<8,1,RND>", "bias": "fixed<8,3,RND>", "result": "ufixed<8,3>"}
        for n in ("fc1", "fc2", "fc3")},
     "output": {"weight": "fixed<8,1,RND>", "bias": "fixed<8,3,RND>", "result": "fixed<16,6>"}}}
-
-
-def ensure_model(path):
-    path = Path(path)
-    if not path.exists():
-        print(f"training the jet tagger into {path.parent} ...", file=sys.stderr)
-        subprocess.run([sys.executable, str(ROOT / "examples/jet_tagger/train.py"), "--out", str(path.parent)],
-                       check=True)
-    return path
 
 
 def logits_graph(graph):

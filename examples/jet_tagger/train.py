@@ -102,6 +102,16 @@ def make_dataset(n, seed):
     return X, labels.astype(np.int64)
 
 
+def standardized_split(seed):
+    """Training and test jets (``N_TRAIN``, ``N_TEST``), features standardised with the training
+    set's mean and deviation, as float32."""
+    X, y = make_dataset(N_TRAIN + N_TEST, seed)
+    X_train, y_train, X_test, y_test = X[:N_TRAIN], y[:N_TRAIN], X[N_TRAIN:], y[N_TRAIN:]
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    return (((X_train - mean) / std).astype(np.float32), y_train,
+            ((X_test - mean) / std).astype(np.float32), y_test)
+
+
 def build_model(keras):
     L = keras.layers
     return keras.Sequential([
@@ -125,11 +135,7 @@ def main(argv=None):
     import keras
 
     start = time.monotonic()
-    X, y = make_dataset(N_TRAIN + N_TEST, args.seed)
-    X_train, y_train, X_test, y_test = X[:N_TRAIN], y[:N_TRAIN], X[N_TRAIN:], y[N_TRAIN:]
-    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-    X_train = ((X_train - mean) / std).astype(np.float32)
-    X_test = ((X_test - mean) / std).astype(np.float32)
+    X_train, y_train, X_test, y_test = standardized_split(args.seed)
 
     keras.utils.set_random_seed(args.seed)
     model = build_model(keras)

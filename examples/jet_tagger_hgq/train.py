@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jet_tagger"))
-from train import CLASSES, N_FEATURES, N_TEST, N_TRAIN, build_model, make_dataset  # noqa: E402
+from train import CLASSES, N_FEATURES, N_TEST, build_model, standardized_split  # noqa: E402
 
 
 def build_hgq_model(keras, beta):
@@ -69,11 +69,7 @@ def main(argv=None):
     from hgq.utils import trace_minmax
 
     start = time.monotonic()
-    X, y = make_dataset(N_TRAIN + N_TEST, args.seed)
-    X_train, y_train, X_test, y_test = X[:N_TRAIN], y[:N_TRAIN], X[N_TRAIN:], y[N_TRAIN:]
-    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-    X_train = ((X_train - mean) / std).astype(np.float32)
-    X_test = ((X_test - mean) / std).astype(np.float32)
+    X_train, y_train, X_test, y_test = standardized_split(args.seed)
 
     keras.utils.set_random_seed(args.seed)
     floating = build_model(keras)
