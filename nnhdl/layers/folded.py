@@ -241,7 +241,7 @@ class FoldedDense(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        op, sch, acc = self.op, self.schedule, self.op.accum_fmt
+        op, sch = self.op, self.schedule
         k, g, lanes, steps = sch.inputs_per_step, sch.outputs_per_lane, sch.lanes, sch.steps_per_output
         in_shape = word_shape(self.in_fmt)
 

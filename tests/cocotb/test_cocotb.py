@@ -65,11 +65,11 @@ def test_random_models(designs, sim, name):
 
 
 def corrupt_one_constant(verilog_path):
-    """Change the constant of one bias addition in the last Dense module (a visible fault)."""
+    """Change the constant of one addition (a bias) in the last Dense module (a visible fault)."""
     text = verilog_path.read_text()
     modules = [m.start() for m in re.finditer(r"^module ", text, re.M)]
     last_dense = text.rfind("module \\", 0, len(text))
-    pattern = re.compile(r"(\$signed\(\\\$\d+ \) \+ \$signed\()(\d+)'h([0-9a-f]+)\)")
+    pattern = re.compile(r"(\$signed\([^()]+\) [+-] \$signed\()(\d+)'h([0-9a-f]+)\)")
     match = pattern.search(text, last_dense if last_dense >= 0 else modules[-1])
     assert match, "no bias constant found to corrupt"
     width, value = int(match.group(2)), int(match.group(3), 16)
