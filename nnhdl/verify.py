@@ -296,7 +296,8 @@ def verify_design(design, inputs_raw, *, simulator="amaranth", seed=0, gap=0.2, 
     k = min(n, 32 if bi == 1 else 6)
     free = run_stream(net, beats[:k * bi], transfers_out=k * bo, **common)
     times = inference_timing(free.in_cycles, free.out_cycles, bi, bo)
-    if bi > 1 or bo > 1:  # latency from idle: one inference at a time
+    if bi > 1 or bo > 1 or net.interval > 1:  # latency from idle: one inference at a time (at full rate
+        # a network with II > 1 queues single-transfer inferences, so their latency grows)
         spaced = run_stream(net, beats[:k * bi], transfers_out=k * bo, spaced=net.latency + net.interval, **common)
         lat_times = inference_timing(spaced.in_cycles, spaced.out_cycles, bi, bo)
     else:
