@@ -142,6 +142,12 @@ class Network(wiring.Component):
         self.input_gate = slowest if self.in_beats == 1 else 1
         from .timing import stream_timing
         self.timing = stream_timing(self)
+        if self.timing.latency < 1:  # the last output of an inference came before its first input
+            raise NetworkError(
+                "the output of this network does not depend on its input: in the pixel stream, every window of a "
+                "layer after zero padding covers only padding pixels (e.g. strides that skip every real pixel), so "
+                "outputs come before the inputs they belong to; change that layer's padding or strides, or convert "
+                "with --io parallel")
 
     def reuse_of(self, op):
         """The reuse factor of a Dense-like ``op``: its ``layer_reuse`` entry (by op name, then

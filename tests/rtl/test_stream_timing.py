@@ -20,3 +20,18 @@ def test_latency_from_idle_when_a_single_transfer_network_has_ii_above_one():
     assert (net.in_beats, net.out_beats, net.interval) == (1, 1, 2)
     result = verify_design(Design(graph, net), random_inputs(graph, 3, 0), gap=0.0, stall=0.0)
     assert result.passed and result.latencies == {net.latency}, (result.latencies, net.latency)
+
+
+def test_a_stream_network_whose_output_ignores_its_input_is_refused():
+    """Found by the fuzz suite: a left padding pixel is the only one a stride-2 window sees, so the
+    output (emitted as soon as the padding is) came before its input; the timing model gave -98."""
+    import pytest
+
+    from nnhdl.layers import NetworkError
+    ops = (Input("in", (), (1,), origin="in"), Reshape("r_in", ("in",), (1, 1, 1), origin="r_in"),
+           Pad("pad", ("r_in",), (1, 2, 1), origin="pad", in_shape=(1, 1, 1), padding=(0, 0, 1, 0)),
+           Pool("p", ("pad",), (1, 1, 1), origin="p", kind="max", in_shape=(1, 2, 1), pool=(1, 1), strides=(1, 2)))
+    graph = lower(Graph(ops, ("p",), name="cnn"), PrecisionConfig.from_dict({"precision": "ufixed<1,0>"}))
+    with pytest.raises(NetworkError, match="does not depend on its input"):
+        build_network(graph, "csd", 1, "stream", 1)
+    build_network(graph, "csd", 1, "parallel", 1)  # whole tensors: nothing comes early
