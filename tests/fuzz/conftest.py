@@ -21,7 +21,7 @@ def pytest_terminal_summary(terminalreporter):
     wall = time.perf_counter() - _START.get("t", time.perf_counter())
     tr.write_line(f"models run: {STATS.models} ({kinds})")
     tr.write_line(f"mismatches: {STATS.mismatches}   crashes: {STATS.crashes}   "
-                  f"refused with a message (outputs that ignore the input): {STATS.refused}   "
+                  f"refused with a clear message: {STATS.refused}   "
                   f"time in models: {STATS.seconds:.1f} s   wall time: {wall:.1f} s   "
                   f"finished: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     for line in STATS.failures:
