@@ -123,6 +123,16 @@ def build_model(keras):
     ], name="jet_tagger")
 
 
+def train_float(keras, X_train, y_train, epochs, seed):
+    """The float jet tagger (:func:`build_model`) trained on standardised jets."""
+    keras.utils.set_random_seed(seed)
+    model = build_model(keras)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-3),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(X_train, y_train, batch_size=256, epochs=epochs, validation_split=0.1, shuffle=True, verbose=0)
+    return model
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,12 +147,7 @@ def main(argv=None):
     start = time.monotonic()
     X_train, y_train, X_test, y_test = standardized_split(args.seed)
 
-    keras.utils.set_random_seed(args.seed)
-    model = build_model(keras)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=2e-3),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(X_train, y_train, batch_size=256, epochs=args.epochs, validation_split=0.1, shuffle=True,
-              verbose=0)
+    model = train_float(keras, X_train, y_train, args.epochs, args.seed)
     probs = model.predict(X_test, batch_size=1024, verbose=0)
     accuracy = float(np.mean(probs.argmax(axis=1) == y_test))
 

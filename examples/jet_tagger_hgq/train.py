@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jet_tagger"))
-from train import CLASSES, N_FEATURES, N_TEST, build_model, standardized_split  # noqa: E402
+from train import CLASSES, N_FEATURES, N_TEST, standardized_split, train_float  # noqa: E402
 
 
 def build_hgq_model(keras, beta):
@@ -71,11 +71,7 @@ def main(argv=None):
     start = time.monotonic()
     X_train, y_train, X_test, y_test = standardized_split(args.seed)
 
-    keras.utils.set_random_seed(args.seed)
-    floating = build_model(keras)
-    floating.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy",
-                     metrics=["accuracy"])
-    floating.fit(X_train, y_train, batch_size=256, epochs=args.epochs, validation_split=0.1, verbose=0)
+    floating = train_float(keras, X_train, y_train, args.epochs, args.seed)
     float_acc = float(np.mean(floating.predict(X_test, verbose=0).argmax(axis=1) == y_test))
 
     keras.utils.set_random_seed(args.seed)
