@@ -37,7 +37,7 @@ from .config import DEFAULT_TABLE_FORMAT
 from .fixed import INT64_SAFE_BITS, FixedFormat, Overflow, Rounding, apply_overflow, quantize, requantize
 
 __all__ = ["SoftmaxPlan", "softmax_plan", "softmax_plan_of", "softmax_tables", "softmax_stable", "table_index_bits",
-           "reduce_split", "tree_sum", "default_inp_norm", "warn_if_coarse"]
+           "reduce_split", "reduce_tree", "tree_sum", "default_inp_norm", "warn_if_coarse"]
 
 
 def table_index_bits(table_size):
@@ -50,6 +50,15 @@ def reduce_split(n):
     two below ``n``."""
     left = 1 << ((n - 1).bit_length() - 1) if n > 2 else 1
     return left, n - left
+
+
+def reduce_tree(items, combine):
+    """``combine`` over ``items`` in hls4ml's ``reduce`` tree order (:func:`reduce_split`): the
+    one order the reference (numpy values) and the hardware (datapath nodes) both follow."""
+    if len(items) == 1:
+        return items[0]
+    left, _ = reduce_split(len(items))
+    return combine(reduce_tree(items[:left], combine), reduce_tree(items[left:], combine))
 
 
 def default_inp_norm(in_fmt: FixedFormat) -> FixedFormat:
@@ -199,13 +208,8 @@ def _top_bits(raw, fmt: FixedFormat, n):
 def tree_sum(values, fmt: FixedFormat):
     """Sum over the last axis in hls4ml's ``reduce`` tree order, each addition cast to ``fmt``
     (raw integers of ``fmt``)."""
-    n = values.shape[-1]
-    if n == 1:
-        return values[..., 0]
-    if n == 2:
-        return apply_overflow(values[..., 0] + values[..., 1], fmt)
-    left, _ = reduce_split(n)
-    return apply_overflow(tree_sum(values[..., :left], fmt) + tree_sum(values[..., left:], fmt), fmt)
+    return reduce_tree([values[..., k] for k in range(values.shape[-1])],
+                       lambda a, b: apply_overflow(a + b, fmt))
 
 
 def softmax_stable(x, plan: SoftmaxPlan):

@@ -1,6 +1,6 @@
 """Softmax: hls4ml 1.3's table-based ``stable`` softmax, or the index of the largest logit."""
 
-from ..softmax import reduce_split, softmax_plan_of, softmax_tables
+from ..softmax import reduce_tree, softmax_plan_of, softmax_tables
 from .base import PipelinedLayer
 
 __all__ = ["Softmax", "Argmax"]
@@ -28,24 +28,16 @@ class Softmax(PipelinedLayer):
         plan = self.plan
         exp_table, inv_table = softmax_tables(plan)
 
-        def tree(nodes, combine):
-            if len(nodes) == 1:
-                return nodes[0]
-            if len(nodes) == 2:
-                return combine(nodes[0], nodes[1])
-            left, _ = reduce_split(len(nodes))
-            return combine(tree(nodes[:left], combine), tree(nodes[left:], combine))
-
         def top_bits(node, fmt, n):
             return dp.bits(dp.word(node, fmt.width), fmt.width - n, fmt.width)
 
-        x_max = tree(xs, dp.maximum)
+        x_max = reduce_tree(xs, dp.maximum)
         exps = []
         for x in xs:
             d = dp.requantize(dp.add(x_max, dp.negate(x)), plan.in_fmt.frac_bits, plan.norm_fmt)
             e = dp.lookup(top_bits(d, plan.norm_fmt, plan.exp_bits), exp_table, memory="exp")
             exps.append(dp.requantize(e, plan.exp_fmt.frac_bits, plan.accum_fmt))
-        total = tree(exps, lambda a, b: dp.overflow(dp.add(a, b), plan.accum_fmt))
+        total = reduce_tree(exps, lambda a, b: dp.overflow(dp.add(a, b), plan.accum_fmt))
         total = dp.requantize(total, plan.accum_fmt.frac_bits, plan.inv_input_fmt)
         inv = dp.lookup(top_bits(total, plan.inv_input_fmt, plan.inv_bits), inv_table, memory="inv")
         frac = plan.accum_fmt.frac_bits + plan.inv_fmt.frac_bits
