@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .config import PrecisionConfig
 from .ir import Graph
+from .options import OPTIONS_FILE, BuildOptions, OptionsError
 from .outputs import check_design_folder, staged_outputs
 
 __all__ = ["load_model", "load_config", "compile_model", "build_network", "convert", "load_design",
@@ -71,15 +72,15 @@ def compile_model(graph: Graph, config: PrecisionConfig = None, calibration=None
     return lower(graph, config, calibration)
 
 
-def build_network(graph: Graph, multiplier="cse", levels_per_stage=2, io="parallel", memory_bits=None, reuse=1,
-                  layer_reuse=None):
-    """The :class:`nnhdl.layers.Network` of a quantized graph. ``reuse``: the reuse factor of every
-    Dense; ``layer_reuse``: ``{layer name: R}`` overrides (see :class:`~nnhdl.layers.Network`)."""
+def build_network(graph: Graph, multiplier=None, levels_per_stage=None, io=None, memory_bits=None, reuse=None,
+                  layer_reuse=None, options: BuildOptions = None):
+    """The :class:`nnhdl.layers.Network` of a quantized graph, for ``options``
+    (:class:`~nnhdl.options.BuildOptions`) changed by the keywords that are not None (``reuse``:
+    the reuse factor of every Dense; ``layer_reuse``: ``{layer name: R}`` overrides; see
+    :class:`~nnhdl.layers.Network`)."""
     from .layers import Network
-    from .layers.window import LINE_BUFFER_MEMORY_BITS
-    return Network(graph, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
-                   memory_bits=LINE_BUFFER_MEMORY_BITS if memory_bits is None else memory_bits,
-                   reuse=1 if reuse is None else reuse, layer_reuse=layer_reuse)
+    return Network(graph, options, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
+                   memory_bits=memory_bits, reuse=reuse, layer_reuse=layer_reuse)
 
 
 def file_sha256(path):
@@ -98,11 +99,13 @@ def _hashes(folder, files):
 
 @dataclass
 class Design:
-    """A converted network: quantized graph, its Network component and the report."""
+    """A converted network: quantized graph, build options, its Network component (``None`` when
+    loaded without building it) and the report."""
     graph: Graph
     network: object
     report: dict = field(default_factory=dict)
     outdir: Path = None
+    options: BuildOptions = None
 
     @property
     def top(self):
@@ -125,7 +128,8 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
 
     ``io``: ``"parallel"`` or ``"stream"`` (see :class:`nnhdl.layers.Network`); default: the
     configuration's ``io``, else parallel. ``memory_bits``: line buffers at least this large are
-    block RAM (default :data:`nnhdl.layers.window.LINE_BUFFER_MEMORY_BITS`). ``reuse``: the reuse
+    block RAM (default :data:`nnhdl.options.LINE_BUFFER_MEMORY_BITS`). The options are checked and
+    saved as ``options.json`` (:class:`~nnhdl.options.BuildOptions`). ``reuse``: the reuse
     factor of every Dense without a ``reuse`` key in the configuration (default 1: fully parallel).
 
     ``step(name)`` is called before each stage (for progress display). Returns a :class:`Design`.
@@ -156,8 +160,19 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     io = io or (config.io if config is not None else None) or "parallel"
     check_design_folder(outdir, force)  # before the long part
     layer_reuse = config.layer_reuse() if config is not None else {}
-    levels = delay_model(family, clock_mhz) or levels_per_stage
-    network = timed("build RTL", build_network, qgraph, multiplier, levels, io, memory_bits, reuse, layer_reuse)
+    try:
+        options = BuildOptions.of(None, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
+                                  memory_bits=memory_bits, reuse=reuse, family=family, clock_mhz=clock_mhz,
+                                  layer_reuse=tuple(layer_reuse.items()))
+    except OptionsError as e:
+        raise ConvertError(str(e)) from None
+
+    def build():
+        network = build_network(qgraph, options=options)
+        network.latency  # noqa: B018  (builds the layers and checks the timing now)
+        return network
+
+    network = timed("build RTL", build)
     files = {}
     with staged_outputs(outdir, design=True, force=force, top=top) as tmp:
         if verilog:
@@ -170,13 +185,15 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
             files["rtlil"] = f"{top}.il"
         step("write report")
         qgraph.save(tmp / GRAPH_STEM)
+        options.save(tmp)
         files["graph"] = f"{GRAPH_STEM}.json"
         files["constants"] = f"{GRAPH_STEM}.npz"
+        files["options"] = OPTIONS_FILE
         report = build_report(qgraph, network, top=top, timings=timings, files=files,
                               config=config or PrecisionConfig(),
                               verilog_lines=text.count("\n") if verilog else None, sha256=_hashes(tmp, files))
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
-    return Design(qgraph, network, report, Path(outdir))
+    return Design(qgraph, network, report, Path(outdir), options)
 
 
 def delay_model(family, clock_mhz):
@@ -195,9 +212,10 @@ def delay_model(family, clock_mhz):
 
 
 def load_design(outdir, build=True, require_report=None):
-    """Read a folder written by :func:`convert`; rebuild its Network with the same options.
+    """Read a folder written by :func:`convert`: its graph, build options (``options.json``) and
+    report; with ``build``, rebuild its Network with the same options.
 
-    ``require_report`` (default: ``build``, since the rebuild takes its options from the report):
+    ``require_report`` (default: ``build``):
     a missing ``report.json`` is an error; otherwise the report is ``{}``. A report that is not a
     JSON object is always an error (:class:`ConvertError`, naming the file and the fix)."""
     outdir = Path(outdir)
@@ -222,13 +240,20 @@ def load_design(outdir, build=True, require_report=None):
     elif build if require_report is None else require_report:
         raise ConvertError(f"{path} is missing (it holds the build options, latency and file hashes); "
                            f"convert the model again: nnhdl convert MODEL -o {outdir}")
-    options = report.get("options", {})
-    if not isinstance(options, dict):
-        raise ConvertError(f"{path}: 'options' is not an object; convert the model again")
-    levels = delay_model(options.get("family"), options.get("clock_mhz")) or options.get("levels_per_stage") or 2
-    network = (build_network(graph, options.get("multiplier", "csd"), levels, options.get("io", "parallel"),
-                             options.get("memory_bits"), options.get("reuse", 1), options.get("layer_reuse"))
-               if build else None)
-    return Design(graph, network, report, outdir)
+    options = _load_options(outdir, report, path)
+    network = build_network(graph, options=options) if build else None
+    return Design(graph, network, report, outdir, options)
 
 
+def _load_options(outdir, report, report_path):
+    """The folder's :class:`BuildOptions`: ``options.json``, or (folders converted before it
+    existed) the report's ``options``."""
+    try:
+        if (outdir / OPTIONS_FILE).exists():
+            return BuildOptions.load(outdir)
+        options = report.get("options", {})
+        if not isinstance(options, dict):
+            raise ConvertError(f"{report_path}: 'options' is not an object; convert the model again")
+        return BuildOptions.from_report(options)
+    except OptionsError as e:
+        raise ConvertError(str(e)) from None

@@ -19,6 +19,7 @@ from typing import Optional
 import numpy as np
 
 from .fixed import FixedFormat
+from .ops.registry import op_type as registered_op_type
 
 __all__ = ["window_count", "Op", "Input", "Dense", "Conv", "Pool", "Pad", "Reshape", "BatchNorm", "Activation", "Dropout",
            "Flatten", "Softmax", "Requantize", "Graph", "IRError", "ACTIVATIONS", "FORMAT_VERSION", "spatial"]
@@ -356,9 +357,10 @@ class Graph:
         for entry in data["ops"]:
             entry = dict(entry)
             kind = entry.pop("op")
-            if kind not in _OP_TYPES:
+            op_class = _OP_TYPES.get(kind) or registered_op_type(kind)
+            if op_class is None:
                 raise IRError(f"unknown op type {kind!r}")
-            ops.append(_OP_TYPES[kind](**{k: _decode(v, arrays) for k, v in entry.items()}))
+            ops.append(op_class(**{k: _decode(v, arrays) for k, v in entry.items()}))
         return cls(tuple(ops), tuple(data["outputs"]), data.get("name", "network"), data.get("meta", {}))
 
     def save(self, stem):

@@ -1,42 +1,28 @@
 """Pure graph passes: each takes a Graph and returns a new one.
 
 :func:`lower` runs them in order: :func:`drop_dropout`, :func:`fold_batchnorm`,
-:func:`fuse_activation`, :func:`quantize` (which also infers exact accumulators by interval
-arithmetic and resolves ``auto`` formats).
+:func:`fuse_activation`, :func:`quantize` (each op quantized by its kind, :mod:`nnhdl.ops`,
+which also infers exact accumulators by interval arithmetic and resolves ``auto`` formats).
 
 Lossy but legal choices are reported as :class:`PrecisionWarning` (Python's ``warnings``; the
 command line prints them): constants (weight, bias, alpha) or calibration values outside their
 format, which then wrap or saturate, and all-zero calibration data.
 """
 
-import math
-import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
-from .arith import dense_plan, exact_accumulator
-from .config import AUTO, PrecisionConfig
-from .fixed import INT64_SAFE_BITS, MAX_WIDTH, FixedFormat, Overflow, quantize as quantize_values
-from .ir import (Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, IRError, Pad, Pool, Reshape,
-                 Requantize, Softmax, spatial)
-from .reference import conv_patches, dense_accumulate, evaluate_op
-from .softmax import softmax_plan_of, warn_if_coarse
+from .config import PrecisionConfig
+from .fixed import quantize as quantize_values
+from .ir import Activation, BatchNorm, Conv, Dense, Dropout, Flatten, Graph, Input, spatial
+from .ops.registry import kind_of
+from .precision import (MAX_CONSTANT_BITS, PassError, PrecisionWarning, Resolver, check_calibration,
+                        warn_inputs_outside)
+from .reference import evaluate_op
 
 __all__ = ["drop_dropout", "fold_batchnorm", "fuse_activation", "quantize", "lower", "PassError",
-           "PrecisionWarning", "MAX_CONSTANT_BITS", "warn_inputs_outside"]
-
-#: Constants (weight, bias, alpha) are stored as 64-bit integers in ``graph.npz`` and computed
-#: in int64 by the reference model: their formats may be at most this wide.
-MAX_CONSTANT_BITS = INT64_SAFE_BITS
-
-
-class PrecisionWarning(UserWarning):
-    """A lossy but legal choice: values outside their format (they wrap or saturate), or
-    calibration data that says nothing about the value range."""
-
-
-class PassError(IRError):
-    """A graph cannot be transformed (names the layer and what to change)."""
+           "PrecisionWarning", "MAX_CONSTANT_BITS", "warn_inputs_outside", "QuantizeContext"]
 
 
 def _without(graph, op, replacement_name):
@@ -168,267 +154,49 @@ def fuse_activation(graph: Graph, config: PrecisionConfig = None) -> Graph:
     return graph
 
 
-# -- quantization ------------------------------------------------------------------------------
-
-def _int_bits_for(lo, hi, width, signed):
-    """Smallest integer-bit count such that a ``width``-bit format holds [lo, hi]; a zero range
-    (nothing to go by) gets one integer bit besides the sign."""
-    if lo == 0 and hi == 0:
-        return 2 if signed else 1
-    m = max(abs(float(lo)), abs(float(hi)), 2.0 ** -60)
-    start = int(math.floor(math.log2(m))) - 1
-    for i in range(start, start + 4):
-        f = FixedFormat(width, i + (1 if signed else 0), signed)
-        if f.min_value <= lo and hi <= f.max_value:
-            return f.int_bits
-    return start + 4 + (1 if signed else 0)
-
-
-def _auto_format(lo, hi, template: FixedFormat):
-    signed = template.signed or lo < 0
-    return FixedFormat(template.width, _int_bits_for(lo, hi, template.width, signed), signed,
-                       template.rounding, template.overflow)
-
-
-def _outside(values, fmt: FixedFormat):
-    """How many of the real ``values`` lie outside ``fmt``'s range once rounded with its
-    rounding mode (so its overflow mode acts on them)."""
-    x = np.asarray(values, np.float64)
-    if x.size == 0:
-        return 0
-    if fmt.width + 2 > MAX_WIDTH:  # no wider format to compare in: compare the reals
-        return int(np.count_nonzero((x < fmt.min_value) | (x > fmt.max_value)))
-    # the same fraction bits, two more integer bits, saturating: exact, and out-of-range stays out
-    # (clipped first to the wide format's edge, so that no scaling overflows a float)
-    wide = FixedFormat(fmt.width + 2, fmt.int_bits + 2, True, fmt.rounding, Overflow.SAT)
-    edge = math.ldexp(1.0, fmt.int_bits + 1)
-    raw = quantize_values(np.clip(x, -edge, edge), wide)
-    return int(np.count_nonzero((raw < fmt.min_int) | (raw > fmt.max_int)))
-
-
-_OVERFLOW_EFFECT = {Overflow.WRAP: "wrap around", Overflow.SAT: "saturate", Overflow.SAT_SYM: "saturate",
-                    Overflow.SAT_ZERO: "become zero"}
-
-
-def _range_text(fmt):
-    return f"{fmt.min_value:g} to {fmt.max_value:g}"
-
-
-def _warn_values_outside(values, fmt, what, fix, stacklevel=4, fmt_name=None, source=""):
-    """Warn (:class:`PrecisionWarning`) when ``values`` do not fit ``fmt``: how many, of what
-    (``what``: "weight values of layer 'fc1'"), what happens to them, and ``fix(better_format)``.
-    ``fmt_name`` describes the format (default: the format itself); ``source`` (a file) starts the text."""
-    n = _outside(values, fmt)
-    if n:
-        lo, hi = _const_range(values)
-        warnings.warn(PrecisionWarning(
-            f"{source + ': ' if source else ''}{n} of {np.size(values)} {what} lie outside {fmt_name or fmt} ({_range_text(fmt)}; they span {lo:g} "
-            f"to {hi:g}) "
-            f"and {_OVERFLOW_EFFECT[fmt.overflow]}; {fix(_auto_format(lo, hi, fmt))}"), stacklevel=stacklevel)
-
-
-def _warn_outside(values, fmt, what, layer, key):
-    """Warn when constants ``values`` (``what``: "weight values of layer 'fc1'") do not fit ``fmt``."""
-    _warn_values_outside(values, fmt, what, lambda better: f"set [layer.{layer}] {key} = \"{better}\" (or \"auto\")")
-
-
-def _quantize_constant(values, fmt, layer, key, where):
-    """``values`` as raw integers of ``fmt``; refuses formats too wide for graph.npz and warns
-    when values fall outside the format."""
-    if fmt.width > MAX_CONSTANT_BITS:
-        raise PassError(f"{where}: the {key} format {fmt} is {fmt.width} bits wide; constants (weight, bias, alpha) "
-                        f"have at most {MAX_CONSTANT_BITS} bits. Set [layer.{layer}] {key} = \"fixed<16,6>\" "
-                        f"(or another narrower format), or a narrower --precision")
-    _warn_outside(values, fmt, f"{key} values of {where}", layer, key)
-    return quantize_values(values, fmt)
-
-
-def warn_inputs_outside(graph: Graph, x, source=""):
-    """Warn (:class:`PrecisionWarning`) when float inputs ``x`` of a quantized graph lie outside
-    its input format: the reference model and the hardware then see wrapped or saturated values.
-    ``source`` (the file) starts the message."""
-    op = graph.input
-    layer = op.origin or op.name
-    _warn_values_outside(x, op.fmt, "input values",
-                         lambda better: f"convert with [layer.{layer}] result = \"{better}\" to take them as they are",
-                         stacklevel=3, fmt_name=f"the input format {op.fmt} of layer {layer!r}", source=source)
-
-
-def _check_calibration(calibration, fmt, op):
-    """Warn about calibration data that are all zero or outside the input format."""
-    if not np.any(calibration):
-        warnings.warn(PrecisionWarning(
-            "the calibration inputs are all zero: they say nothing about the value ranges; 'auto' formats sized "
-            "from them get one integer bit. Give representative inputs"), stacklevel=3)
-    layer = op.origin or op.name
-    _warn_values_outside(calibration, fmt, "calibration values",
-                         lambda better: f"set [layer.{layer}] result = \"{better}\" (or \"auto\")",
-                         fmt_name=f"the input format {fmt} of layer {layer!r}")
-
-
-class _Resolver:
-    def __init__(self, config: PrecisionConfig):
-        self.config = config
-
-    def fmt(self, layer, key, values=None, where=""):
-        """The configured format for ``layer.key``; ``auto`` resolved from ``values``
-        (a (lo, hi) pair of reals, or a function returning one)."""
-        value, _ = self.config.get(layer, key)
-        if value is None or isinstance(value, FixedFormat):
-            return value
-        if value == AUTO:
-            if values is None:
-                raise PassError(f"{where or layer}: '{key} = auto' needs a value range; give calibration data "
-                                f"or a format like {self.config.default}")
-            lo, hi = values() if callable(values) else values
-            return _auto_format(lo, hi, self.config.default)
-        return value
-
-
-def _real_range(raw, frac):
-    raw = np.asarray(raw)
-    if raw.size == 0:
-        return 0.0, 0.0
-    return math.ldexp(float(raw.min()), -frac), math.ldexp(float(raw.max()), -frac)
+@dataclass(frozen=True)
+class QuantizeContext:
+    """What an op kind's ``quantize`` gets: ``src`` the formats of the op's inputs, ``calibration``
+    the raw values of its first input on the calibration data (``None`` without calibration),
+    ``resolve`` the :class:`~nnhdl.precision.Resolver` of the configuration, ``config`` itself
+    and ``where`` ("layer 'fc1'") for messages."""
+    src: tuple
+    calibration: object
+    resolve: Resolver
+    config: PrecisionConfig
+    where: str
 
 
 def quantize(graph: Graph, config: PrecisionConfig = None, calibration=None) -> Graph:
-    """Give every op its formats and turn constants into integers.
+    """Give every op its formats and turn constants into integers (each op by its kind's
+    ``quantize``, see :mod:`nnhdl.ops`).
 
     ``calibration``: optional float inputs ``(N, *input_shape)`` used to size ``auto`` results."""
     config = config or PrecisionConfig()
-    res = _Resolver(config)
+    res = Resolver(config)
     ops, fmts, calib = [], {}, {}
     for op in graph.ops:
         srcs = [fmts[n] for n in op.inputs]
         where = f"layer {op.origin or op.name!r}"
-        if isinstance(op, Input):
+        if isinstance(op, Input):  # the graph's entry: its format, and the calibration values in it
             if calibration is not None:
                 calibration = np.asarray(calibration, np.float64)
                 if calibration.size == 0:
                     raise PassError("the calibration data are empty; give at least one input, shaped "
                                     f"(N, {', '.join(map(str, op.shape))})")
             cal = None if calibration is None else (float(np.min(calibration)), float(np.max(calibration)))
-            fmt = res.fmt(op.origin, op.result_key, cal, where)
-            new = op.replace(fmt=fmt)
+            new = op.replace(fmt=res.fmt(op.origin, op.result_key, cal, where))
             if calibration is not None:
-                _check_calibration(calibration, fmt, op)
-                calib[op.name] = quantize_values(calibration, fmt)
-        elif isinstance(op, (Flatten, Dropout, Reshape, Pad)):
-            new = op.replace(fmt=srcs[0])
-        elif isinstance(op, Requantize):  # per-element formats come from the model: nothing to resolve
-            new = op
-        elif isinstance(op, Pool):
-            new = _quantize_pool(op, srcs[0], res, calib.get(op.inputs[0]), where)
-        elif isinstance(op, Dense):
-            new = _quantize_dense(op, srcs[0], res, calib.get(op.inputs[0]), where)
-        elif isinstance(op, Activation):
-            new = _quantize_activation(op, srcs[0], res, calib.get(op.inputs[0]), where)
-        elif isinstance(op, Softmax):
-            new = _quantize_softmax(op, srcs[0], res, config)
-        elif isinstance(op, BatchNorm):
-            raise PassError(f"BatchNormalization {op.origin or op.name!r} was not folded; run fold_batchnorm first")
+                check_calibration(calibration, new.fmt, op)
+                calib[op.name] = quantize_values(calibration, new.fmt)
         else:
-            raise PassError(f"cannot quantize {type(op).__name__} op {op.name!r}")
+            q = QuantizeContext(tuple(srcs), calib.get(op.inputs[0]) if op.inputs else None, res, config, where)
+            new = kind_of(op).quantize(op, q)
         ops.append(new)
         fmts[op.name] = new.fmt
         if calibration is not None and not isinstance(new, Input):
             calib[op.name] = evaluate_op(new, [calib[n] for n in op.inputs], srcs)
     return graph.replace(ops=tuple(ops))
-
-
-def _const_range(values):
-    v = np.asarray(values, np.float64)
-    return (float(v.min()), float(v.max())) if v.size else (0.0, 0.0)
-
-
-def _act_range(function, lo, hi, alpha):
-    if function == "relu":
-        return max(lo, 0.0), max(hi, 0.0)
-    if function == "leaky_relu":
-        cands = [lo, hi, lo * alpha, hi * alpha, 0.0]
-        return min(c for c in cands), max(cands)
-    return lo, hi
-
-
-def _quantize_dense(op: Dense, src: FixedFormat, res: _Resolver, calib, where):
-    layer = op.origin
-    wfmt = res.fmt(layer, "weight", _const_range(op.weight), where)
-    bfmt = res.fmt(layer, "bias", _const_range(op.bias), where)
-    w = _quantize_constant(op.weight, wfmt, layer, "weight", where)
-    b = _quantize_constant(op.bias, bfmt, layer, "bias", where)
-    accum = res.fmt(layer, "accum", None, where) if res.config.get(layer, "accum")[0] != AUTO else None
-    exact = accum is None
-    if exact:
-        accum = exact_accumulator(src, w, wfmt, b, bfmt)
-    alpha_fmt = alpha = None
-    if op.activation == "leaky_relu":
-        alpha_layer = op.result_origin or layer
-        alpha_fmt = res.fmt(alpha_layer, "alpha", (float(op.alpha), float(op.alpha)), where)
-        alpha = int(_quantize_constant(np.array([op.alpha]), alpha_fmt, alpha_layer, "alpha", where)[0])
-    new = op.replace(weight=w, bias=b, weight_fmt=wfmt, bias_fmt=bfmt, accum_fmt=accum, accum_exact=exact,
-                     alpha=0 if alpha is None else alpha, alpha_fmt=alpha_fmt)
-    alpha_real = 0.0 if alpha is None else alpha * alpha_fmt.lsb
-
-    def value_range():
-        if calib is not None:
-            pre = dense_accumulate(new, conv_patches(new, calib) if isinstance(new, Conv) else calib, src)
-            lo, hi = _real_range(pre, accum.frac_bits)
-        else:
-            plan = dense_plan(new, src)
-            lo = math.ldexp(float(min((plan.bias + plan.term_lo.sum(axis=0)).flat)), -accum.frac_bits)
-            hi = math.ldexp(float(max((plan.bias + plan.term_hi.sum(axis=0)).flat)), -accum.frac_bits)
-        return _act_range(op.activation, lo, hi, alpha_real)
-
-    fmt = res.fmt(op.result_origin or layer, op.result_key, value_range, where)
-    return new.replace(fmt=fmt)
-
-
-def _quantize_pool(op: Pool, src: FixedFormat, res: _Resolver, calib, where):
-    def value_range():
-        return (src.min_value, src.max_value) if calib is None else _real_range(calib, src.frac_bits)
-    return op.replace(fmt=res.fmt(op.origin, op.result_key, value_range, where))
-
-
-def _quantize_activation(op: Activation, src: FixedFormat, res: _Resolver, calib, where):
-    alpha_fmt = alpha = None
-    if op.function == "leaky_relu":
-        alpha_fmt = res.fmt(op.origin, "alpha", (float(op.alpha), float(op.alpha)), where)
-        alpha = int(_quantize_constant(np.array([op.alpha]), alpha_fmt, op.origin, "alpha", where)[0])
-    alpha_real = 0.0 if alpha is None else alpha * alpha_fmt.lsb
-
-    def value_range():
-        lo, hi = (src.min_value, src.max_value) if calib is None else _real_range(calib, src.frac_bits)
-        return _act_range(op.function, lo, hi, alpha_real)
-
-    fmt = res.fmt(op.origin, op.result_key, value_range, where)
-    return op.replace(fmt=fmt, alpha=0 if alpha is None else alpha, alpha_fmt=alpha_fmt)
-
-
-def _quantize_softmax(op: Softmax, src: FixedFormat, res: _Resolver, config: PrecisionConfig):
-    """hls4ml 1.3's table softmax (or argmax) with its formats; refuses table settings hls4ml
-    cannot index, warns when the exp table is coarse (see :mod:`nnhdl.softmax`)."""
-    n = op.shape[-1]
-    if config.softmax == "argmax":
-        bits = max(1, (n - 1).bit_length())
-        return op.replace(implementation="argmax", fmt=FixedFormat(bits, bits, False), shape=(1,))
-    layer = op.origin or op.name
-    where = f"layer {layer!r}"
-    fmt = res.fmt(op.origin, op.result_key, (0.0, 1.0), where)
-    exp_fmt = res.fmt(op.origin, "exp_table", (0.0, 1.0), where)
-    inv_fmt = res.fmt(op.origin, "inv_table", (0.0, float(n)), where)
-    accum_fmt = res.fmt(op.origin, "exp_accum", (0.0, float(n)), where)
-    inv_input_fmt = res.fmt(op.origin, "inv_input", (0.0, float(n)), where)
-    norm_fmt = None if config.get(op.origin, "inp_norm")[0] == AUTO else res.fmt(op.origin, "inp_norm")
-    table_size, _ = config.get(op.origin, "table_size")
-    new = op.replace(implementation="table", fmt=fmt, exp_fmt=exp_fmt, inv_fmt=inv_fmt, table_size=int(table_size),
-                     accum_fmt=accum_fmt, inv_input_fmt=inv_input_fmt, norm_fmt=norm_fmt)
-    try:
-        plan = softmax_plan_of(new, src)
-    except ValueError as e:
-        raise PassError(f"{where} (softmax): {e}") from None
-    warn_if_coarse(plan, layer)
-    return new
 
 
 def lower(graph: Graph, config: PrecisionConfig = None, calibration=None) -> Graph:

@@ -7,16 +7,14 @@ result in the op's union format ``fmt`` (:func:`union_format`), which holds ever
 values exactly: the cast into ``fmt`` is a left shift by ``fmt.frac_bits - formats[k].frac_bits``,
 nothing rounds or overflows there. A ``None`` format is a zero-bit element: always 0.
 
-The reference evaluation is registered with :func:`nnhdl.reference.evaluate_op`.
+The op kind (quantization, reference evaluation, hardware) is :mod:`nnhdl.ops.requantize`.
 """
 
 import numpy as np
 
 from .fixed import FixedFormat, requantize as requantize_values
-from .ir import Requantize
-from .reference import evaluate_op
 
-__all__ = ["union_format", "element_range", "requantize_elements"]
+__all__ = ["union_format", "element_range", "requantize_elements", "pixel_formats"]
 
 
 def element_range(fmt, frac_bits):
@@ -61,7 +59,12 @@ def requantize_elements(x, in_frac, formats, out: FixedFormat):
     return result.reshape(x.shape)
 
 
-@evaluate_op.register
-def _(op: Requantize, inputs, formats):
-    return requantize_elements(inputs[0], formats[0].frac_bits, op.formats, op.fmt).reshape(
-        (inputs[0].shape[0],) + tuple(op.shape))
+def pixel_formats(op, pixels):
+    """The per-channel formats of a Requantize whose formats repeat identically over ``pixels``
+    pixels (so it can work on one pixel per transfer), or ``None`` when they differ."""
+    formats = tuple(op.formats)
+    channels = len(formats) // pixels
+    first = formats[:channels]
+    if first * pixels != formats:
+        return None
+    return first

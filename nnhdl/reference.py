@@ -90,7 +90,20 @@ def evaluate(graph: Graph, x, raw=False):
 
 @functools.singledispatch
 def evaluate_op(op, inputs, formats):
+    """The raw output of ``op`` for raw ``inputs`` (batch first) in ``formats``. The original ops
+    are evaluated here; an op kind of its own module (:mod:`nnhdl.ops`) registers its evaluation
+    on this function, and is loaded on first use."""
+    if not _ops_loaded():
+        return evaluate_op(op, inputs, formats)
     raise NotImplementedError(f"no reference model for {type(op).__name__} op {op.name!r}")
+
+
+def _ops_loaded():
+    """Load the op kinds (which register their evaluations); False if that was needed."""
+    from .ops import registry
+    was = registry.is_loaded()
+    registry.load_all()
+    return was
 
 
 @evaluate_op.register
@@ -315,4 +328,3 @@ def _(op: Softmax, inputs, formats):
     return softmax_table(x, formats[0], op)
 
 
-from . import per_element as _per_element  # noqa: E402,F401  (registers the Requantize op's evaluation)

@@ -5,62 +5,63 @@ import datetime
 import numpy as np
 
 from . import __version__
-from .ir import Activation, Conv, Dense, Pool, Softmax
+from .ops.registry import kind_of
 
-__all__ = ["build_report", "layer_rows"]
+__all__ = ["build_report", "layer_rows", "layer_entries"]
 
 
 def _fmt(f):
     return None if f is None else str(f)
 
 
-def _op_kind(op):
-    if isinstance(op, Softmax):
-        return "Argmax" if op.implementation == "argmax" else "Softmax"
-    return type(op).__name__
+def layer_entries(graph, network):
+    """One entry per op of ``graph`` (kind, Keras layer, shape, formats, the op kind's own fields)
+    with, for ops that have a hardware stage, the stage component's figures; the stages nnhdl
+    inserted (padding in front of a streamed layer, gathering a streamed image) appear where they
+    are in the hardware graph, before the op they feed."""
+    components = dict(network.layers)
+    fmts = {op.name: op.fmt for op in graph.ops}
+    entries = {}
+    for op in graph.ops:
+        kind = kind_of(op)
+        entry = {"name": op.name, "kind": kind.kind_name(op), "keras_layer": op.origin, "shape": list(op.shape),
+                 "result": _fmt(op.fmt)}
+        if op.inputs:
+            entry["input"] = _fmt(fmts[op.inputs[0]])
+        entry.update(kind.report(op))
+        entries[op.name] = entry
+    layers, pending = [], []
+    for stage in network.hardware.stages:
+        figures = components[stage.name].figures()
+        if stage.op is None:  # a stage nnhdl inserted
+            if stage.kind == "pad":
+                (h, w, c), (pt, pb, pl, pr) = stage.params["in_shape"], stage.params["padding"]
+                shape = [h + pt + pb, w + pl + pr, c]
+            else:
+                shape = [stage.params["pixels"] * stage.params["channels"]]
+            pending.append(dict({"name": stage.name, "kind": _STAGE_KINDS[stage.kind], "keras_layer": "",
+                                 "shape": shape, "result": _fmt(stage.in_fmt), "input": _fmt(stage.in_fmt)},
+                                **figures))
+        else:
+            entries[stage.op.name].update(figures)
+            entries[stage.op.name]["_pending"] = pending
+            pending = []
+    for op in graph.ops:
+        entry = entries[op.name]
+        layers += entry.pop("_pending", [])
+        layers.append(entry)
+    return layers + pending
+
+
+#: Report kinds of the stages nnhdl inserts.
+_STAGE_KINDS = {"pad": "PadStream", "collect": "Collect"}
 
 
 def build_report(graph, network, *, top, timings=None, files=None, config=None, verilog_lines=None, sha256=None):
     """The report as a JSON-ready dict. ``files``: role -> file name of every file written;
     ``sha256``: file name -> SHA-256 of its bytes (``nnhdl verify`` checks the files against it);
-    ``options`` holds every build option needed to rebuild the same design."""
-    hw = dict(network.layers)
-    fmts = {op.name: op.fmt for op in graph.ops}
-    layers = []
-    for op in graph.ops:
-        entry = {"name": op.name, "kind": _op_kind(op), "keras_layer": op.origin, "shape": list(op.shape),
-                 "result": _fmt(op.fmt)}
-        if op.inputs:
-            entry["input"] = _fmt(fmts[op.inputs[0]])
-        if isinstance(op, Dense):
-            w = np.asarray(op.weight)
-            entry.update({
-                "activation": op.activation, "weight": _fmt(op.weight_fmt), "bias": _fmt(op.bias_fmt),
-                "accum": _fmt(op.accum_fmt), "accum_exact": bool(op.accum_exact),
-                "weights": int(w.size), "nonzero_weights": int(np.count_nonzero(w)),
-            })
-            if op.activation == "leaky_relu":
-                entry["alpha"] = _fmt(op.alpha_fmt)
-        elif isinstance(op, Activation):
-            entry["activation"] = op.function
-        elif isinstance(op, Softmax) and op.implementation == "table":
-            entry.update({"exp_table": _fmt(op.exp_fmt), "inv_table": _fmt(op.inv_fmt),
-                          "table_size": hw[op.name].table_size if op.name in hw else op.table_size})
-        if isinstance(op, (Conv, Pool)):
-            entry.update({"kernel": list(op.kernel if isinstance(op, Conv) else op.pool),
-                          "strides": list(op.strides), "padding": list(op.padding)})
-        if op.name in hw:
-            entry.update(_hardware(hw[op.name]))
-        layers.append(entry)
-    names = {op.name for op in graph.ops}
-    for k, (name, layer) in enumerate(network.layers):  # stream helpers with no op (padding in front of a layer)
-        if name not in names:
-            entry = dict({"name": name, "kind": type(layer).__name__, "keras_layer": "",
-                          "shape": list(getattr(layer, "out_shape", ())), "result": _fmt(layer.fmt),
-                          "input": _fmt(layer.fmt)}, **_hardware(layer))
-            following = network.layers[k + 1][0] if k + 1 < len(network.layers) else None
-            at = next((j for j, e in enumerate(layers) if e["name"] == following), len(layers))
-            layers.insert(at, entry)
+    ``options``: the build options (also saved as ``options.json``, which is what is read back)."""
+    layers = layer_entries(graph, network)
     buffers = [{"layer": e["name"], "bits": e["line_buffer_bits"], "storage": e["line_buffer"]}
                for e in layers if e.get("line_buffer_bits")]
     totals = {key: sum(e.get(key, 0) for e in layers)
@@ -85,8 +86,8 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
         "output": {"name": out.name, "shape": list(out.shape), "format": _fmt(out.fmt), "ap_type": out.fmt.to_ap(),
                    "port": "o__payload", "width_bits": out.fmt.width * network.out_words,
                    "words_per_transfer": network.out_words, "transfers_per_inference": network.out_beats,
-                   "kind": "argmax index" if isinstance(out, Softmax) and out.implementation == "argmax" else "values"},
-        "options": dict(network.options, softmax=config.softmax if config else "table",
+                   "kind": "argmax index" if kind_of(out).kind_name(out) == "Argmax" else "values"},
+        "options": dict(network.options.to_dict(), softmax=config.softmax if config else "table",
                         default_precision=_fmt(config.default) if config else None),
         "layers": layers,
         "totals": totals,
@@ -109,22 +110,6 @@ def _tool_versions():
         except PackageNotFoundError:
             out[name] = None
     return out
-
-
-def _hardware(layer):
-    entry = {"latency_cycles": layer.latency, "interval_cycles": getattr(layer, "interval", 1),
-             "adders": layer.adders, "multipliers": layer.multipliers,
-             "register_bits": layer.register_bits, "rom_bits": layer.rom_bits,
-             "memory_bits": getattr(layer, "memory_bits", 0)}
-    if getattr(layer, "op", None) is not None and isinstance(layer.op, Dense) and not isinstance(layer.op, Conv):
-        entry["reuse"] = getattr(layer, "reuse", 1)
-    schedule = getattr(layer, "schedule", None)
-    if schedule is not None:  # a folded layer: how its products share the multipliers
-        entry["folding"] = {"lanes": schedule.lanes, "inputs_per_step": schedule.inputs_per_step,
-                            "outputs_per_lane": schedule.outputs_per_lane, "weight_rom_bits": layer.rom_bits}
-    if getattr(layer, "line_buffer_kind", "none") != "none":
-        entry.update({"line_buffer_bits": layer.line_buffer_bits, "line_buffer": layer.line_buffer_kind})
-    return entry
 
 
 def layer_rows(report):

@@ -13,7 +13,7 @@ from .common import console, precision_options, user_errors
 @user_errors
 def config(model, output, config_path, precision, softmax):
     """Write the editable default precision configuration of MODEL, every layer listed."""
-    from ..config import config_template
+    from ..config_template import config_template
     from ..convert import load_config, load_model
     from ..outputs import write_atomic
 

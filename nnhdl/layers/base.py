@@ -1,12 +1,15 @@
 """The stream wrapper shared by all pipelined layers."""
 
+from functools import cached_property
+
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .pipeline import Datapath
+from .timing import Pipe
 
-__all__ = ["PipelinedLayer", "word_shape", "stream_signature"]
+__all__ = ["PipelinedLayer", "LayerFigures", "word_shape", "stream_signature"]
 
 
 def word_shape(fmt):
@@ -19,7 +22,26 @@ def stream_signature(fmt, n):
     return stream.Signature(data.ArrayLayout(word_shape(fmt), n))
 
 
-class PipelinedLayer(wiring.Component):
+class LayerFigures:
+    """What every layer component reports (``report.json``'s per-layer hardware figures):
+    ``latency``, ``interval`` (cycles between accepted inputs at full rate, 1 unless folded),
+    ``adders``, ``multipliers``, ``register_bits``, ``rom_bits``, ``memory_bits``; subclasses add
+    their own through :meth:`figures`. :meth:`handshake` gives the layer's model for
+    :mod:`nnhdl.layers.timing`."""
+
+    interval = 1
+    memory_bits = 0
+
+    def figures(self):
+        return {"latency_cycles": self.latency, "interval_cycles": self.interval, "adders": self.adders,
+                "multipliers": self.multipliers, "register_bits": self.register_bits, "rom_bits": self.rom_bits,
+                "memory_bits": self.memory_bits}
+
+    def handshake(self):
+        return Pipe(self.latency)
+
+
+class PipelinedLayer(LayerFigures, wiring.Component):
     """A fixed-latency, II = 1 layer with stream ports.
 
     Members
@@ -36,44 +58,55 @@ class PipelinedLayer(wiring.Component):
 
     Handshake: the pipeline advances when ``o.valid`` is low or ``o.ready`` is high
     (``i.ready`` is that enable). While ``o`` is stalled, every register holds: nothing is lost
-    or duplicated, and bubbles are squeezed out. The datapath is built in ``__init__`` (so
-    ``latency`` is known before elaboration) by the subclass's ``build(dp, inputs)``, which
-    returns the output nodes.
+    or duplicated, and bubbles are squeezed out. Constructing the layer is cheap: the datapath is
+    built by the subclass's ``build(dp, inputs)`` (which returns the output nodes) the first time
+    it is needed — by ``latency``, a resource count or ``elaborate`` — and kept.
     """
 
     def __init__(self, in_fmt, n_in, out_fmt, n_out, *, levels_per_stage=2, name="layer"):
         self.in_fmt, self.out_fmt = in_fmt, out_fmt
+        self._shape, self._levels, self._name = (n_in, n_out), levels_per_stage, name
         super().__init__({"i": In(stream_signature(in_fmt, n_in)), "o": Out(stream_signature(out_fmt, n_out))})
-        self._dp = Datapath(levels_per_stage, name=name)
-        inputs = [self._dp.input(self.i.payload[k], in_fmt.min_int, in_fmt.max_int) for k in range(n_in)]
-        outputs = self.build(self._dp, inputs)
+
+    @cached_property
+    def _built(self):
+        n_in, n_out = self._shape
+        dp = Datapath(self._levels, name=self._name)
+        inputs = [dp.input(self.i.payload[k], self.in_fmt.min_int, self.in_fmt.max_int) for k in range(n_in)]
+        outputs = self.build(dp, inputs)
         if len(outputs) != n_out:
             raise AssertionError(f"{type(self).__name__} built {len(outputs)} outputs, expected {n_out}")
-        self._outputs, self.latency = self._dp.outputs(outputs, out_fmt)
+        registers, latency = dp.outputs(outputs, self.out_fmt)
+        return dp, registers, latency
 
     def build(self, dp, inputs):  # pragma: no cover - abstract
         raise NotImplementedError
 
     @property
+    def latency(self):
+        return self._built[2]
+
+    @property
     def register_bits(self):
-        return self._dp.register_bits + self.latency  # datapath + valid bits
+        return self._built[0].register_bits + self.latency  # datapath + valid bits
 
     @property
     def adders(self):
-        return self._dp.adders
+        return self._built[0].adders
 
     @property
     def rom_bits(self):
-        return self._dp.rom_bits
+        return self._built[0].rom_bits
 
     @property
     def multipliers(self):
-        return self._dp.multipliers
+        return self._built[0].multipliers
 
     def elaborate(self, platform):
+        dp, registers, latency = self._built
         m = Module()
         en = Signal()
-        valid = Signal(self.latency)
+        valid = Signal(latency)
         m.d.comb += [
             en.eq(~self.o.valid | self.o.ready),
             self.i.ready.eq(en),
@@ -81,8 +114,8 @@ class PipelinedLayer(wiring.Component):
         ]
         with m.If(en):
             m.d.sync += valid.eq(valid << 1 | self.i.valid)
-            m.d.sync += self._dp.statements()
-        self._dp.elaborate_memories(m, en)
-        for k, reg in enumerate(self._outputs):
+            m.d.sync += dp.statements()
+        dp.elaborate_memories(m, en)
+        for k, reg in enumerate(registers):
             m.d.comb += self.o.payload[k].eq(reg)
         return m

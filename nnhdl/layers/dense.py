@@ -55,6 +55,9 @@ class Dense(PipelinedLayer):
         self.plan = dense_plan(op, in_fmt)
         super().__init__(in_fmt, op.n_in, op.fmt, op.n_out, levels_per_stage=levels_per_stage, name=op.name)
 
+    def figures(self):
+        return dict(super().figures(), reuse=1)
+
     def build(self, dp, xs):
         op = self.op
         sums = dense_sums(dp, op, self.plan, xs, self.in_fmt, self.multiplier)

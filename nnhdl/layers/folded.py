@@ -14,8 +14,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..arith import dense_plan
 from .activation import activation_nodes
-from .base import stream_signature, word_shape
+from .base import LayerFigures, stream_signature, word_shape
 from .pipeline import Datapath, shape_for
+from .timing import Folded
 
 __all__ = ["FoldedDense", "FoldSchedule", "fold_schedule"]
 
@@ -78,7 +79,7 @@ def _comb_datapath(name):
     return Datapath(levels_per_stage=1 << 30, name=name)
 
 
-class FoldedDense(wiring.Component):
+class FoldedDense(LayerFigures, wiring.Component):
     """A Dense layer folded by a reuse factor: ``o = cast(act(b + sum_i x_i * w[i, j]))`` with
     :attr:`multipliers` hardware multipliers, one input accepted every :attr:`interval` cycles.
 
@@ -145,6 +146,16 @@ class FoldedDense(wiring.Component):
         self.latency = sch.cycles + FRONT_CYCLES + self.tail_latency
 
     # -- what the layer is -------------------------------------------------------------------------
+    def handshake(self):
+        """After accepting an input, ready again only in the last of its ``interval`` steps."""
+        return Folded(self.latency, self.interval)
+
+    def figures(self):
+        sch = self.schedule
+        return dict(LayerFigures.figures(self), reuse=self.reuse, folding={
+            "lanes": sch.lanes, "inputs_per_step": sch.inputs_per_step, "outputs_per_lane": sch.outputs_per_lane,
+            "weight_rom_bits": self.rom_bits})
+
     @property
     def interval(self):
         """Cycles between accepted inputs at full rate (at most the reuse factor)."""

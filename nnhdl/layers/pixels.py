@@ -1,19 +1,21 @@
 """Pixel-stream plumbing (``io = stream``): padding, global pooling, and gathering a whole
 image into one word for the dense layers that follow."""
 
+from functools import cached_property
 
 from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .base import stream_signature, word_shape
+from .base import LayerFigures, stream_signature, word_shape
 from .pipeline import Datapath, shape_for
 from .pool import average_node
+from .timing import CollectModel, PadModel, Pipe
 
 __all__ = ["PadStream", "Collect", "GlobalPoolStream"]
 
 
-class PadStream(wiring.Component):
+class PadStream(LayerFigures, wiring.Component):
     """Emits the padded image: ``padding`` (top, bottom, left, right) pixels of value ``value``
     (raw, every channel) around each ``in_shape`` image of the input stream.
 
@@ -31,6 +33,9 @@ class PadStream(wiring.Component):
         self.out_shape = (h + pt + pb, w + pl + pr, c)
         self.latency = 1
         super().__init__({"i": In(stream_signature(fmt, c)), "o": Out(stream_signature(fmt, c))})
+
+    def handshake(self):
+        return PadModel(self.in_shape, self.padding)
 
     @property
     def register_bits(self):
@@ -65,7 +70,7 @@ class PadStream(wiring.Component):
         return m
 
 
-class Collect(wiring.Component):
+class Collect(LayerFigures, wiring.Component):
     """Gathers ``pixels`` pixels of ``channels`` words into one word (row-major), for the dense
     layers after a Flatten. The output is valid the cycle after the last pixel arrives and holds
     until taken; meanwhile ``i.ready`` is low. Attributes: ``latency`` (1), ``register_bits``."""
@@ -80,6 +85,9 @@ class Collect(wiring.Component):
     @property
     def register_bits(self):
         return self.pixels * self.channels * self.fmt.width + 1 + (self.pixels - 1).bit_length()
+
+    def handshake(self):
+        return CollectModel(self.pixels)
 
     def elaborate(self, platform):
         m = Module()
@@ -100,7 +108,7 @@ class Collect(wiring.Component):
         return m
 
 
-class GlobalPoolStream(wiring.Component):
+class GlobalPoolStream(LayerFigures, wiring.Component):
     """Global max or average pooling (:class:`nnhdl.ir.Pool` whose window is the whole image) of
     a pixel stream: per channel a running max or exact sum over the image's pixels, then (for the
     average) the exact division and the cast to ``op.fmt`` in a pipelined datapath. One output
@@ -120,17 +128,35 @@ class GlobalPoolStream(wiring.Component):
             lo, hi = in_fmt.min_int * self.pixels, in_fmt.max_int * self.pixels
         self._acc = [Signal(shape_for(lo, hi), name=f"{op.name}_acc{k}", reset_less=True) for k in range(c)]
         self._res = [Signal(shape_for(lo, hi), name=f"{op.name}_res{k}", reset_less=True) for k in range(c)]
-        dp = Datapath(levels_per_stage, name=op.name)
+        self._bounds, self._levels = (lo, hi), levels_per_stage
+
+    @cached_property
+    def _built(self):
+        """The output datapath (exact division and cast), built on first need."""
+        op, in_fmt, (lo, hi) = self.op, self.in_fmt, self._bounds
+        dp = Datapath(self._levels, name=op.name)
         outs = []
-        for k in range(c):
-            node = dp.input(self._res[k], lo, hi)
+        for res in self._res:
+            node = dp.input(res, lo, hi)
             if op.kind == "max":
                 outs.append(dp.requantize(node, in_fmt.frac_bits, op.fmt))
             else:
                 outs.append(average_node(dp, node, self.pixels, in_fmt.frac_bits, op.fmt))
-        self._dp = dp
-        self._outputs, stages = dp.outputs(outs, op.fmt)
-        self.latency = stages + 1
+        registers, stages = dp.outputs(outs, op.fmt)
+        return dp, registers, stages
+
+    @property
+    def _dp(self):
+        return self._built[0]
+
+    @property
+    def latency(self):
+        return self._built[2] + 1
+
+    def handshake(self):
+        """A pipeline started by each image's last pixel."""
+        n = self.pixels
+        return Pipe(self.latency, n, lambda pos: pos == n - 1)
 
     @property
     def register_bits(self):
@@ -166,6 +192,6 @@ class GlobalPoolStream(wiring.Component):
             m.d.sync += valid.eq(valid << 1 | (accept & last))
             m.d.sync += self._dp.statements()
         self._dp.elaborate_memories(m, en)
-        for k, reg in enumerate(self._outputs):
+        for k, reg in enumerate(self._built[1]):
             m.d.comb += self.o.payload[k].eq(reg)
         return m

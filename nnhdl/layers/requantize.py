@@ -3,18 +3,7 @@
 from ..per_element import union_format
 from .base import PipelinedLayer
 
-__all__ = ["Requantize", "pixel_formats", "stream_requantize"]
-
-
-def pixel_formats(op, pixels):
-    """The per-channel formats of a Requantize whose formats repeat identically over ``pixels``
-    pixels (so it can work on one pixel per transfer), or ``None`` when they differ."""
-    formats = tuple(op.formats)
-    channels = len(formats) // pixels
-    first = formats[:channels]
-    if first * pixels != formats:
-        return None
-    return first
+__all__ = ["Requantize"]
 
 
 class Requantize(PipelinedLayer):
@@ -42,16 +31,3 @@ class Requantize(PipelinedLayer):
             q = dp.requantize(x, self.in_fmt.frac_bits, fmt)
             nodes.append(dp.requantize(q, fmt.frac_bits, out))  # a left shift: out holds fmt exactly
         return nodes
-
-
-def stream_requantize(op, fmt, image, **kw):
-    """The Requantize layer of a pixel stream (``image`` = (height, width, channels)): one pixel's
-    channel formats, which must be the same for every pixel."""
-    formats = pixel_formats(op, image[0] * image[1])
-    if formats is None:
-        from .network import NetworkError
-        raise NetworkError(f"Requantize {op.origin or op.name!r} gives every pixel its own formats (HGQ2 "
-                           f"heterogeneous over the image), which a pixel stream cannot carry: build with "
-                           f"io='parallel', or train with per-channel activation bits (QuantizerConfig(..., "
-                           f"heterogeneous_axis=(-1,)))")
-    return Requantize(op, fmt, formats=formats, **kw)

@@ -24,6 +24,9 @@ class Softmax(PipelinedLayer):
         self.exp_table_size = self.plan.exp_size
         super().__init__(in_fmt, op.shape[-1], op.fmt, op.shape[-1], levels_per_stage=levels_per_stage, name=op.name)
 
+    def figures(self):
+        return dict(super().figures(), table_size=self.table_size)
+
     def build(self, dp, xs):
         plan = self.plan
         exp_table, inv_table = softmax_tables(plan)

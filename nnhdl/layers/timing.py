@@ -1,7 +1,7 @@
 """Exact cycle timing of a :class:`~nnhdl.layers.Network` from a model of its handshakes.
 
 Each layer's control (valid bits, position counters, the padding and gathering state
-machines) is replayed transfer by transfer, without data, for a few inferences fed at full
+machines; every component says which model it follows with ``handshake()``) is replayed transfer by transfer, without data, for a few inferences fed at full
 rate into an always-ready sink. That gives, exactly as the RTL behaves:
 
 ``latency``
@@ -16,10 +16,9 @@ rate into an always-ready sink. That gives, exactly as the RTL behaves:
 The RTL tests check both against simulation.
 """
 
-import math
 from dataclasses import dataclass
 
-__all__ = ["StreamTiming", "stream_timing"]
+__all__ = ["StreamTiming", "stream_timing", "Pipe", "Folded", "PadModel", "CollectModel", "window_starts"]
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,16 @@ class StreamTiming:
     first_output: int  # cycle of the first output transfer from idle
 
 
-class _Pipe:
-    """A fixed-latency pipeline whose valid bit enters only when ``starts(position)``."""
+def window_starts(size, k, s):
+    """Per input row/column index: does a pixel there complete a window (kernel ``k``, stride
+    ``s``) along that axis?"""
+    return [int(x >= k - 1 and (x - k + 1) % s == 0) for x in range(size)]
+
+
+class Pipe:
+    """A fixed-latency pipeline whose valid bit enters only when ``starts(position)`` (position
+    counting accepted transfers modulo ``period``). The handshake model of every layer with a
+    fixed latency (a component's ``handshake()`` returns its model)."""
 
     def __init__(self, latency, period=1, starts=None):
         self.valid = [False] * latency
@@ -53,13 +60,13 @@ class _Pipe:
         return accept
 
 
-class _Folded(_Pipe):
+class Folded(Pipe):
     """A :class:`~nnhdl.layers.FoldedDense`: a fixed-latency pipeline that, after accepting an
     input, is ready again only in the last of its ``interval`` steps."""
 
-    def __init__(self, layer):
-        super().__init__(layer.latency)
-        self.steps, self.left = layer.interval, 0  # steps of the current inference not yet issued
+    def __init__(self, latency, interval):
+        super().__init__(latency)
+        self.steps, self.left = interval, 0  # steps of the current inference not yet issued
 
     def in_ready(self, out_ready):
         return super().in_ready(out_ready) and self.left <= 1
@@ -73,11 +80,13 @@ class _Folded(_Pipe):
         return accept
 
 
-class _Pad:
-    def __init__(self, layer):
-        h, w, _ = layer.in_shape
-        self.hp, self.wp, _ = layer.out_shape
-        pt, _, pl, _ = layer.padding
+class PadModel:
+    """A :class:`~nnhdl.layers.PadStream`: emits padding pixels without input, registered output."""
+
+    def __init__(self, in_shape, padding):
+        h, w, _ = in_shape
+        pt, pb, pl, pr = padding
+        self.hp, self.wp = h + pt + pb, w + pl + pr
         self.inside = [[pt <= r < pt + h and pl <= c < pl + w for c in range(self.wp)] for r in range(self.hp)]
         self.o_valid, self.r, self.c = False, 0, 0
 
@@ -101,9 +110,11 @@ class _Pad:
         return accept
 
 
-class _Collect:
-    def __init__(self, layer):
-        self.n, self.count, self.o_valid = layer.pixels, 0, False
+class CollectModel:
+    """A :class:`~nnhdl.layers.Collect`: one output after ``pixels`` inputs, held until taken."""
+
+    def __init__(self, pixels):
+        self.n, self.count, self.o_valid = pixels, 0, False
 
     def out_valid(self):
         return self.o_valid
@@ -122,37 +133,15 @@ class _Collect:
         return accept
 
 
-def _model(layer):
-    from .folded import FoldedDense
-    from .pixels import Collect, GlobalPoolStream, PadStream
-    from .window import WindowLayer
-
-    if isinstance(layer, FoldedDense):
-        return _Folded(layer)
-    if isinstance(layer, PadStream):
-        return _Pad(layer)
-    if isinstance(layer, Collect):
-        return _Collect(layer)
-    if isinstance(layer, WindowLayer):
-        h, w, _ = layer.in_shape
-        rows = layer._window_positions(h, layer.kernel[0], layer.strides[0])
-        cols = layer._window_positions(w, layer.kernel[1], layer.strides[1])
-        return _Pipe(layer.latency, h * w, lambda pos: bool(rows[pos // w] and cols[pos % w]))
-    if isinstance(layer, GlobalPoolStream):
-        n = layer.pixels
-        return _Pipe(layer.latency, n, lambda pos: pos == n - 1)
-    return _Pipe(layer.latency)
-
-
 def stream_timing(network, inferences=4):
     """The :class:`StreamTiming` of ``network`` (see the module docstring)."""
-    models = [_model(layer) for _, layer in network.layers]
-    gate, wait = getattr(network, "input_gate", 1), 0  # the network input's minimum spacing
+    models = [layer.handshake() for _, layer in network.layers]
+    gate, wait = network.input_gate, 0  # the network input's minimum spacing
     beats_in, beats_out = network.in_beats, network.out_beats
     # idle = after one inference and enough empty cycles for every layer to finish its image
     # (a padding stage emits the next image's top rows before its first pixel arrives)
-    settle = 4 * (beats_in + sum(getattr(l, "latency", 0) + math.prod(getattr(l, "out_shape", (1,)))
-                                 for _, l in network.layers)) + 16
+    settle = 4 * (beats_in + sum(layer.latency for _, layer in network.layers)
+                  + sum(m.hp * m.wp for m in models if isinstance(m, PadModel))) + 16
     feed = [1, inferences]
     fed, outs, first_in, cycle, quiet = 0, [], [], 0, None
     total_in = beats_in * sum(feed)

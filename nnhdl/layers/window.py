@@ -9,6 +9,7 @@ computes every product of the window with constant weights in parallel. Images f
 other with no gap.
 """
 
+from functools import cached_property
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -16,20 +17,19 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..arith import dense_plan
-from .base import stream_signature, word_shape
+from .base import LayerFigures, stream_signature, word_shape
 from .conv import conv_window_nodes
 from .dense import check_multiplier
 from .pipeline import Datapath
 from .pool import pool_node
+from .timing import Pipe, window_starts
 
 __all__ = ["WindowLayer", "ConvStream", "PoolStream", "LINE_BUFFER_MEMORY_BITS"]
 
-#: Line buffers at least this large (bits) are Amaranth ``lib.memory`` memories (block RAM);
-#: smaller ones are shift registers.
-LINE_BUFFER_MEMORY_BITS = 1024
+from ..options import LINE_BUFFER_MEMORY_BITS  # noqa: E402  (line buffers this large are block RAM)
 
 
-class WindowLayer(wiring.Component):
+class WindowLayer(LayerFigures, wiring.Component):
     """Base of the windowed stream layers.
 
     Members
@@ -72,17 +72,29 @@ class WindowLayer(wiring.Component):
                           for ch in range(c)] for q in range(kw)] for r in range(kh)]
         self._classes = classes  # (row class per input row, column class per input column, n column classes)
         self._cls = None
-        dp = Datapath(levels_per_stage, name=name)
-        nodes = [[[dp.input(s, in_fmt.min_int, in_fmt.max_int) for s in col] for col in row] for row in self._window]
-        cls = None
         if classes is not None:
             n = (max(classes[0]) + 1) * classes[2]
             self._cls = Signal(range(max(n, 2)), name=f"{name}_cls", reset_less=True)
-            cls = dp.input(self._cls, 0, n - 1)
+        self._levels, self._name = levels_per_stage, name
+
+    @cached_property
+    def _built(self):
+        """The window datapath, built on first need: ``(datapath, output registers, stages)``."""
+        in_fmt = self.in_fmt
+        dp = Datapath(self._levels, name=self._name)
+        nodes = [[[dp.input(s, in_fmt.min_int, in_fmt.max_int) for s in col] for col in row] for row in self._window]
+        cls = None if self._cls is None else dp.input(self._cls, 0, (max(self._classes[0]) + 1) * self._classes[2] - 1)
         outputs = self.build(dp, nodes, cls)
-        self._dp = dp
-        self._outputs, stages = dp.outputs(outputs, out_fmt)
-        self.latency = stages + 1
+        registers, stages = dp.outputs(outputs, self.out_fmt)
+        return dp, registers, stages
+
+    @property
+    def _dp(self):
+        return self._built[0]
+
+    @property
+    def latency(self):
+        return self._built[2] + 1
 
     def build(self, dp, window, cls):  # pragma: no cover - abstract
         raise NotImplementedError
@@ -103,9 +115,18 @@ class WindowLayer(wiring.Component):
     multipliers = property(lambda self: self._dp.multipliers)
     rom_bits = property(lambda self: self._dp.rom_bits)
 
-    def _window_positions(self, size, k, s):
-        """Per input row/column index: does a pixel there complete a window along that axis?"""
-        return [int(x >= k - 1 and (x - k + 1) % s == 0) for x in range(size)]
+    def figures(self):
+        entry = super().figures()
+        if self.line_buffer_kind != "none":
+            entry.update(line_buffer_bits=self.line_buffer_bits, line_buffer=self.line_buffer_kind)
+        return entry
+
+    def handshake(self):
+        """A pipeline started by the pixels that complete a window."""
+        h, w, _ = self.in_shape
+        rows = window_starts(h, self.kernel[0], self.strides[0])
+        cols = window_starts(w, self.kernel[1], self.strides[1])
+        return Pipe(self.latency, h * w, lambda pos: bool(rows[pos // w] and cols[pos % w]))
 
     def elaborate(self, platform):
         m = Module()
@@ -153,8 +174,8 @@ class WindowLayer(wiring.Component):
             m.d.comb += [wr.addr.eq(col), wr.en.eq(accept), wr.data.eq(Cat(*stored[1:], pixel))]
         column = above + [pixel]
 
-        row_ok = self._window_positions(h, kh, sh)
-        col_ok = self._window_positions(w, kw, sw)
+        row_ok = window_starts(h, kh, sh)
+        col_ok = window_starts(w, kw, sw)
         completes = Signal()
         m.d.comb += completes.eq(Const(int("".join(map(str, reversed(row_ok))), 2), h).bit_select(row, 1)
                                  & Const(int("".join(map(str, reversed(col_ok))), 2), w).bit_select(col, 1))
@@ -177,7 +198,7 @@ class WindowLayer(wiring.Component):
             m.d.sync += valid.eq(valid << 1 | (accept & completes))
             m.d.sync += self._dp.statements()
         self._dp.elaborate_memories(m, en)
-        for k, reg in enumerate(self._outputs):
+        for k, reg in enumerate(self._built[1]):
             m.d.comb += self.o.payload[k].eq(reg)
         return m
 

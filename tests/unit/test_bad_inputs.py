@@ -427,7 +427,7 @@ def test_reconvert_replaces_the_previous_outputs(assets, tmp_path):
     out = tmp_path / "o"
     shutil.copytree(assets / "design", out)
     manifest = json.loads((out / MANIFEST).read_text())
-    assert sorted(manifest["files"]) == sorted(["tiny.v", "tiny.il", "graph.json", "graph.npz", "report.json"])
+    assert sorted(manifest["files"]) == sorted(["tiny.v", "tiny.il", "graph.json", "graph.npz", "options.json", "report.json"])
     # what build, synth and verify write into the folder: derived from the old design
     for derived in ("build/ulx3s-85f-timing/top.bit", "synth-ecp5/synth-report.json", ".nnhdl-sim/icarus/sim.vvp"):
         (out / derived).parent.mkdir(parents=True)
@@ -436,7 +436,7 @@ def test_reconvert_replaces_the_previous_outputs(assets, tmp_path):
     result = run("convert", assets / "tiny.keras", "-o", out, "--precision", PRECISION, "--top", "other")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [MANIFEST, "other.v", "other.il", "graph.json", "graph.npz", "report.json"])
+        [MANIFEST, "other.v", "other.il", "graph.json", "graph.npz", "options.json", "report.json"])
     assert json.loads((out / MANIFEST).read_text())["top"] == "other"
 
 
@@ -467,7 +467,7 @@ def test_empty_folder_and_older_design_folders_are_nnhdls(assets, tmp_path):
     legacy = tmp_path / "legacy"  # converted by an nnhdl without manifests: report.json lists the files
     shutil.copytree(assets / "design", legacy)
     (legacy / MANIFEST).unlink()
-    assert sorted(check_design_folder(legacy)) == sorted(["tiny.v", "tiny.il", "graph.json", "graph.npz",
+    assert sorted(check_design_folder(legacy)) == sorted(["tiny.v", "tiny.il", "graph.json", "graph.npz", "options.json",
                                                           "report.json"])
 
 

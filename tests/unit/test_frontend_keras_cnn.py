@@ -149,7 +149,8 @@ def test_batchnorm_before_valid_conv_and_flatten_dense_is_folded(keras, rng):
 
 def test_batchnorm_template_entries(keras):
     """The default config explains where each BatchNormalization went."""
-    from nnhdl.config import config_template, tomllib
+    from nnhdl.config import tomllib
+    from nnhdl.config_template import config_template
     L = keras.layers
     m = keras.Sequential([keras.Input((5, 4, 2)), L.Conv2D(3, 2, activation="relu", name="c1"),
                           L.BatchNormalization(name="bn"), L.Conv2D(2, 3, padding="same", name="c2"),

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from nnhdl.config import ConfigError, PrecisionConfig, config_template
+from nnhdl.config import ConfigError, PrecisionConfig
+from nnhdl.config_template import config_template
 from nnhdl.fixed import FixedFormat
 from nnhdl.ir import Activation, BatchNorm, Dense, Dropout, Graph, Input, IRError, Softmax
 from nnhdl.passes import PassError, drop_dropout, fold_batchnorm, fuse_activation, lower
@@ -251,7 +252,7 @@ def test_outside_counts_exactly_what_overflows():
     from fractions import Fraction
 
     from nnhdl.fixed import Overflow, Rounding
-    from nnhdl.passes import _outside
+    from nnhdl.precision import _outside
 
     from .test_fixed import brute_round
     for width, int_bits, signed in [(1, 1, True), (3, 1, True), (4, 2, True), (4, 0, False), (3, 5, True),

@@ -60,10 +60,12 @@ def test_report_records_every_file_and_the_build_options(tmp_path):
     design = convert(two_class_argmax(), tmp_path / "o", multiplier="dsp", levels_per_stage=1, top="two-class")
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     written = {p.name for p in (tmp_path / "o").iterdir()} - {"report.json", ".nnhdl-manifest.json"}
-    assert written == {"two_class.v", "two_class.il", "graph.json", "graph.npz"}
+    assert written == {"two_class.v", "two_class.il", "graph.json", "graph.npz", "options.json"}
     assert report["sha256"] == {name: sha256(tmp_path / "o" / name) for name in written}
     assert set(report["files"].values()) == written
     assert (report["options"]["multiplier"], report["options"]["levels_per_stage"]) == ("dsp", 1)
+    saved = json.loads((tmp_path / "o" / "options.json").read_text())
+    assert (saved["multiplier"], saved["levels_per_stage"], saved["nnhdl_options"]) == ("dsp", 1, 1)
     assert report["output"]["width_bits"] == 1
     # the recorded options rebuild exactly the design that was exported
     rebuilt = load_design(tmp_path / "o")
