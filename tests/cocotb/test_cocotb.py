@@ -299,3 +299,25 @@ def test_auto_without_simulators_falls_back_to_amaranth(designs, monkeypatch):
     assert "with amaranth (auto: neither Verilator nor Icarus Verilog is installed" in result.output
     assert "exported Verilog simulated: not checked" in result.output and "install Verilator" in result.output
     assert "Verilog on disk identical to the design simulated: yes — re-derived" in result.output
+
+
+@pytest.mark.parametrize("sim", ["icarus", "verilator"])
+def test_cocotb_path_does_not_build_the_amaranth_design(one_bit, tmp_path, monkeypatch, sim):
+    """``verify --sim icarus|verilator`` simulates the Verilog on disk: it reads graph.json (for the
+    reference) and options.json, but never builds the Amaranth design."""
+    need(sim)
+    import shutil
+
+    from nnhdl.layers import network
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Amaranth design was built")
+
+    monkeypatch.setattr(network.Network, "__init__", refuse)
+    out = tmp_path / "out"
+    shutil.copytree(one_bit["two-class argmax (1-bit output)"].outdir, out,
+                    ignore=shutil.ignore_patterns(".nnhdl-sim"))
+    result = CliRunner().invoke(main, ["verify", str(out), "--sim", sim, "-n", "100"])
+    assert result.exit_code == 0, result.output
+    assert f"PASS mlp: 100 outputs of mlp.v (cocotb)" in result.output
+    assert "the Amaranth design is not rebuilt" in result.output
