@@ -362,6 +362,10 @@ class _Builder:
         if act == "softmax":
             self.add(Softmax, layer.name, self.prev.shape, layer.name)
             return
+        if act == "relu6":
+            from ..ops.clip import Clip
+            self.add(Clip, layer.name, self.prev.shape, layer.name, lo=0.0, hi=6.0)
+            return
         function, alpha = self._elementwise(layer, act)
         self.add(Activation, layer.name, self.prev.shape, layer.name, function=function, alpha=alpha)
 
@@ -369,9 +373,13 @@ class _Builder:
         max_value = getattr(layer, "max_value", None)
         threshold = float(getattr(layer, "threshold", 0.0) or 0.0)
         slope = float(getattr(layer, "negative_slope", 0.0) or 0.0)
+        if max_value is not None and threshold == 0.0 and slope == 0.0:  # ReLU6 and the like: a clip
+            from ..ops.clip import Clip
+            self.add(Clip, layer.name, self.prev.shape, layer.name, lo=0.0, hi=float(max_value))
+            return
         if max_value is not None:
-            raise self.error(layer, f"sets max_value={float(max_value):g}, which is not supported; "
-                                    f"only ReLU() / ReLU(negative_slope=a) are")
+            raise self.error(layer, f"sets max_value={float(max_value):g} with a negative slope or threshold, which "
+                                    f"is not supported; only ReLU(), ReLU(max_value=m) and ReLU(negative_slope=a) are")
         if threshold != 0.0:
             raise self.error(layer, f"sets threshold={threshold:g}, which is not supported; "
                                     f"only ReLU() / ReLU(negative_slope=a) are")
