@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fixed import FixedFormat, FormatError
+from .options import IOStyle
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -135,7 +136,7 @@ def _parse_entry(value, source, layer, key):
 
 
 #: Values of the top-level ``io`` key: how data enters the chip (see :class:`nnhdl.layers.Network`).
-IO_CHOICES = ("parallel", "stream")
+IO_CHOICES = tuple(style.value for style in IOStyle)
 
 
 @dataclass(frozen=True)

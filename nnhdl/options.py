@@ -57,7 +57,8 @@ class IOStyle(_Choice):
 
 
 class Family(_Choice):
-    """FPGA families with a delay model (:class:`nnhdl.layers.pipeline.DelayModel`)."""
+    """FPGA families with a delay model (:class:`nnhdl.layers.pipeline.DelayModel`, whose
+    ``FAMILIES`` table has an entry for each)."""
     ICE40 = "ice40"
     ECP5 = "ecp5"
     XC7 = "xc7"

@@ -251,8 +251,7 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
             n, kind = int(region.group(1)), region.group(2)
             have = target.resources.get("LUT", 0)
             stream = ("'nnhdl convert --io stream' (pixels one per cycle), "
-                      if design.report.get("io", "parallel") == "parallel"
-                      and any("kernel" in e for e in design.report.get("layers", [])) else "")
+                      if str(design.options.io) == "parallel" and len(design.graph.input.shape) > 1 else "")
             raise DesignTooBig(
                 f"place-and-route could not fit the design on {target.name}: after packing it needs {n:,} "
                 f"{kind} (the {target.device} has {have:,} logic cells). Try narrower formats, {stream}"

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import click
 
+from ..options import Family, IOStyle, Multiplier
 from .common import console, load_inputs, precision_options, printed_warnings, user_errors
 from .progress import stage_progress
 
@@ -15,17 +16,17 @@ from .progress import stage_progress
               help="Write into an output folder that also holds other files (they are kept).")
 @precision_options
 @click.option("--top", default=None, help="Name of the top Verilog module (default: the model's name).")
-@click.option("--multiplier", type=click.Choice(["cse", "csd", "dsp"]), default="cse", show_default=True,
+@click.option("--multiplier", type=click.Choice([m.value for m in Multiplier]), default="cse", show_default=True,
               help="Constant multiplication: cse = shift-and-add with subexpressions shared across the whole "
                    "weight matrix; csd = each weight's canonical signed digits on its own; dsp = '*' for DSP blocks.")
 @click.option("--levels-per-stage", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Adder levels between pipeline registers (fewer: more registers, higher Fmax).")
-@click.option("--family", type=click.Choice(["ice40", "ecp5", "xc7"]), default=None,
+@click.option("--family", type=click.Choice([f.value for f in Family]), default=None,
               help="Place registers by this FPGA family's estimated delays (carry chains, LUT levels) for the "
                    "target --clock, instead of every --levels-per-stage adder levels.")
 @click.option("--clock", "clock_mhz", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Target clock in MHz for --family (default per family: ice40 24, ecp5 100, xc7 200).")
-@click.option("--io", "io", type=click.Choice(["parallel", "stream"]), default=None,
+@click.option("--io", "io", type=click.Choice([s.value for s in IOStyle]), default=None,
               help="parallel: the whole input tensor per cycle; stream: images one pixel (all channels) per "
                    "cycle through line buffers. Default: the config's io, else parallel.")
 @click.option("--line-buffer-ram-bits", "memory_bits", type=click.IntRange(1), default=None,

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 from .pipeline import Datapath
 from .timing import Pipe
 
-__all__ = ["PipelinedLayer", "LayerFigures", "word_shape", "stream_signature"]
+__all__ = ["PipelinedLayer", "LayerFigures", "RegisteredFront", "word_shape", "stream_signature"]
 
 
 def word_shape(fmt):
@@ -39,6 +39,20 @@ class LayerFigures:
 
     def handshake(self):
         return Pipe(self.latency)
+
+
+class RegisteredFront:
+    """A layer whose datapath reads registers the layer fills itself (a window, running results):
+    its latency is one cycle more than the datapath's stages. Subclasses define the cached
+    ``_built`` = ``(datapath, output registers, stages)``."""
+
+    @property
+    def _dp(self):
+        return self._built[0]
+
+    @property
+    def latency(self):
+        return self._built[2] + 1
 
 
 class PipelinedLayer(LayerFigures, wiring.Component):

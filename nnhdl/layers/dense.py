@@ -7,17 +7,19 @@ import numpy as np
 
 from ..arith import dense_plan
 from ..cmvm import build_cmvm
+from ..options import Multiplier
 from .activation import activation_nodes
 from .base import PipelinedLayer
 
 __all__ = ["Dense", "dense_sums", "MULTIPLIERS", "check_multiplier"]
 
-MULTIPLIERS = ("cse", "csd", "dsp")
+MULTIPLIERS = tuple(m.value for m in Multiplier)
 
 
 def check_multiplier(multiplier):
-    if multiplier not in MULTIPLIERS:
-        raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {multiplier!r}")
+    """Raise :class:`~nnhdl.options.OptionsError` (a ValueError) unless ``multiplier`` is a
+    :class:`~nnhdl.options.Multiplier`."""
+    Multiplier.parse(multiplier, "multiplier")
 
 
 class Dense(PipelinedLayer):

@@ -7,7 +7,7 @@ from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .base import LayerFigures, stream_signature, word_shape
+from .base import LayerFigures, RegisteredFront, stream_signature, word_shape
 from .pipeline import Datapath, shape_for
 from .pool import average_node
 from .timing import CollectModel, PadModel, Pipe
@@ -108,7 +108,7 @@ class Collect(LayerFigures, wiring.Component):
         return m
 
 
-class GlobalPoolStream(LayerFigures, wiring.Component):
+class GlobalPoolStream(RegisteredFront, LayerFigures, wiring.Component):
     """Global max or average pooling (:class:`nnhdl.ir.Pool` whose window is the whole image) of
     a pixel stream: per channel a running max or exact sum over the image's pixels, then (for the
     average) the exact division and the cast to ``op.fmt`` in a pipelined datapath. One output
@@ -144,14 +144,6 @@ class GlobalPoolStream(LayerFigures, wiring.Component):
                 outs.append(average_node(dp, node, self.pixels, in_fmt.frac_bits, op.fmt))
         registers, stages = dp.outputs(outs, op.fmt)
         return dp, registers, stages
-
-    @property
-    def _dp(self):
-        return self._built[0]
-
-    @property
-    def latency(self):
-        return self._built[2] + 1
 
     def handshake(self):
         """A pipeline started by each image's last pixel."""

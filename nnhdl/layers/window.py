@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..arith import dense_plan
-from .base import LayerFigures, stream_signature, word_shape
+from .base import LayerFigures, RegisteredFront, stream_signature, word_shape
 from .conv import conv_window_nodes
 from .dense import check_multiplier
 from .pipeline import Datapath
@@ -29,7 +29,7 @@ __all__ = ["WindowLayer", "ConvStream", "PoolStream", "LINE_BUFFER_MEMORY_BITS"]
 from ..options import LINE_BUFFER_MEMORY_BITS  # noqa: E402  (line buffers this large are block RAM)
 
 
-class WindowLayer(LayerFigures, wiring.Component):
+class WindowLayer(RegisteredFront, LayerFigures, wiring.Component):
     """Base of the windowed stream layers.
 
     Members
@@ -87,14 +87,6 @@ class WindowLayer(LayerFigures, wiring.Component):
         outputs = self.build(dp, nodes, cls)
         registers, stages = dp.outputs(outputs, self.out_fmt)
         return dp, registers, stages
-
-    @property
-    def _dp(self):
-        return self._built[0]
-
-    @property
-    def latency(self):
-        return self._built[2] + 1
 
     def build(self, dp, window, cls):  # pragma: no cover - abstract
         raise NotImplementedError
