@@ -1,18 +1,10 @@
 """Verilog and RTLIL export of a Network (or any stream component)."""
 
-import re
-
 from amaranth.back import rtlil, verilog
 
+from .names import verilog_name
+
 __all__ = ["to_verilog", "to_rtlil", "to_rtlil_and_verilog", "verilog_name"]
-
-_IDENT = re.compile(r"[^A-Za-z0-9_]")
-
-
-def verilog_name(name):
-    """``name`` made into a Verilog identifier (``jet-tagger.v2`` -> ``jet_tagger_v2``)."""
-    ident = _IDENT.sub("_", str(name)) or "network"
-    return ident if not ident[0].isdigit() else "n_" + ident
 
 
 def to_rtlil(component, top):

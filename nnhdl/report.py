@@ -5,6 +5,7 @@ import datetime
 import numpy as np
 
 from . import __version__
+from .estimate import estimate_totals
 from .ops.registry import kind_of
 
 __all__ = ["build_report", "layer_rows", "layer_entries"]
@@ -68,6 +69,7 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
               for key in ("adders", "multipliers", "register_bits", "rom_bits", "memory_bits", "weights",
                           "nonzero_weights")}
     inp, out = graph.input, graph.output
+    estimates = estimate_totals(layers)
     return {
         "nnhdl_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -91,6 +93,9 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
                         default_precision=_fmt(config.default) if config else None),
         "layers": layers,
         "totals": totals,
+        "estimates": estimates,
+        "estimates_note": ("LUT and FF before synthesis (nnhdl.estimate, fitted to Yosys by benchmarks/estimate.py); "
+                           "DSP blocks and block RAM are the multipliers and memories counted above"),
         "files": files or {},
         "sha256": sha256 or {},
         "tools": _tool_versions(),

@@ -34,6 +34,11 @@ def print_report(report, outdir=None):
               f"{t['adders']} adders, {t['multipliers']} multipliers, {t['register_bits']} register bits, "
               f"{t['rom_bits']} ROM bits, {t.get('memory_bits', 0)} block-RAM bits; "
               f"{t['nonzero_weights']} of {t['weights']} weights non-zero")
+    estimates = report.get("estimates")
+    if estimates:
+        out.print("estimated before synthesis: " + "; ".join(
+            f"{family} {e['LUT']:,} LUT, {e['FF']:,} FF" for family, e in estimates.items())
+            + " (Yosys's count: nnhdl synth OUTDIR --family ice40|ecp5)")
     for b in report.get("buffers", []):
         out.print(f"line buffer of {b['layer']}: {b['bits']} bits in {b['storage']}")
     i, o = report["input"], report["output"]

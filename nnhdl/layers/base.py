@@ -32,16 +32,31 @@ class LayerFigures:
     interval = 1
     memory_bits = 0
 
+    @property
+    def logic_bits(self):
+        """Bits of adders, comparators and multiplexers (``{"add": n, "compare": n, "mux": n}``),
+        from which :mod:`nnhdl.estimate` estimates LUTs; layers with a datapath count its logic
+        (:class:`_DatapathLogic`), the others have none."""
+        return {"add": 0, "compare": 0, "mux": 0}
+
     def figures(self):
         return {"latency_cycles": self.latency, "interval_cycles": self.interval, "adders": self.adders,
                 "multipliers": self.multipliers, "register_bits": self.register_bits, "rom_bits": self.rom_bits,
-                "memory_bits": self.memory_bits}
+                "memory_bits": self.memory_bits, "logic_bits": self.logic_bits}
 
     def handshake(self):
         return Pipe(self.latency)
 
 
-class RegisteredFront:
+class _DatapathLogic:
+    """The logic bits of a layer's datapath ``_dp``."""
+
+    @property
+    def logic_bits(self):
+        return dict(self._dp.logic_bits)
+
+
+class RegisteredFront(_DatapathLogic):
     """A layer whose datapath reads registers the layer fills itself (a window, running results):
     its latency is one cycle more than the datapath's stages. Subclasses define the cached
     ``_built`` = ``(datapath, output registers, stages)``."""
@@ -55,7 +70,7 @@ class RegisteredFront:
         return self._built[2] + 1
 
 
-class PipelinedLayer(LayerFigures, wiring.Component):
+class PipelinedLayer(_DatapathLogic, LayerFigures, wiring.Component):
     """A fixed-latency, II = 1 layer with stream ports.
 
     Members
@@ -99,6 +114,10 @@ class PipelinedLayer(LayerFigures, wiring.Component):
     @property
     def latency(self):
         return self._built[2]
+
+    @property
+    def _dp(self):
+        return self._built[0]
 
     @property
     def register_bits(self):

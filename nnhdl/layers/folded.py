@@ -146,6 +146,11 @@ class FoldedDense(LayerFigures, wiring.Component):
         self.latency = sch.cycles + FRONT_CYCLES + self.tail_latency
 
     # -- what the layer is -------------------------------------------------------------------------
+    @property
+    def logic_bits(self):
+        """The output datapath's logic only (the lanes and accumulators are not counted yet)."""
+        return dict(self._dp.logic_bits)
+
     def handshake(self):
         """After accepting an input, ready again only in the last of its ``interval`` steps."""
         return Folded(self.latency, self.interval)

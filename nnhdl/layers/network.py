@@ -114,6 +114,7 @@ class Network(wiring.Component):
         return self.timing.interval
 
     def elaborate(self, platform):
+        self.timing  # noqa: B018  (a network whose timing is impossible is refused here too)
         m = Module()
         for name, layer in self.layers:
             m.submodules[name] = layer

@@ -133,6 +133,7 @@ class Datapath:
         self.adders = 0        # adders/subtractors (including rounding increments)
         self.multipliers = 0   # hardware multipliers
         self.rom_bits = 0      # constant tables
+        self.logic_bits = {"add": 0, "compare": 0, "mux": 0}  # bits of each kind of logic (estimates)
         self.memories = {}     # key -> (Memory, [(read port, address value)])
 
     # -- leaves ---------------------------------------------------------------------------------
@@ -208,7 +209,8 @@ class Datapath:
             return a
         if a.is_const and b.is_const:
             return self.const(a.real_lo + b.real_lo)
-        cost = self._cost("add", _sum_width(a, b))
+        width = _sum_width(a, b)
+        cost = self._cost("add", width)
         a, b = self.align([a, b], cost)
         if a.shift > b.shift:
             a, b = b, a
@@ -223,6 +225,7 @@ class Datapath:
         else:
             value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
         self.adders += 1
+        self.logic_bits["add"] += _width(lo, hi)
         return self._node(value, lo, hi, stage, depth + cost, a.shift, neg)
 
     def sum(self, nodes):
@@ -256,6 +259,7 @@ class Datapath:
             cost = self._cost("add", _width(node.real_lo, node.real_hi))
             (node,) = self.align([node], cost)
             value = node.value << node.shift if node.shift else node.value
+            self.logic_bits["add"] += _width(node.real_lo, node.real_hi)
             return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
         if node.shift:
             return Node(node.value << node.shift, node.real_lo, node.real_hi, node.stage, node.depth)
@@ -338,6 +342,7 @@ class Datapath:
                 Rounding.RND_CONV: half & (below | floor[0]),
             }[to.rounding]
             self.adders += 1
+            self.logic_bits["add"] += _width(qlo, qhi)
             q = self._node(floor + inc, qlo, qhi, node.stage, node.depth + cost)
         return self.overflow(q, to)
 
@@ -363,6 +368,8 @@ class Datapath:
         (q,) = self.align([q], cost)
         over = q.value > hi if q.hi > hi else Const(0, 1)
         under = q.value < lo if q.lo < lo else Const(0, 1)
+        self.logic_bits["compare"] += _width(q.lo, q.hi) * ((q.hi > hi) + (q.lo < lo))
+        self.logic_bits["mux"] += to.width * (1 if to.overflow is Overflow.SAT_ZERO else (q.hi > hi) + (q.lo < lo))
         inner = q.value[:to.width]
         inner = inner.as_signed() if to.signed else inner
         if to.overflow is Overflow.SAT_ZERO:
@@ -382,6 +389,8 @@ class Datapath:
         cost = self._cost("compare", width) + self._cost("mux") if self.delays else 1
         a, b = self.align([a, b], cost)
         stage, depth = self._stage_of(a, b)
+        self.logic_bits["compare"] += width
+        self.logic_bits["mux"] += _width(max(a.lo, b.lo), max(a.hi, b.hi))
         return self._node(Mux(a.value >= b.value, a.value, b.value), max(a.lo, b.lo), max(a.hi, b.hi), stage,
                           depth + cost)
 
@@ -393,6 +402,7 @@ class Datapath:
         cost = self._cost("compare", max(_width(a.lo, a.hi), _width(b.lo, b.hi)))
         a, b = self.align([a, b], cost)
         stage, depth = self._stage_of(a, b)
+        self.logic_bits["compare"] += max(_width(a.lo, a.hi), _width(b.lo, b.hi))
         return self._node(a.value >= b.value, 0, 1, stage, depth + cost)
 
     def relu(self, node):
@@ -403,6 +413,7 @@ class Datapath:
             return self.const(0)
         cost = self._cost("mux")
         (node,) = self.align([node], cost)
+        self.logic_bits["mux"] += _width(0, max(node.hi, 0))
         return self._node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + cost)
 
     def select(self, cond, a, b):
@@ -413,6 +424,7 @@ class Datapath:
         cost = self._cost("mux")
         cond, a, b = self.align([cond, a, b], cost)
         stage, depth = self._stage_of(cond, a, b)
+        self.logic_bits["mux"] += _width(min(a.lo, b.lo), max(a.hi, b.hi))
         return self._node(Mux(cond.value, a.value, b.value), min(a.lo, b.lo), max(a.hi, b.hi), stage, depth + cost)
 
     def negate(self, node):

@@ -264,7 +264,7 @@ def test_verify_log_has_stage_and_periodic_lines(folder, monkeypatch):
     result = verify(folder, "-n", "1500", "--sim", "amaranth")
     assert result.exit_code == 0, result.output
     out = result.output
-    for stage in (f"verify: reading {folder} and rebuilding the design from graph.json…",
+    for stage in (f"verify: rebuilding the design from {folder / 'graph.json'} and options.json…",
                   "verify: re-exporting the rebuilt design's Verilog to compare with the file…",
                   "verify: simulating the Amaranth design (amaranth)… (1500 vectors)"):
         assert stage in out.splitlines(), out
