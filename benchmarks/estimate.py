@@ -78,7 +78,7 @@ def main():
 
     import keras
 
-    from nnhdl.boards.build import synthesize
+    from nnhdl.boards.build import BuildError, synthesize
     from nnhdl.config import PrecisionConfig
     from nnhdl.convert import convert, load_model
     from nnhdl.estimate import COEFFICIENTS, estimate_layer
@@ -93,8 +93,13 @@ def main():
             regs = sum(e["register_bits"] for e in layers)
             for family in args.families:
                 t0 = time.perf_counter()
-                cells, used = synthesize(Path(tmp) / "o" / design.report["files"]["verilog"], design.top, family,
-                                         Path(tmp) / f"synth-{family}", dsp=False)
+                work = ROOT / "build" / "estimate" / f"{len(rows):02d}-{family}"
+                try:
+                    cells, used = synthesize(Path(tmp) / "o" / design.report["files"]["verilog"], design.top, family,
+                                             work)
+                except BuildError as e:
+                    console.print(f"{label} [{family}]: {e}")
+                    continue
                 est = [estimate_layer(e, family) for e in layers]
                 rows.append(dict(label=label, role=role, family=family, bits=bits, layers=len(layers), regs=regs,
                                  lut=used["LUT"], ff=used["FF"], est_lut=sum(p["LUT"] for p in est),

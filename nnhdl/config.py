@@ -113,10 +113,14 @@ def _where(source, layer=None, key=None):
 
 
 def check_reuse(value, where):
-    """``value`` as a reuse factor (a positive integer), else :class:`ConfigError` naming ``where``."""
+    """``value`` as a reuse factor (a positive integer, or ``"auto"``: chosen by ``nnhdl convert
+    --fit BOARD``), else :class:`ConfigError` naming ``where``."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{where}: the reuse factor must be a positive integer (1 = fully parallel, R = each "
-                          f"multiplier used R times), not {value!r}; write e.g. reuse = 4")
+                          f"multiplier used R times) or \"auto\" (chosen by --fit BOARD), not {value!r}; write e.g. "
+                          "reuse = 4")
     return value
 
 

@@ -48,7 +48,9 @@ def _check_no_precision(graph: Graph, config, calibration):
     """A graph whose formats are final (a quantization-aware model, or a lowered graph) takes no
     precision settings: only a configuration that sets nothing is accepted."""
     from .config import DEFAULT_PRECISION
-    sets = config is not None and (config.layers or config.source or config.default != DEFAULT_PRECISION)
+    precision = config is not None and any(key != "reuse" for entries in config.layers.values() for key in entries)
+    sets = config is not None and (precision or config.default != DEFAULT_PRECISION  # reuse is a build option
+                                   or config.softmax != "table")
     if sets or calibration is not None:
         raise ConvertError("the model carries its own fixed-point formats (a quantization-aware model, or an "
                            "already quantized graph): convert it without a precision configuration, "
@@ -119,7 +121,7 @@ def is_design_dir(path):
 
 def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2, top=None, calibration=None,
             step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False, family=None,
-            clock_mhz=None, reuse=None):
+            clock_mhz=None, reuse=None, fit=None):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
 
     ``family`` (``"ice40"``, ``"ecp5"``, ``"xc7"``) with an optional target ``clock_mhz``: registers
@@ -131,6 +133,10 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     block RAM (default :data:`nnhdl.options.LINE_BUFFER_MEMORY_BITS`). The options are checked and
     saved as ``options.json`` (:class:`~nnhdl.options.BuildOptions`). ``reuse``: the reuse
     factor of every Dense without a ``reuse`` key in the configuration (default 1: fully parallel).
+
+    ``fit``: a board name (``nnhdl boards``): the reuse factor of every Dense layer whose
+    configuration does not set a number (``reuse = "auto"`` or nothing) is chosen so that the
+    estimate fits the board (:mod:`nnhdl.fit`; recorded in the report's ``fit``).
 
     ``step(name)`` is called before each stage (for progress display). Returns a :class:`Design`.
     Nothing is written to ``outdir`` unless every stage succeeds. ``outdir`` must be new, empty or
@@ -160,12 +166,21 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     io = io or (config.io if config is not None else None) or "parallel"
     check_design_folder(outdir, force)  # before the long part
     layer_reuse = config.layer_reuse() if config is not None else {}
+    auto = [name for name, r in layer_reuse.items() if r == "auto"]
+    if auto and fit is None:
+        raise ConvertError(f"{config.source or 'the configuration'}: [layer.{auto[0]}] reuse = \"auto\" is chosen "
+                           "to fit a board: add --fit BOARD (nnhdl boards lists them), or give a number")
+    fixed = {name: r for name, r in layer_reuse.items() if r != "auto"}
     try:
         options = BuildOptions.of(None, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
                                   memory_bits=memory_bits, reuse=reuse, family=family, clock_mhz=clock_mhz,
-                                  layer_reuse=tuple(layer_reuse.items()))
+                                  layer_reuse=tuple(fixed.items()))
     except OptionsError as e:
         raise ConvertError(str(e)) from None
+    fitted = None
+    if fit is not None:
+        fitted = timed("fit reuse factors", _fit, qgraph, options, fit, fixed)
+        options = options.replace(layer_reuse=tuple(fitted.layer_reuse.items()))
 
     def build():
         network = build_network(qgraph, options=options)
@@ -192,8 +207,26 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
         report = build_report(qgraph, network, top=top, timings=timings, files=files,
                               config=config or PrecisionConfig(),
                               verilog_lines=text.count("\n") if verilog else None, sha256=_hashes(tmp, files))
+        if fitted is not None:
+            report["fit"] = {"board": fit, "layer_reuse": fitted.layer_reuse, "estimated": fitted.needed,
+                             "available": fitted.available, "usable_share_of_LUT_FF": _fit_margin()}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return Design(qgraph, network, report, Path(outdir), options)
+
+
+def _fit(graph, options, board, fixed):
+    """Reuse factors that fit ``board`` (see :mod:`nnhdl.fit`); errors name the board and the fix."""
+    from .boards.targets import TargetError, get_target
+    from .fit import FitError, fit_reuse
+    try:
+        return fit_reuse(graph, options, get_target(board), fixed)
+    except (TargetError, FitError) as e:
+        raise ConvertError(f"--fit {board}: {e}") from None
+
+
+def _fit_margin():
+    from .fit import MARGIN
+    return MARGIN
 
 
 def delay_model(family, clock_mhz):

@@ -35,11 +35,15 @@ from .progress import stage_progress
 @click.option("--reuse", type=click.IntRange(1), default=1, show_default=True,
               help="Reuse factor of every Dense layer (a config's [layer.NAME] reuse = R wins): each hardware "
                    "multiplier used up to R times, one inference every R cycles at most; 1 = fully parallel.")
+@click.option("--fit", "fit", metavar="BOARD", default=None,
+              help="Choose the reuse factor of every Dense layer whose config does not set one (or sets "
+                   "reuse = \"auto\") so that the estimated LUTs, flip-flops, DSPs and block RAM fit BOARD "
+                   "(nnhdl boards lists them); nnhdl build checks it after synthesis.")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Float inputs (.npy) used to size 'auto' result formats.")
 @user_errors
 def convert(model, outdir, force, config_path, precision, softmax, top, multiplier, levels_per_stage, family, clock_mhz,
-            io, memory_bits, reuse, calibration):
+            io, memory_bits, reuse, fit, calibration):
     """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
     <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
     from ..convert import convert as run_convert, load_config, load_model
@@ -51,6 +55,6 @@ def convert(model, outdir, force, config_path, precision, softmax, top, multipli
         calib = load_inputs(calibration, graph, "calibration inputs") if calibration else None
         design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
                              top=top, calibration=calib, io=io, memory_bits=memory_bits, force=force,
-                             family=family, clock_mhz=clock_mhz, reuse=reuse, step=progress.stage)
+                             family=family, clock_mhz=clock_mhz, reuse=reuse, fit=fit, step=progress.stage)
     print_report(design.report, outdir)
     console.print(f"[green]done:[/] {outdir}. Next: nnhdl verify {outdir}")

@@ -39,6 +39,11 @@ def print_report(report, outdir=None):
         out.print("estimated before synthesis: " + "; ".join(
             f"{family} {e['LUT']:,} LUT, {e['FF']:,} FF" for family, e in estimates.items())
             + " (Yosys's count: nnhdl synth OUTDIR --family ice40|ecp5)")
+    fit = report.get("fit")
+    if fit:
+        est, have = fit["estimated"], fit["available"]
+        out.print(f"fitted to {fit['board']}: reuse " + ", ".join(f"{k} R={v}" for k, v in fit["layer_reuse"].items())
+                  + "; estimated " + ", ".join(f"{est[k]:,}/{have[k]:,} {k}" for k in ("LUT", "FF", "DSP", "BRAM")))
     for b in report.get("buffers", []):
         out.print(f"line buffer of {b['layer']}: {b['bits']} bits in {b['storage']}")
     i, o = report["input"], report["output"]

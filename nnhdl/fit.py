@@ -1,0 +1,88 @@
+"""Reuse factors chosen to fit a board (``nnhdl convert --fit BOARD``, ``reuse = "auto"``).
+
+:func:`fit_reuse` starts from every Dense layer fully parallel (R = 1, or the R its configuration
+sets) and, while the estimate (:mod:`nnhdl.estimate`: LUTs and flip-flops; hardware multipliers
+and memories counted) exceeds the board's resources with a safety margin, doubles the reuse
+factor of the Dense layer whose estimate is largest, until everything fits. Each layer is built
+and estimated on its own, once per reuse factor tried. The choice is only as good as the estimate:
+``nnhdl build`` checks it after synthesis (and says what does not fit).
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from .estimate import estimate_layer
+from .hardware import build_component, lower_hardware
+from .ir import Conv, Dense
+
+__all__ = ["fit_reuse", "FitError", "FitResult", "MARGIN"]
+
+#: The share of the board's LUTs and flip-flops the estimate may use (routing, control, the
+#: on-board harness and the estimate's error take the rest).
+MARGIN = 0.8
+
+
+class FitError(ValueError):
+    """No reuse factors make the network fit the board (names what does not fit and what to try)."""
+
+
+@dataclass
+class FitResult:
+    layer_reuse: dict                  # Dense layer name -> R
+    needed: dict                       # LUT, FF, DSP, BRAM (estimated)
+    available: dict                    # the board's
+    steps: list = field(default_factory=list)  # (layer, R) in the order they were folded
+
+
+def _needs(figures, family, bram_bits):
+    est = estimate_layer(figures, family)
+    blocks = 0
+    for bits in (figures.get("rom_bits", 0), figures.get("memory_bits", 0)):
+        if bits >= 1024:  # tables and buffers this large go to block RAM
+            blocks += math.ceil(bits / bram_bits)
+    return {"LUT": est["LUT"], "FF": est["FF"], "DSP": figures.get("multipliers", 0), "BRAM": blocks}
+
+
+def fit_reuse(graph, options, target, fixed=None, progress=None):
+    """The :class:`FitResult` for quantized ``graph`` built with ``options`` on ``target`` (a
+    :class:`nnhdl.boards.targets.Target`). ``fixed``: ``{layer: R}`` the configuration sets
+    (kept as they are). ``progress(text)`` is told each step. Raises :class:`FitError` when even
+    the largest reuse factors do not fit."""
+    fixed = dict(fixed or {})
+    res = target.resources
+    bram_bits = res["BRAM_bits"] // max(res["BRAM"], 1)
+    limit = {"LUT": int(res["LUT"] * MARGIN), "FF": int(res["FF"] * MARGIN), "DSP": res["DSP"], "BRAM": res["BRAM"]}
+    dense = [op for op in graph.ops if isinstance(op, Dense) and not isinstance(op, Conv)]
+    reuse = {op.name: fixed.get(op.name, fixed.get(op.origin, 1)) for op in dense}
+    free = [op for op in dense if op.name not in fixed and op.origin not in fixed]
+    cache, steps = {}, []
+
+    def estimate():
+        opts = options.replace(layer_reuse=tuple(reuse.items()))
+        per = {}
+        for stage in lower_hardware(graph, opts).stages:
+            key = (stage.name, stage.params.get("reuse"))
+            if key not in cache:
+                cache[key] = _needs(build_component(stage, opts).figures(), target.family, bram_bits)
+            per[stage.name] = cache[key]
+        total = {k: sum(p[k] for p in per.values()) for k in limit}
+        return per, total
+
+    while True:
+        per, total = estimate()
+        over = [k for k in limit if total[k] > limit[k]]
+        if progress is not None:
+            progress(f"reuse {dict(reuse)}: estimated " + ", ".join(f"{total[k]:,} {k}" for k in limit))
+        if not over:
+            return FitResult(dict(reuse), total, dict(res), steps)
+        growable = [op for op in free if reuse[op.name] < op.n_in * op.n_out]
+        if not growable:
+            parts = "; ".join(f"{k}: {total[k]:,} estimated, {limit[k]:,} usable of {res[k]:,}" for k in over)
+            raise FitError(
+                f"the network does not fit {target.name} at any reuse factor ({parts}; every Dense layer is "
+                f"folded as far as it goes). Try narrower formats (nnhdl config / --precision), fewer weights, "
+                f"or a larger board (nnhdl boards)")
+        # the largest layer (by what is over) is folded further
+        worst = max(growable, key=lambda op: sum(per[op.name][k] / max(limit[k], 1) for k in over))
+        reuse[worst.name] = min(reuse[worst.name] * 2, worst.n_in * worst.n_out)
+        steps.append((worst.name, reuse[worst.name]))

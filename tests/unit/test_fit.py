@@ -1,0 +1,81 @@
+"""Reuse factors chosen to fit a board (nnhdl.fit, convert --fit, reuse = "auto")."""
+
+import dataclasses
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from nnhdl.boards.targets import TARGETS
+from nnhdl.cli import main
+from nnhdl.config import PrecisionConfig
+from nnhdl.convert import ConvertError, convert
+from nnhdl.fit import MARGIN, FitError, fit_reuse
+from nnhdl.options import BuildOptions
+
+from ..conftest import make_mlp
+
+
+def small_board(lut, ff, dsp=8, bram=30):
+    base = TARGETS["ice40-up5k"]
+    return dataclasses.replace(base, name="tiny", resources={"LUT": lut, "FF": ff, "DSP": dsp, "BRAM": bram,
+                                                              "BRAM_bits": bram * 4096})
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return make_mlp(__import__("numpy").random.default_rng(3), [16, 24, 8, 3], ["relu", "relu"],
+                    {"precision": "fixed<10,4>"})
+
+
+def test_parallel_when_it_fits(graph):
+    result = fit_reuse(graph, BuildOptions(), small_board(10 ** 6, 10 ** 6))
+    assert set(result.layer_reuse.values()) == {1} and result.steps == []
+
+
+def test_folds_the_largest_layers_until_the_estimate_fits(graph):
+    parallel = fit_reuse(graph, BuildOptions(), small_board(10 ** 6, 10 ** 6)).needed
+    board = small_board(int(parallel["LUT"] * 0.6 / MARGIN), int(parallel["FF"] * 0.6 / MARGIN), dsp=100)
+    result = fit_reuse(graph, BuildOptions(), board)
+    assert max(result.layer_reuse.values()) > 1
+    assert result.needed["LUT"] <= board.resources["LUT"] * MARGIN
+    assert result.needed["FF"] <= board.resources["FF"] * MARGIN
+    assert result.steps and all(r > 1 for _, r in result.steps)
+    # the largest layer (16x24) is folded first
+    assert result.steps[0][0] == "fc1"
+
+
+def test_a_layer_the_configuration_sets_is_kept(graph):
+    parallel = fit_reuse(graph, BuildOptions(), small_board(10 ** 6, 10 ** 6)).needed
+    board = small_board(int(parallel["LUT"] * 0.6 / MARGIN), int(parallel["FF"] * 0.6 / MARGIN), dsp=100)
+    result = fit_reuse(graph, BuildOptions(), board, fixed={"fc3": 1})
+    assert result.layer_reuse["fc3"] == 1 and all(name != "fc3" for name, _ in result.steps)
+
+
+def test_a_network_that_fits_at_no_reuse_factor_is_refused(graph):
+    with pytest.raises(FitError, match=r"does not fit tiny at any reuse factor .*larger board"):
+        fit_reuse(graph, BuildOptions(), small_board(50, 50))
+
+
+def test_convert_fit_records_the_choice_and_the_rebuilt_design_matches(graph, tmp_path):
+    from nnhdl.convert import load_design
+    design = convert(graph, tmp_path / "o", fit="icebreaker")
+    fit = design.report["fit"]
+    assert fit["board"] == "icebreaker" and fit["estimated"]["LUT"] <= fit["available"]["LUT"]
+    saved = json.loads((tmp_path / "o" / "options.json").read_text())
+    assert saved["layer_reuse"] == fit["layer_reuse"]
+    assert load_design(tmp_path / "o").network.latency == design.network.latency
+
+
+def test_auto_needs_fit(graph, tmp_path):
+    config = PrecisionConfig.from_dict({"layer": {"fc1": {"reuse": "auto"}}})
+    with pytest.raises(ConvertError, match=r'\[layer.fc1\] reuse = "auto" .*add --fit BOARD'):
+        convert(graph, tmp_path / "o", config=config)
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_fit_unknown_board_is_a_clear_error(tmp_path):
+    model = tmp_path / "m.keras"
+    model.write_text("")
+    result = CliRunner().invoke(main, ["convert", str(model), "-o", str(tmp_path / "o"), "--fit", "nosuchboard"])
+    assert result.exit_code == 2
