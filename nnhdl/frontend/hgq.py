@@ -1,7 +1,8 @@
 """HGQ2 frontend: quantization-aware Keras 3 models (packages ``hgq2`` and ``quantizers``) to a
 *quantized* :class:`nnhdl.ir.Graph` whose formats all come from the model (no precision config).
 
-Used by :func:`nnhdl.frontend.keras.load` when a model contains HGQ2 layers. TensorFlow, Keras
+Used by :func:`nnhdl.frontend.keras.load` (which imports this module; this module imports only
+:mod:`nnhdl.frontend.common`, never :mod:`nnhdl.frontend.keras`) when a model contains HGQ2 layers. TensorFlow, Keras
 and HGQ2 are imported only inside functions.
 
 Semantics reproduced (hgq2 0.2.0, quantizers 1.2.2):
@@ -43,7 +44,7 @@ from ..arith import exact_accumulator
 from ..fixed import FixedFormat, Overflow, Rounding
 from ..ir import Conv, Dense, Dropout, Flatten, Input, Pad, Reshape, Requantize
 from ..per_element import union_format
-from .keras import FrontendError, _Builder
+from .common import FrontendError, _Builder, _quiet_native_stderr
 
 __all__ = ["is_hgq_model", "HgqBuilder", "element_format", "exact_integers", "check_not_qkeras",
            "HGQ_LAYERS", "PLAIN_LAYERS", "QKERAS_NAMES", "HgqWarning", "check_file_not_qkeras", "import_hgq"]
@@ -138,7 +139,6 @@ def check_file_not_qkeras(path):
 
 def import_hgq(path):
     """Import HGQ2 (it registers its layers with Keras), quietly; a clear error without it."""
-    from .keras import _quiet_native_stderr
     try:
         with _quiet_native_stderr():
             import hgq  # noqa: F401
@@ -148,7 +148,7 @@ def import_hgq(path):
 
 
 class HgqBuilder(_Builder):
-    """A :class:`~nnhdl.frontend.keras._Builder` for HGQ2 models: every op gets its exact format."""
+    """A :class:`~nnhdl.frontend.common._Builder` for HGQ2 models: every op gets its exact format."""
 
     # -- formats ------------------------------------------------------------------------------
     def add(self, cls, name, shape, origin, generated=False, **fields):
