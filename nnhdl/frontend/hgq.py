@@ -22,7 +22,10 @@ Semantics reproduced (hgq2 0.2.0, quantizers 1.2.2):
   quantized kernel and bias), ``QConv1D``/``QConv2D`` quantize their input with their input
   quantizer ``iq`` (per element, heterogeneous), multiply by the quantized kernel, add the
   quantized bias in float32, apply the Keras activation (relu and linear are exact), and
-  quantize the output with ``oq`` when enabled. A standalone ``Quantizer`` layer quantizes.
+  quantize the output with ``oq`` when enabled. ``QMaxPooling1D/2D`` and
+  ``QGlobalMaxPooling1D/2D`` (``hgq/layers/pooling.py``) quantize their input with ``iq`` and
+  take Keras' max (exact: it selects one of the quantized values; the output keeps the union
+  format of its input). A standalone ``Quantizer`` layer quantizes.
   Every quantizer becomes a :class:`~nnhdl.ir.Requantize` op; the quantized weights and
   biases, exact multiples of their own LSBs, become integers in one union format per layer
   (0-bit weights are zeros and cost no hardware); the Dense/Conv accumulator and output are
@@ -50,7 +53,8 @@ __all__ = ["is_hgq_model", "HgqBuilder", "element_format", "exact_integers", "ch
            "HGQ_LAYERS", "PLAIN_LAYERS", "QKERAS_NAMES", "HgqWarning", "check_file_not_qkeras", "import_hgq"]
 
 #: HGQ2 layers nnhdl converts exactly.
-HGQ_LAYERS = ("QDense", "QBatchNormDense", "QConv1D", "QConv2D", "Quantizer")
+HGQ_LAYERS = ("QDense", "QBatchNormDense", "QConv1D", "QConv2D", "QMaxPooling1D", "QMaxPooling2D",
+              "QGlobalMaxPooling1D", "QGlobalMaxPooling2D", "Quantizer")
 #: Plain Keras layers allowed between them (no arithmetic, or exact on fixed-point values).
 PLAIN_LAYERS = ("InputLayer", "Flatten", "Reshape", "Dropout", "ReLU", "Activation", "MaxPooling1D",
                 "MaxPooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D")
@@ -286,6 +290,18 @@ class HgqBuilder(_Builder):
     def _layer_QConv2D(self, layer):
         self._conv(layer, 2)
         self._quantized(layer)
+
+    def _layer_QMaxPooling1D(self, layer):
+        self._pool(layer, 1, "max")
+
+    def _layer_QMaxPooling2D(self, layer):
+        self._pool(layer, 2, "max")
+
+    def _layer_QGlobalMaxPooling1D(self, layer):
+        self._global(layer, 1, "max")
+
+    def _layer_QGlobalMaxPooling2D(self, layer):
+        self._global(layer, 2, "max")
 
     def _exact_elementwise(self, layer):
         op = self.prev
