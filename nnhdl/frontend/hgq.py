@@ -215,7 +215,8 @@ class HgqBuilder(_Builder):
         hgq = type(layer).__module__.startswith("hgq.")
         if hgq and cls not in HGQ_LAYERS:
             raise self.error(layer, f"is an HGQ2 layer nnhdl does not convert yet; supported HGQ2 layers: "
-                                    f"{', '.join(HGQ_LAYERS)}")
+                                    f"{', '.join(HGQ_LAYERS)}: rebuild the model with those (and plain "
+                                    f"{', '.join(PLAIN_LAYERS[1:])} between them) and retrain it")
         if not hgq and cls not in PLAIN_LAYERS and not cls.endswith("Dropout"):
             raise self.error(layer, f"is a float Keras layer inside an HGQ2 model: HGQ2 computes it in float32, "
                                     f"not in fixed point; use its HGQ2 version (supported: {', '.join(HGQ_LAYERS)}) "

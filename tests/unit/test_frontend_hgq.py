@@ -225,6 +225,44 @@ def test_conv_model_equals_hgq(keras, rng):
         Network(graph, io="stream")
 
 
+def pooling_model(keras, rng, kind):
+    """HGQ2's quantized max pooling layers (each with its own heterogeneous input quantizer)."""
+    from hgq.layers import (QConv1D, QConv2D, QDense, QGlobalMaxPooling1D, QGlobalMaxPooling2D, QMaxPooling1D,
+                            QMaxPooling2D)
+    outer, inner = hgq_scope("RND", "SAT")
+    with outer, inner:
+        if kind == "1d":  # 2-D pooling with 'same' padding, then 1-D pooling and a global 1-D max
+            shape = (6, 6, 2)
+            layers = [QConv2D(3, (3, 3), activation="relu", padding="same"),
+                      QMaxPooling2D((2, 2), padding="same", name="pool2d"),
+                      keras.layers.Reshape((9, 3)), QMaxPooling1D(2, strides=1, name="pool1d"),
+                      QConv1D(4, 2), QGlobalMaxPooling1D(name="gpool1d")]
+        else:  # a linear conv (negative values) into overlapping 'same' windows, then a global 2-D max
+            shape = (5, 5, 2)
+            layers = [QConv2D(4, (2, 2)), QMaxPooling2D((3, 3), strides=(2, 2), padding="same", name="pool2d"),
+                      QGlobalMaxPooling2D(name="gpool2d")]
+        model = keras.Sequential([keras.Input(shape)] + layers + [QDense(3)])
+    train_briefly(model, rng, shape, 3)
+    make_heterogeneous(model, rng)
+    return model, shape
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_quantized_max_pooling_equals_hgq(keras, rng, kind):
+    """QMaxPooling1D/2D and QGlobalMaxPooling1D/2D: their input quantizer, then the max."""
+    from nnhdl.frontend.keras import load
+    from nnhdl.ir import Pool
+    model, shape = pooling_model(keras, rng, kind)
+    graph = load(model)
+    pools = [op for op in graph.ops if isinstance(op, Pool)]
+    assert len(pools) == (3 if kind == "1d" else 2) and all(op.kind == "max" for op in pools)
+    for op in pools:
+        before = graph.op(op.inputs[0])
+        assert isinstance(before, Requantize) and before.name == f"{op.name}_iq" and op.fmt == before.fmt
+        assert len(set(before.formats)) > 1  # heterogeneous
+    assert_equals_hgq(model, graph, grid_inputs(model, rng, shape, n=N_INPUTS))
+
+
 def test_per_channel_formats_stream(keras, rng, tmp_path):
     """Activation bits per channel (shared over the pixels) work in a pixel stream too: HGQ2 ==
     reference, and the streamed RTL == reference with stalls."""
