@@ -22,7 +22,9 @@ Semantics reproduced (hgq2 0.2.0, quantizers 1.2.2):
   quantized kernel and bias), ``QConv1D``/``QConv2D`` quantize their input with their input
   quantizer ``iq`` (per element, heterogeneous), multiply by the quantized kernel, add the
   quantized bias in float32, apply the Keras activation (relu and linear are exact), and
-  quantize the output with ``oq`` when enabled. ``QMaxPooling1D/2D`` and
+  quantize the output with ``oq`` when enabled. ``QBatchNormalization`` (last axis) quantizes
+  its input with ``iq`` and computes ``x * kq(scale) + bq(offset)`` per channel in float32 (a
+  diagonal Dense, or a depthwise 1x1 convolution for images). ``QMaxPooling1D/2D`` and
   ``QGlobalMaxPooling1D/2D`` (``hgq/layers/pooling.py``) quantize their input with ``iq`` and
   take Keras' max (exact: it selects one of the quantized values; the output keeps the union
   format of its input). A standalone ``Quantizer`` layer quantizes.
@@ -45,7 +47,7 @@ import numpy as np
 
 from ..arith import exact_accumulator
 from ..fixed import FixedFormat, Overflow, Rounding
-from ..ir import Conv, Dense, Dropout, Flatten, Input, Pad, Reshape, Requantize
+from ..ir import Conv, Dense, Dropout, Flatten, Input, Pad, Reshape, Requantize, spatial
 from ..per_element import union_format
 from .common import FrontendError, _Builder, _quiet_native_stderr
 
@@ -53,8 +55,8 @@ __all__ = ["is_hgq_model", "HgqBuilder", "element_format", "exact_integers", "ch
            "HGQ_LAYERS", "PLAIN_LAYERS", "QKERAS_NAMES", "HgqWarning", "check_file_not_qkeras", "import_hgq"]
 
 #: HGQ2 layers nnhdl converts exactly.
-HGQ_LAYERS = ("QDense", "QBatchNormDense", "QConv1D", "QConv2D", "QMaxPooling1D", "QMaxPooling2D",
-              "QGlobalMaxPooling1D", "QGlobalMaxPooling2D", "Quantizer")
+HGQ_LAYERS = ("QDense", "QBatchNormDense", "QConv1D", "QConv2D", "QBatchNormalization", "QMaxPooling1D",
+              "QMaxPooling2D", "QGlobalMaxPooling1D", "QGlobalMaxPooling2D", "Quantizer")
 #: Plain Keras layers allowed between them (no arithmetic, or exact on fixed-point values).
 PLAIN_LAYERS = ("InputLayer", "Flatten", "Reshape", "Dropout", "ReLU", "Activation", "MaxPooling1D",
                 "MaxPooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D")
@@ -230,9 +232,10 @@ class HgqBuilder(_Builder):
     def _layer_Quantizer(self, layer):
         self.add_quantizer(layer, layer, layer.name)
 
-    def _quantized(self, layer):
-        """The float Dense/Conv op just added, with the layer's quantized kernel and bias as exact
-        integers and exact accumulator and output formats."""
+    def _quantized(self, layer, kernel=None, bias=None):
+        """The float Dense/Conv op just added, with the layer's quantized kernel and bias (or the
+        given ``kernel``, in the op's 2-D ``weight`` layout, and ``bias``) as exact integers and
+        exact accumulator and output formats."""
         dense = next(op for op in reversed(self.ops) if isinstance(op, Dense))
         if self.prev is not dense:  # a softmax op was added after it
             raise self.error(layer, "has activation 'softmax', which HGQ2 computes in float32; train it with a "
@@ -241,12 +244,13 @@ class HgqBuilder(_Builder):
             raise self.error(layer, f"has activation {dense.activation!r}; in an HGQ2 model only relu and linear "
                                     f"are exact (HGQ2 computes others in float)")
         src = self.source_fmt_of(layer, dense)
-        conv = isinstance(dense, Conv)
-        kernel = self.array(layer.qkernel)
-        kernel = kernel.reshape(-1, kernel.shape[-1]) if conv else kernel
-        if conv and dense.depthwise:  # pragma: no cover - no HGQ2 depthwise layer is accepted
-            raise self.error(layer, "depthwise convolutions are not supported")
-        bias = self.array(layer.qbias) if getattr(layer, "bias", None) is not None else np.zeros(kernel.shape[-1])
+        if kernel is None:
+            conv = isinstance(dense, Conv)
+            kernel = self.array(layer.qkernel)
+            kernel = kernel.reshape(-1, kernel.shape[-1]) if conv else kernel
+            if conv and dense.depthwise:  # pragma: no cover - no HGQ2 depthwise layer is accepted
+                raise self.error(layer, "depthwise convolutions are not supported")
+            bias = self.array(layer.qbias) if getattr(layer, "bias", None) is not None else np.zeros(kernel.shape[-1])
         w, wfmt = self._constant(layer, kernel, "kernel")
         b, bfmt = self._constant(layer, bias, "bias")
         accum = exact_accumulator(src, w, wfmt, b, bfmt)
@@ -291,6 +295,22 @@ class HgqBuilder(_Builder):
     def _layer_QConv2D(self, layer):
         self._conv(layer, 2)
         self._quantized(layer)
+
+    def _layer_QBatchNormalization(self, layer):
+        """``iq(x) * kq(scale) + bq(offset)`` per channel (last axis): the quantized scales on the
+        diagonal of a Dense (flat input) or of a depthwise 1x1 convolution (image or signal), as
+        :func:`nnhdl.passes.scale_shift` does for a float BatchNormalization."""
+        if not self._last_axis(layer, layer.axis):
+            raise self.error(layer, f"normalizes axis={layer.axis!r}; only the last axis (axis=-1) is supported")
+        scale, offset = (self.array(v).ravel() for v in layer.qscaler_and_qoffset)
+        shape = self.prev.shape
+        weight = np.diag(scale)
+        if len(shape) == 1:
+            self.add(Dense, layer.name, shape, layer.name, weight=weight, bias=offset)
+        else:
+            self.add(Conv, layer.name, shape, layer.name, weight=weight, bias=offset, in_shape=spatial(shape),
+                     kernel=(1, 1), strides=(1, 1), padding=(0, 0, 0, 0), depthwise=True)
+        self._quantized(layer, weight, offset)
 
     def _layer_QMaxPooling1D(self, layer):
         self._pool(layer, 1, "max")

@@ -263,6 +263,33 @@ def test_quantized_max_pooling_equals_hgq(keras, rng, kind):
     assert_equals_hgq(model, graph, grid_inputs(model, rng, shape, n=N_INPUTS))
 
 
+@pytest.mark.parametrize("kind", ["image", "flat"])
+def test_quantized_batchnorm_equals_hgq(keras, rng, kind):
+    """A standalone QBatchNormalization (after a convolution, and on a flat vector): its input
+    quantizer, then x * scale + offset per channel with HGQ2's quantized scales and offsets."""
+    from hgq.layers import QBatchNormalization, QConv2D, QDense
+    from nnhdl.frontend.keras import load
+    outer, inner = hgq_scope("RND", "SAT")
+    with outer, inner:
+        if kind == "image":
+            shape, layers = (5, 5, 2), [QConv2D(3, (2, 2)), QBatchNormalization(name="bn"), keras.layers.Flatten()]
+        else:
+            shape, layers = (6,), [QDense(5), QBatchNormalization(name="bn")]
+        model = keras.Sequential([keras.Input(shape)] + layers + [QDense(3)])
+    train_briefly(model, rng, shape, 3)
+    bn_layer = model.get_layer("bn")  # statistics away from the initial (0, 1)
+    bn_layer.moving_variance.assign(rng.uniform(0.2, 3.0, size=bn_layer.moving_variance.shape))
+    bn_layer.moving_mean.assign(rng.normal(size=bn_layer.moving_mean.shape))
+    make_heterogeneous(model, rng)
+    graph = load(model)
+    bn = graph.op("bn")
+    assert isinstance(graph.op(bn.inputs[0]), Requantize)  # its input quantizer
+    assert np.count_nonzero(bn.weight - np.diag(np.diag(bn.weight))) == 0
+    scale = np.asarray(bn_layer.qscaler_and_qoffset[0], dtype=np.float64).ravel()
+    assert np.array_equal(np.ldexp(scale, bn.weight_fmt.frac_bits), np.diag(bn.weight))
+    assert_equals_hgq(model, graph, grid_inputs(model, rng, shape, n=N_INPUTS))
+
+
 def test_per_channel_formats_stream(keras, rng, tmp_path):
     """Activation bits per channel (shared over the pixels) work in a pixel stream too: HGQ2 ==
     reference, and the streamed RTL == reference with stalls."""
