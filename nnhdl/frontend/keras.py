@@ -2,7 +2,10 @@
 float :class:`nnhdl.ir.Graph`.
 
 TensorFlow/Keras are imported only inside the functions here, so ``import nnhdl`` and
-``import nnhdl.frontend.keras`` stay fast and work without them installed.
+``import nnhdl.frontend.keras`` stay fast and work without them installed. This module reads
+the file and walks the model; the layer-to-op translation below is
+:class:`nnhdl.frontend.common._Builder`, which the HGQ2 frontend (:mod:`nnhdl.frontend.hgq`)
+extends.
 
 The model must be a single chain of layers (a ``Sequential`` model, or a functional model whose
 layers each read the previous one). Supported layers and what they become:
