@@ -11,8 +11,9 @@ shift-and-add constants, two adder levels per pipeline stage, parallel I/O):
 
 Each is synthesised by ``nnhdl.boards.build.synthesize`` (the ``nnhdl synth`` path: Yosys
 ``synth_ecp5``, multipliers allowed on DSPs). Printed per design: the fixed-point test accuracy
-(nnhdl's reference, argmax of the logits), ECP5 LUT4, CCU2C carry cells, flip-flops, DSPs,
-latency in cycles and how long conversion and synthesis took.
+(nnhdl's reference, argmax of the logits), LUTs as ``nnhdl synth`` counts them (LUT4 cells plus
+two per CCU2C carry cell), the LUT4 and CCU2C cells themselves, flip-flops, DSPs, latency in
+cycles, nnhdl's adder count and how long conversion and synthesis took.
 
 Usage: python examples/jet_tagger_hgq/synth.py DIR [--only hgq,8,16] [--keep WORKDIR]
 (DIR from train.py; the float tagger is DIR/jet_tagger_float.keras)
@@ -70,10 +71,10 @@ def measure(name, model, config, x, y, workdir):
     t1 = time.perf_counter()
     accuracy = float(np.mean(np.asarray(evaluate(design.graph, x)).argmax(axis=1) == y))
     verilog = workdir / "rtl" / design.report["files"]["verilog"]
-    cells, _ = synthesize(verilog, design.top, "ecp5", workdir / "yosys")
+    cells, needed = synthesize(verilog, design.top, "ecp5", workdir / "yosys")
     t2 = time.perf_counter()
-    return {"name": name, "accuracy": accuracy, "LUT": cells.get("LUT4", 0), "CARRY": cells.get("CCU2C", 0),
-            "FF": cells.get("TRELLIS_FF", 0), "DSP": cells.get("MULT18X18D", 0),
+    return {"name": name, "accuracy": accuracy, "LUT": needed["LUT"], "LUT4": cells.get("LUT4", 0),
+            "CARRY": cells.get("CCU2C", 0), "FF": needed["FF"], "DSP": needed["DSP"],
             "latency": design.report["latency_cycles"], "adders": design.report["totals"]["adders"],
             "convert_s": t1 - t0, "synth_s": t2 - t1}
 
@@ -88,10 +89,12 @@ def main(argv=None):
     x, y = np.load(args.directory / "X_test.npy"), np.load(args.directory / "y_test.npy")
     with tempfile.TemporaryDirectory() as tmp:
         work = args.keep or Path(tmp)
-        print("design | test accuracy | LUT4 | CCU2C | FF | DSP | latency | adders | convert s | synth s", flush=True)
+        print("design | test accuracy | LUT | LUT4 | CCU2C | FF | DSP | latency | adders | convert s | synth s",
+              flush=True)
         for k, (name, model, config) in enumerate(designs(args.directory, only)):
             r = measure(name, model, config, x, y, work / f"design{k}")
-            print(f"{r['name']} | {r['accuracy']:.4f} | {r['LUT']} | {r['CARRY']} | {r['FF']} | {r['DSP']} | "
+            print(f"{r['name']} | {r['accuracy']:.4f} | {r['LUT']} | {r['LUT4']} | {r['CARRY']} | {r['FF']} | "
+                  f"{r['DSP']} | "
                   f"{r['latency']} | {r['adders']} | {r['convert_s']:.0f} | {r['synth_s']:.0f}", flush=True)
     return 0
 
