@@ -117,6 +117,7 @@ def main():
             x = np.clip(x, 0, None)
             coefficients[family] = dict(zip(("add", "compare", "mux", "layer"), (round(float(v), 3) for v in x)))
         console.print(f"fitted coefficients: {coefficients}")
+    console = Console(width=200)
     table = Table(title=f"nnhdl estimates vs Yosys ({platform.node()}, {time.strftime('%Y-%m-%d')})",
                   title_justify="left")
     for col in ("design", "fit/check", "family", "adder/cmp/mux bits", "Yosys LUT", "estimate LUT", "error",

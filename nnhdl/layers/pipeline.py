@@ -225,7 +225,9 @@ class Datapath:
         else:
             value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
         self.adders += 1
-        self.logic_bits["add"] += _width(lo, hi)
+        # the low d bits of a + (b << d) and a - (b << d) are a's own: no logic there
+        passed = d if a.negative == b.negative or not a.negative else 0
+        self.logic_bits["add"] += max(_width(lo, hi) - passed, 1)
         return self._node(value, lo, hi, stage, depth + cost, a.shift, neg)
 
     def sum(self, nodes):

@@ -170,20 +170,22 @@ print("ok", len(main.commands))
 
 
 def test_the_flow_after_conversion_runs_with_base_dependencies_only(base_only, tmp_path, rng):
-    """A converted folder is reported and verified (Amaranth simulator) without any extra; a
-    command that needs one says which to install."""
-    from nnhdl.convert import convert
+    """A quantized graph converts, and the folder is reported and verified (Amaranth simulator),
+    without any extra; a command that needs one says which to install."""
+    import zipfile
 
     from ..conftest import make_mlp
-    convert(make_mlp(rng, [4, 3, 2], ["relu"]), tmp_path / "o")
-    import zipfile
+    make_mlp(rng, [4, 3, 2], ["relu"]).save(tmp_path / "graph")
     with zipfile.ZipFile(tmp_path / "model.keras", "w") as z:  # the shape of a .keras file; reading it needs keras
         z.writestr("config.json", "{}")
         z.writestr("metadata.json", "{}")
     code = f"""
 from click.testing import CliRunner
 from nnhdl.cli import main
+from nnhdl.convert import convert
+from nnhdl.ir import Graph
 out = {str(tmp_path / "o")!r}
+convert(Graph.load({str(tmp_path / "graph")!r}), out)
 for args in (["report", out], ["verify", out, "-n", "30", "--sim", "amaranth"]):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, (args, result.output, result.exception)
