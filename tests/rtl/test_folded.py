@@ -379,3 +379,18 @@ def test_rom_and_link_memories_are_block_ram(rng, tmp_path, monkeypatch):
     _, est = synthesize("net.v", "net", "ice40", "synth")
     assert est["BRAM"] >= 3 and est["DSP"] == 2  # two ROMs and the link; one multiplier per layer
     assert est["FF"] < 6 * 8 + 16 * 8 + 200  # the input register, the output registers and control
+
+
+def test_linked_verilog_on_icarus(rng, tmp_path):
+    """The exported Verilog of linked layers (a memory written in one module, read in the next)
+    equals the reference on Icarus too, at the report's latency and interval."""
+    pytest.importorskip("cocotb")
+    from nnhdl.export import to_verilog
+
+    graph = make_mlp(rng, (3, 12, 9, 4), ["relu", "leaky_relu"], {"precision": "fixed<8,3,RND,SAT>"})
+    design = convert(graph, tmp_path / "out", config=None, reuse=40, rtlil=False)
+    assert link_folded([layer for _, layer in design.network.layers]) == 1  # fc1 -> fc2 (fc1: 12 outputs on one lane)
+    (design.outdir / design.report["files"]["verilog"]).write_text(to_verilog(design.network, design.top))
+    result = verify_design(design, random_inputs(graph, 12, 3), simulator="icarus", seed=3, gap=0.3, stall=0.3)
+    assert not result.mismatches, result.mismatches[:2]
+    assert result.latencies == {design.network.latency} and result.intervals == {design.network.interval}
