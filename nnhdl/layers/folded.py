@@ -118,17 +118,23 @@ def link_folded(layers):
 
     ``layers``: a network's layer components in order, before elaboration. For each adjacent pair
     of :class:`FoldedDense` where the consumer takes one input per step (``reuse >= n_in``) and the
-    producer computes at least :data:`LINK_MIN_OUTPUTS_PER_LANE` outputs per lane, the producer
-    writes its outputs into a double-buffered memory (instead of its output registers) and the
-    consumer reads its inputs from there (instead of a register copy of the whole vector). The
-    handshake between the two (``o.valid`` / ``i.ready``, a one-word-wide transfer whose payload
-    the consumer ignores) and therefore every latency and interval are unchanged. Returns the
-    number of links made; call it once."""
+    producer computes at least :data:`LINK_MIN_OUTPUTS_PER_LANE` outputs per lane, each in at least
+    two steps, the producer writes its outputs into a double-buffered memory (instead of its output
+    registers) and the consumer reads its inputs from there (instead of a register copy of the
+    whole vector). The handshake between the two is unchanged (``o.valid`` / ``i.ready``; the
+    payload, which the consumer ignores, is no longer driven), so every latency and interval is
+    too. Why the banks never collide: the producer raises ``o.valid`` for inference ``n`` before
+    it writes anything of ``n + 1`` (its first output takes at least two steps) and then holds
+    until the consumer accepts, which the consumer does only when idle or in the last step of
+    ``n - 1``, whose read is its last of the bank ``n + 1`` will fill (so no write meets a read of
+    its address in the same cycle). Layers already linked are skipped; returns the number of links
+    made."""
     made = 0
     for a, b in zip(layers, layers[1:]):
         if not (isinstance(a, FoldedDense) and isinstance(b, FoldedDense)) or a._sink or b._source:
             continue
-        if b.schedule.inputs_per_step != 1 or a.schedule.outputs_per_lane < LINK_MIN_OUTPUTS_PER_LANE:
+        if b.schedule.inputs_per_step != 1 or a.schedule.outputs_per_lane < LINK_MIN_OUTPUTS_PER_LANE \
+                or a.schedule.steps_per_output < 2:
             continue
         if word_shape(a.out_fmt) != word_shape(b.in_fmt) or a.op.n_out != b.op.n_in:
             continue
