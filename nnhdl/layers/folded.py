@@ -3,6 +3,10 @@
 hls4ml's *reuse factor* R uses each multiplier up to R times per inference, so a layer needs
 about ``n_in * n_out / R`` hardware multipliers and accepts a new input every R cycles at most.
 :class:`FoldedDense` is that layer for nnhdl, bit-exact with :class:`nnhdl.layers.Dense`.
+
+At large R the vectors, not the multipliers, dominate the area: :func:`link_folded` lets
+consecutive folded layers pass them through double-buffered block RAM instead of registers
+(same handshakes, latency and interval).
 """
 
 from dataclasses import dataclass, replace
@@ -20,7 +24,7 @@ from .pipeline import Datapath, shape_for
 __all__ = ["FoldedDense", "FoldSchedule", "fold_schedule", "link_folded"]
 
 #: Cycles between accepting an input and its first product entering an accumulator (input
-#: register, ROM read / input selection, product register).
+#: register and controller, ROM and input read, product register).
 FRONT_CYCLES = 3
 
 
@@ -99,7 +103,7 @@ class _Link:
     (lane ``l`` in bits ``l * w .. l * w + w - 1``), in two banks (address ``bank * 2**b + s``), so the
     producer fills one inference's bank while the consumer reads the previous one's."""
 
-    def __init__(self, producer, consumer):
+    def __init__(self, producer):
         sch = producer.schedule
         self.slot_bits = (sch.outputs_per_lane - 1).bit_length()
         self.word = word_shape(producer.out_fmt)
@@ -138,7 +142,7 @@ def link_folded(layers):
             continue
         if word_shape(a.out_fmt) != word_shape(b.in_fmt) or a.op.n_out != b.op.n_in:
             continue
-        a._sink = b._source = _Link(a, b)
+        a._sink = b._source = _Link(a)
         made += 1
     return made
 
@@ -206,7 +210,8 @@ class FoldedDense(wiring.Component):
         g = sch.outputs_per_lane
         self._lane_outputs = [[j for j in range(lane * g, lane * g + g) if j < op.n_out] for lane in range(sch.lanes)]
         # one accumulator per lane; the activation reads it when it holds a finished sum
-        self._accs = [Signal(self._acc_shape, name=f"{op.name}_acc{lane}", reset_less=True) for lane in range(sch.lanes)]
+        self._accs = [Signal(self._acc_shape, name=f"{op.name}_acc{lane}", reset_less=True)
+                      for lane in range(sch.lanes)]
         self._dp = Datapath(levels_per_stage, name=op.name)
         lo, hi = self._sum_bounds()
         inputs = [self._dp.input(a, min(lo[j] for j in outs), max(hi[j] for j in outs))
