@@ -298,6 +298,13 @@ def test_folded_dense_degenerate_shapes(rng, sizes):
 
 # -- folded layers linked through block RAM (link_folded) ---------------------------------------
 
+def _link(net):
+    """Link ``net``'s folded layers (nothing more if its Network did already); the number of
+    linked pairs."""
+    layers = [layer for _, layer in net.layers]
+    link_folded(layers)
+    return sum(getattr(layer, "_sink", None) is not None for layer in layers)
+
 LINK_CASES = [  # (sizes, layer_reuse, config, links expected)
     # fc1: 2 lanes of 10 outputs (the second half empty); fc2: 1 lane of 12; fc3: 2 lanes of 2
     ((4, 16, 12, 3), {"fc1": 40, "fc2": 192, "fc3": 24}, {"precision": "fixed<8,3,RND,SAT>"}, 2),
@@ -320,13 +327,14 @@ def test_linked_folded_layers_match_reference(rng, case):
                      weight_scale=3.0)
     net = Network(graph, layer_reuse=layer_reuse)
     layers = [layer for _, layer in net.layers]
-    plain_bits = {name: layer.register_bits for name, layer in net.layers}
-    assert link_folded(layers) == links
+    assert _link(net) == links
     assert link_folded(layers) == 0  # linked layers are not linked again
-    for (name, layer), nxt in zip(net.layers, layers[1:] + [None]):
+    plain = {layer.op.name: FoldedDense(layer.op, layer.in_fmt, layer.reuse).register_bits
+             for layer in layers if isinstance(layer, FoldedDense)}
+    for layer, nxt in zip(layers, layers[1:]):
         if getattr(layer, "_sink", None) is not None:
             assert layer._sink is nxt._source and layer.memory_bits == layer._sink.bits > 0
-            assert layer.register_bits < plain_bits[name] and nxt.register_bits < plain_bits[nxt.op.name]
+            assert layer.register_bits < plain[layer.op.name] and nxt.register_bits < plain[nxt.op.name]
     _check(graph, net, case, n=12)
 
 
@@ -334,17 +342,17 @@ def test_link_memory_holds_two_banks_of_lane_words(rng):
     graph = make_mlp(rng, (4, 16, 12), ["relu"], {"precision": "fixed<8,3>"})
     net = Network(graph, layer_reuse={"fc1": 40, "fc2": 16 * 12})
     fc1, fc2 = (layer for _, layer in net.layers)
-    assert link_folded([fc1, fc2]) == 1
+    assert _link(net) == 1
     link = fc1._sink
     assert (link.lanes, link.outputs_per_lane, link.slot_bits) == (2, 10, 4)
     assert link.memory.depth == 32 and link.memory.shape.width == 2 * 8
     assert fc1.memory_bits == 32 * 16 and fc2.memory_bits == 0
     # not linked: a consumer with several inputs per step, a producer with few outputs per lane
     net = Network(graph, layer_reuse={"fc1": 40, "fc2": 8})
-    assert link_folded([layer for _, layer in net.layers]) == 0
+    assert _link(net) == 0
     net = Network(graph, layer_reuse={"fc1": 4 * 7, "fc2": 16 * 12})
     assert fold_schedule(4, 16, 28).outputs_per_lane == 7 < LINK_MIN_OUTPUTS_PER_LANE
-    assert link_folded([layer for _, layer in net.layers]) == 0
+    assert _link(net) == 0
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -362,7 +370,7 @@ def test_random_networks_linked(seed):
     layer_reuse = {op.name: op.n_in * rs.choice([8, 9, op.n_out]) for op in dense}
     net = Network(graph, multiplier=multiplier, levels_per_stage=levels, layer_reuse=layer_reuse)
     # every pair, except after a first layer of one input (one step per output)
-    assert link_folded([layer for _, layer in net.layers]) == len(dense) - 1 - (sizes[0] == 1)
+    assert _link(net) == len(dense) - 1 - (sizes[0] == 1)
     _check(graph, net, seed, n=10)
 
 
@@ -374,7 +382,7 @@ def test_rom_and_link_memories_are_block_ram(rng, tmp_path, monkeypatch):
 
     graph = make_mlp(rng, (6, 32, 16), ["relu"], {"precision": "fixed<8,3>"})
     net = Network(graph, layer_reuse={"fc1": 6 * 32, "fc2": 32 * 16})
-    assert link_folded([layer for _, layer in net.layers]) == 1
+    assert _link(net) == 1
     monkeypatch.chdir(tmp_path)  # YoWASP tools see relative paths only
     Path("net.v").write_text(to_verilog(net, "net"))
     _, est = synthesize("net.v", "net", "ice40", "synth")
@@ -390,7 +398,7 @@ def test_linked_verilog_on_icarus(rng, tmp_path):
 
     graph = make_mlp(rng, (3, 12, 9, 4), ["relu", "leaky_relu"], {"precision": "fixed<8,3,RND,SAT>"})
     design = convert(graph, tmp_path / "out", config=None, reuse=40, rtlil=False)
-    assert link_folded([layer for _, layer in design.network.layers]) == 1  # fc1 -> fc2 (fc1: 12 outputs on one lane)
+    assert _link(design.network) == 1  # fc1 -> fc2 (fc1: 12 outputs on one lane)
     (design.outdir / design.report["files"]["verilog"]).write_text(to_verilog(design.network, design.top))
     result = verify_design(design, random_inputs(graph, 12, 3), simulator="icarus", seed=3, gap=0.3, stall=0.3)
     assert not result.mismatches, result.mismatches[:2]
