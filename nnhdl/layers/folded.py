@@ -170,11 +170,9 @@ class FoldedDense(wiring.Component):
 
     Hardware (see :class:`FoldSchedule` for the lanes):
 
-    - the accepted vector is held in a rotating register (padded with zeros to ``inputs_per_step
-      * steps_per_output`` words): each step the first ``inputs_per_step`` words are the step's
-      inputs and the register turns by that many words, back where it began after every output
-      slot — no input multiplexer; a consumer linked by :func:`link_folded` reads its inputs from
-      the producer's block RAM instead and keeps no copy;
+    - an input register holds the accepted vector for the whole computation, a multiplexer on
+      the step picks its ``inputs_per_step`` words; a consumer linked by :func:`link_folded`
+      reads its one input per step from the producer's block RAM instead and keeps no copy;
     - a controller counts the steps ``t = 0 .. interval - 1`` (output slot ``s`` and input step
       ``c`` of the lanes); ``i.ready`` is high only while idle or in the last step, so a new
       input can enter exactly ``interval`` cycles after the previous one;
@@ -255,7 +253,7 @@ class FoldedDense(wiring.Component):
         if self._source:
             front = 2 * max(1, (self._source.outputs_per_lane - 1).bit_length()) + 2 + sch.inputs_per_step * w_in
         else:
-            front = (sch.steps_per_output + 1) * sch.inputs_per_step * w_in
+            front = (op.n_in + sch.inputs_per_step) * w_in
         prods = sch.multipliers * self._product_shape().width
         outputs = 0 if self._sink else op.n_out * word_shape(op.fmt).width
         return counters + tail + front + prods + sch.lanes * self._acc_shape.width + outputs + self._dp.register_bits
@@ -326,20 +324,21 @@ class FoldedDense(wiring.Component):
                 total = dp.overflow(total, acc)
         return dp.materialize(total).value
 
-    def _rotating_inputs(self, m, en, accept, run):
-        """The step's inputs one cycle after its step (stage B) from the rotating input register."""
+    def _buffered_inputs(self, m, en, accept, c):
+        """The step's inputs one cycle after its step (stage B): the accepted vector is held in an
+        input register, the step's words selected by ``c``."""
         sch, n_in = self.schedule, self.op.n_in
-        k, size = sch.inputs_per_step, sch.inputs_per_step * sch.steps_per_output
+        k, steps = sch.inputs_per_step, sch.steps_per_output
         in_shape = word_shape(self.in_fmt)
-        xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(size)]
+        xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(n_in)]
         xsel = [Signal(in_shape, name=f"xsel{q}", reset_less=True) for q in range(k)]
         with m.If(en):
-            m.d.sync += [x.eq(xbuf[q]) for q, x in enumerate(xsel)]
             with m.If(accept):
-                m.d.sync += [x.eq(self.i.payload[i] if i < n_in else 0) for i, x in enumerate(xbuf)]
-            with m.Elif(run):
-                if size > k:
-                    m.d.sync += [x.eq(xbuf[(i + k) % size]) for i, x in enumerate(xbuf)]
+                m.d.sync += [x.eq(self.i.payload[i]) for i, x in enumerate(xbuf)]
+            with m.Switch(c):
+                for step in range(steps):
+                    with m.Case(step):
+                        m.d.sync += [xsel[q].eq(xbuf[step * k + q] if step * k + q < n_in else 0) for q in range(k)]
         return xsel
 
     def _linked_inputs(self, m, en, accept, run, c):
@@ -409,7 +408,7 @@ class FoldedDense(wiring.Component):
         if self._source:
             xsel = self._linked_inputs(m, en, accept, run, c)
         else:
-            xsel = self._rotating_inputs(m, en, accept, run)
+            xsel = self._buffered_inputs(m, en, accept, c)
         rom = Memory(shape=unsigned(max(1, sch.multipliers * self._w_shape.width)), depth=sch.cycles,
                      init=self.weight_rom())
         m.submodules.weights = rom
