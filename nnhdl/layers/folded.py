@@ -185,7 +185,9 @@ class FoldedDense(wiring.Component):
       order, a wrapping one wrapped (which commutes with the sums), an exact one never;
     - each finished sum goes through the lane's one activation and cast to ``op.fmt``
       (:func:`activation_nodes`, pipelined like the unfolded layer; the lane's outputs use it one
-      after the other) into its output register (or, linked, the producer's block RAM).
+      after the other) into its output register (a linked producer writes each slot's outputs,
+      one per lane, as one word of the link's block RAM instead); ``o.valid`` rises with the
+      last slot's write.
 
     Timing: :attr:`latency` = ``interval + 3 + tail`` cycles from an accepted input to its
     output being valid (``tail``: the activation pipeline's depth); :attr:`interval` cycles
