@@ -97,6 +97,18 @@ def _stage_values(dp, nodes):
     return [n.value if n.is_const else dp.delay(n, stage - 1).value for n in nodes], stage
 
 
+def _select(index, values):
+    """``values[index]`` as a balanced tree of 2-way multiplexers on the bits of ``index`` (any
+    value for an index past the end): its depth is ``log2(len(values))``, so the Amaranth
+    simulator's generated code stays shallow even for hundreds of values."""
+    bit = 0
+    while len(values) > 1:
+        values = [Mux(index[bit], values[k + 1], values[k]) if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+        bit += 1
+    return values[0]
+
+
 class _Link:
     """Block RAM carrying a producer :class:`FoldedDense`'s outputs to the consumer right after it
     (see :func:`link_folded`): one word per output slot ``s`` holds every lane's output ``l * g + s``
@@ -441,13 +453,10 @@ class FoldedDense(wiring.Component):
         with m.If(en):
             m.d.sync += [fin.eq(v_c & last_c), fin_slot.eq(s_c), fin_bank.eq(bank_c)]
         for lane, outputs in enumerate(self._lane_outputs):
-            # the bias of the lane's current output: a multiplexer chain (continuous assignments, so
-            # 4-state simulators see its value from time 0 even if s_c never changes)
+            # the bias of the lane's current output (a continuous assignment, so 4-state simulators
+            # see its value from time 0 even if s_c never changes)
             bias = Signal(self._acc_shape, name=f"bias{lane}")
-            value = Const(int(self.plan.bias[outputs[-1]]), self._acc_shape)
-            for slot in reversed(range(len(outputs) - 1)):
-                value = Mux(s_c == slot, Const(int(self.plan.bias[outputs[slot]]), self._acc_shape), value)
-            m.d.comb += bias.eq(value)
+            m.d.comb += bias.eq(_select(s_c, [Const(int(self.plan.bias[j]), self._acc_shape) for j in outputs]))
             base = Signal(self._acc_shape, name=f"base{lane}")
             m.d.comb += base.eq(Mux(first_c, bias, self._accs[lane]))
             nxt = Signal(self._acc_shape, name=f"next{lane}")

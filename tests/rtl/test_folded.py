@@ -126,6 +126,19 @@ def test_folded_dense_matches_reference(rng, case):
         assert layer.interval == fold_schedule(*sizes, reuse).cycles <= reuse
 
 
+def test_many_outputs_per_lane(rng):
+    """One lane computing 130 outputs in turn (the jet tagger's first layer at R = 1024 has 64):
+    the bias selection is a shallow multiplexer tree, so the Amaranth simulator compiles it (a
+    chain of 129 multiplexers exceeded Python's nesting limit)."""
+    graph = make_mlp(rng, (2, 130), ["relu"], {"precision": "fixed<8,3,RND,SAT>"})
+    op, src = graph.op("fc1"), graph.op("in").fmt
+    layer = FoldedDense(op, src, 2 * 130)
+    assert (layer.schedule.lanes, layer.schedule.outputs_per_lane, layer.interval) == (1, 130, 260)
+    x = rng.integers(src.min_int, src.max_int + 1, size=(4, 2))
+    run = run_stream(layer, x, in_fmt=src, out_fmt=op.fmt, n_out=130, gap=0.3, stall=0.3, seed=1)
+    np.testing.assert_array_equal(run.outputs, evaluate_op(op, [x], [src]))
+
+
 def test_reuse_one_is_todays_hardware(rng):
     graph = make_mlp(rng, (6, 5, 3), ["relu"], {"precision": "fixed<8,3>"})
     plain, one = Network(graph), Network(graph, reuse=1, layer_reuse={"fc2": 1})
