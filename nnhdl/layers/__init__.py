@@ -9,7 +9,7 @@ from .activation import Activation
 from .base import PipelinedLayer, stream_signature, word_shape
 from .conv import Conv
 from .dense import Dense
-from .folded import FoldedDense, FoldSchedule, fold_schedule
+from .folded import FoldedDense, FoldSchedule, fold_schedule, link_folded
 from .network import IO_STYLES, Network, NetworkError
 from .pad import Pad
 from .pixels import Collect, GlobalPoolStream, PadStream
@@ -19,4 +19,4 @@ from .window import ConvStream, PoolStream, WindowLayer
 
 __all__ = ["Activation", "Argmax", "Collect", "Conv", "ConvStream", "Dense", "FoldSchedule", "FoldedDense", "GlobalPoolStream", "IO_STYLES",
            "Network", "NetworkError", "Pad", "PadStream", "PipelinedLayer", "Pool", "PoolStream", "Softmax",
-           "WindowLayer", "fold_schedule", "stream_signature", "word_shape"]
+           "WindowLayer", "fold_schedule", "link_folded", "stream_signature", "word_shape"]

@@ -3,11 +3,15 @@
 hls4ml's *reuse factor* R uses each multiplier up to R times per inference, so a layer needs
 about ``n_in * n_out / R`` hardware multipliers and accepts a new input every R cycles at most.
 :class:`FoldedDense` is that layer for nnhdl, bit-exact with :class:`nnhdl.layers.Dense`.
+
+At large R the vectors, not the multipliers, dominate the area: :func:`link_folded` lets
+consecutive folded layers pass them through double-buffered block RAM instead of registers
+(same handshakes, latency and interval).
 """
 
 from dataclasses import dataclass, replace
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -18,10 +22,10 @@ from .base import LayerFigures, stream_signature, word_shape
 from .pipeline import Datapath, shape_for
 from .timing import Folded
 
-__all__ = ["FoldedDense", "FoldSchedule", "fold_schedule"]
+__all__ = ["FoldedDense", "FoldSchedule", "fold_schedule", "link_folded"]
 
 #: Cycles between accepting an input and its first product entering an accumulator (input
-#: register, ROM read / input selection, product register).
+#: register and controller, ROM and input read, product register).
 FRONT_CYCLES = 3
 
 
@@ -73,10 +77,87 @@ def fold_schedule(n_in, n_out, reuse):
     return FoldSchedule(n_in, n_out, reuse, k, g, -(-n_out // g), -(-n_in // k))
 
 
+#: A consumer reads a linked producer's outputs from block RAM only when the producer computes at
+#: least this many outputs per lane (shallower buffers are cheaper as registers).
+LINK_MIN_OUTPUTS_PER_LANE = 8
+
+
 def _comb_datapath(name):
     """A :class:`Datapath` used only as an expression builder: no adder-level limit, so it never
     inserts a register (every node stays combinational)."""
     return Datapath(levels_per_stage=1 << 30, name=name)
+
+
+def _stage_values(dp, nodes):
+    """The values of ``nodes`` (built on ``dp``) brought to one common stage, as combinational
+    expressions: ``(values, stage)``. A register loaded from ``values[k]`` holds, ``stage`` cycles
+    after the datapath's inputs, the value of node ``k`` (like :meth:`Datapath.outputs`, whose last
+    register is left to the caller)."""
+    nodes = [dp.materialize(n) for n in nodes]
+    stage = max((n.stage for n in nodes if not n.is_const), default=0) + 1
+    return [n.value if n.is_const else dp.delay(n, stage - 1).value for n in nodes], stage
+
+
+def _select(index, values):
+    """``values[index]`` as a balanced tree of 2-way multiplexers on the bits of ``index`` (any
+    value for an index past the end): its depth is ``log2(len(values))``, so the Amaranth
+    simulator's generated code stays shallow even for hundreds of values."""
+    bit = 0
+    while len(values) > 1:
+        values = [Mux(index[bit], values[k + 1], values[k]) if k + 1 < len(values) else values[k]
+                  for k in range(0, len(values), 2)]
+        bit += 1
+    return values[0]
+
+
+class _Link:
+    """Block RAM carrying a producer :class:`FoldedDense`'s outputs to the consumer right after it
+    (see :func:`link_folded`): one word per output slot ``s`` holds every lane's output ``l * g + s``
+    (lane ``l`` in bits ``l * w .. l * w + w - 1``), in two banks (address ``bank * 2**b + s``), so the
+    producer fills one inference's bank while the consumer reads the previous one's."""
+
+    def __init__(self, producer):
+        sch = producer.schedule
+        self.slot_bits = (sch.outputs_per_lane - 1).bit_length()
+        self.word = word_shape(producer.out_fmt)
+        self.lanes, self.outputs_per_lane = sch.lanes, sch.outputs_per_lane
+        self.memory = Memory(shape=unsigned(self.lanes * self.word.width), depth=2 << self.slot_bits, init=[])
+        self.write = self.memory.write_port()
+        self.read = self.memory.read_port(domain="sync")
+
+    @property
+    def bits(self):
+        return self.memory.depth * self.lanes * self.word.width
+
+
+def link_folded(layers):
+    """Route the vectors between consecutive folded layers through block RAM.
+
+    ``layers``: a network's layer components in order, before elaboration. For each adjacent pair
+    of :class:`FoldedDense` where the consumer takes one input per step (``reuse >= n_in``) and the
+    producer computes at least :data:`LINK_MIN_OUTPUTS_PER_LANE` outputs per lane, each in at least
+    two steps, the producer writes its outputs into a double-buffered memory (instead of its output
+    registers) and the consumer reads its inputs from there (instead of a register copy of the
+    whole vector). The handshake between the two is unchanged (``o.valid`` / ``i.ready``; the
+    payload, which the consumer ignores, is no longer driven), so every latency and interval is
+    too. Why the banks never collide: the producer raises ``o.valid`` for inference ``n`` before
+    it writes anything of ``n + 1`` (its first output takes at least two steps) and then holds
+    until the consumer accepts, which the consumer does only when idle or in the last step of
+    ``n - 1``, whose read is its last of the bank ``n + 1`` will fill (so no write meets a read of
+    its address in the same cycle). Layers already linked are skipped; returns the number of links
+    made."""
+    made = 0
+    for a, b in zip(layers, layers[1:]):
+        if not (isinstance(a, FoldedDense) and isinstance(b, FoldedDense)) or a._sink or b._source:
+            continue
+        if b.schedule.inputs_per_step != 1 or a.schedule.outputs_per_lane < LINK_MIN_OUTPUTS_PER_LANE \
+                or a.schedule.steps_per_output < 2:
+            continue
+        if word_shape(a.out_fmt) != word_shape(b.in_fmt) or a.op.n_out != b.op.n_in:
+            continue
+        a._sink = b._source = _Link(a)
+        made += 1
+    return made
 
 
 class FoldedDense(LayerFigures, wiring.Component):
@@ -102,21 +183,24 @@ class FoldedDense(LayerFigures, wiring.Component):
 
     Hardware (see :class:`FoldSchedule` for the lanes):
 
-    - an input register holds the accepted vector for the whole computation;
+    - an input register holds the accepted vector for the whole computation, a multiplexer on
+      the step picks its ``inputs_per_step`` words; a consumer linked by :func:`link_folded`
+      reads its one input per step from the producer's block RAM instead and keeps no copy;
     - a controller counts the steps ``t = 0 .. interval - 1`` (output slot ``s`` and input step
       ``c`` of the lanes); ``i.ready`` is high only while idle or in the last step, so a new
       input can enter exactly ``interval`` cycles after the previous one;
-    - per step, ``inputs_per_step`` inputs are selected (a multiplexer on ``c``, shared by all
-      lanes) and every lane's weights are read from one ROM (``amaranth.lib.memory.Memory``,
-      ``interval`` words of ``multipliers`` weights, read synchronously so it may map to block
+    - every lane's weights for a step are one word of a ROM (``amaranth.lib.memory.Memory``,
+      ``interval`` words of ``multipliers`` weights, read synchronously so it maps to block
       RAM); the products are registered (``*``, mapped to DSP blocks where the target has them);
     - each lane's accumulator adds its products exactly as :func:`nnhdl.reference.dense_accumulate`
       does: starting from the bias, each product cast to ``accum`` when the plan casts products,
       a saturating accumulator that can overflow saturated after every single addition in input
       order, a wrapping one wrapped (which commutes with the sums), an exact one never;
-    - finished sums (in the accumulators when a lane has one output, else in result registers)
-      go through the activation and the cast to ``op.fmt`` (:func:`activation_nodes`, pipelined
-      like the unfolded layer) into the output registers.
+    - each finished sum goes through the lane's one activation and cast to ``op.fmt``
+      (:func:`activation_nodes`, pipelined like the unfolded layer; the lane's outputs use it one
+      after the other) into its output register (a linked producer writes each slot's outputs,
+      one per lane, as one word of the link's block RAM instead); ``o.valid`` rises with the
+      last slot's write.
 
     Timing: :attr:`latency` = ``interval + 3 + tail`` cycles from an accepted input to its
     output being valid (``tail``: the activation pipeline's depth); :attr:`interval` cycles
@@ -130,26 +214,36 @@ class FoldedDense(LayerFigures, wiring.Component):
         self.plan = dense_plan(op, in_fmt)
         self.schedule = fold_schedule(op.n_in, op.n_out, reuse)
         self.reuse = reuse
+        self._source = self._sink = None  # _Link objects set by link_folded
         super().__init__({"i": In(stream_signature(in_fmt, op.n_in)), "o": Out(stream_signature(op.fmt, op.n_out))})
         sch, acc = self.schedule, op.accum_fmt
         weights = [int(v) for v in op.weight.flat]
         self._w_shape = shape_for(min(weights + [0]), max(weights + [0]))
         self._acc_shape = word_shape(acc)
-        # the finished sums: the accumulators themselves when a lane computes one output
-        self._sums = [Signal(self._acc_shape, name=f"{op.name}_sum{j}", reset_less=True) for j in range(op.n_out)]
+        g = sch.outputs_per_lane
+        self._lane_outputs = [[j for j in range(lane * g, lane * g + g) if j < op.n_out] for lane in range(sch.lanes)]
+        # one accumulator per lane; the activation reads it when it holds a finished sum
+        self._accs = [Signal(self._acc_shape, name=f"{op.name}_acc{lane}", reset_less=True)
+                      for lane in range(sch.lanes)]
         self._dp = Datapath(levels_per_stage, name=op.name)
         lo, hi = self._sum_bounds()
-        inputs = [self._dp.input(s, lo[j], hi[j]) for j, s in enumerate(self._sums)]
+        inputs = [self._dp.input(a, min(lo[j] for j in outs), max(hi[j] for j in outs))
+                  for a, outs in zip(self._accs, self._lane_outputs)]
         outs = activation_nodes(self._dp, op.activation, inputs, acc.frac_bits, op.fmt, op.alpha, op.alpha_fmt,
                                 multiplier)
-        self._outputs, self.tail_latency = self._dp.outputs(outs, op.fmt)
+        self._results, self.tail_latency = _stage_values(self._dp, outs)
         self.latency = sch.cycles + FRONT_CYCLES + self.tail_latency
 
     # -- what the layer is -------------------------------------------------------------------------
     @property
     def logic_bits(self):
-        """The output datapath's logic only (the lanes and accumulators are not counted yet)."""
-        return dict(self._dp.logic_bits)
+        """The output datapath's logic, plus per multiplier an accumulator adder and an input
+        multiplexer (a first-order count: the products are in DSP blocks)."""
+        bits = dict(self._dp.logic_bits)
+        lanes = self.schedule.multipliers
+        bits["add"] += lanes * self._acc_shape.width
+        bits["mux"] += lanes * word_shape(self.in_fmt).width
+        return bits
 
     def handshake(self):
         """After accepting an input, ready again only in the last of its ``interval`` steps."""
@@ -180,14 +274,24 @@ class FoldedDense(LayerFigures, wiring.Component):
         return self.schedule.cycles * self.schedule.multipliers * self._w_shape.width + self._dp.rom_bits
 
     @property
+    def memory_bits(self):
+        """Bits of the block RAM this layer writes for a linked consumer (:func:`link_folded`)."""
+        return self._sink.bits if self._sink else 0
+
+    @property
     def register_bits(self):
         sch, op = self.schedule, self.op
         w_in = word_shape(self.in_fmt).width
-        control = 3 * max(1, (sch.cycles - 1).bit_length()) + 4 + self.tail_latency
-        front = (op.n_in + sch.inputs_per_step) * w_in
+        counters = 3 * max(1, (sch.cycles - 1).bit_length()) + 4
+        slot = max(1, (sch.outputs_per_lane - 1).bit_length())
+        tail = self.tail_latency * (slot + 2) + 1
+        if self._source:
+            front = 2 * max(1, (self._source.outputs_per_lane - 1).bit_length()) + 2 + sch.inputs_per_step * w_in
+        else:
+            front = (op.n_in + sch.inputs_per_step) * w_in
         prods = sch.multipliers * self._product_shape().width
-        sums = (sch.lanes + (op.n_out if sch.outputs_per_lane > 1 else 0)) * self._acc_shape.width
-        return control + front + prods + sums + self._dp.register_bits
+        outputs = 0 if self._sink else op.n_out * word_shape(op.fmt).width
+        return counters + tail + front + prods + sch.lanes * self._acc_shape.width + outputs + self._dp.register_bits
 
     def weight_rom(self):
         """The ROM words: word ``t`` (step ``t = s * steps_per_output + c``) holds, for lane ``l``
@@ -255,29 +359,77 @@ class FoldedDense(LayerFigures, wiring.Component):
                 total = dp.overflow(total, acc)
         return dp.materialize(total).value
 
+    def _buffered_inputs(self, m, en, accept, c):
+        """The step's inputs one cycle after its step (stage B): the accepted vector is held in an
+        input register, the step's words selected by ``c``."""
+        sch, n_in = self.schedule, self.op.n_in
+        k, steps = sch.inputs_per_step, sch.steps_per_output
+        in_shape = word_shape(self.in_fmt)
+        xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(n_in)]
+        xsel = [Signal(in_shape, name=f"xsel{q}", reset_less=True) for q in range(k)]
+        with m.If(en):
+            with m.If(accept):
+                m.d.sync += [x.eq(self.i.payload[i]) for i, x in enumerate(xbuf)]
+            with m.Switch(c):
+                for step in range(steps):
+                    with m.Case(step):
+                        m.d.sync += [xsel[q].eq(xbuf[step * k + q] if step * k + q < n_in else 0) for q in range(k)]
+        return xsel
+
+    def _linked_inputs(self, m, en, accept, run, c):
+        """The step's input (one per step: ``i = c``) at stage B, read from the producer's block
+        RAM: input ``i`` is lane ``i // g`` of word ``i % g`` in the bank of this inference."""
+        link, steps = self._source, self.schedule.steps_per_output
+        g = link.outputs_per_lane
+        slot = Signal(link.slot_bits, name="in_slot")
+        lane = Signal(range(max(link.lanes, 2)), name="in_lane")
+        bank = Signal(name="in_bank")
+        with m.If(en):
+            with m.If(accept):
+                m.d.sync += [slot.eq(0), lane.eq(0), bank.eq(~bank)]
+            with m.Elif(run):
+                with m.If(c == steps - 1):
+                    m.d.sync += [slot.eq(0), lane.eq(0)]
+                with m.Elif(slot == g - 1):
+                    m.d.sync += [slot.eq(0), lane.eq(lane + 1)]
+                with m.Else():
+                    m.d.sync += slot.eq(slot + 1)
+        # the first read of an inference happens in its step 0, right after the accept: the bank
+        # toggles at the accept, so the address sees the new bank
+        m.d.comb += [link.read.addr.eq(Cat(slot, bank) if link.slot_bits else bank), link.read.en.eq(en)]
+        lane_b = Signal.like(lane)
+        with m.If(en):
+            m.d.sync += lane_b.eq(lane)
+        w = link.word.width
+        x = Signal(link.word, name="xsel0")
+        with m.Switch(lane_b):
+            for l in range(link.lanes):
+                with m.Case(l):
+                    m.d.comb += x.eq(link.read.data[l * w:(l + 1) * w])
+        return [x]
+
     def elaborate(self, platform):
         m = Module()
         op, sch = self.op, self.schedule
         k, g, lanes, steps = sch.inputs_per_step, sch.outputs_per_lane, sch.lanes, sch.steps_per_output
-        in_shape = word_shape(self.in_fmt)
 
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
-        # controller: step t = s * steps + c of the inference in the input register
+        # controller: step t = s * steps + c of the inference being computed
         run = Signal()
         t = Signal(range(max(sch.cycles, 2)))
         c = Signal(range(max(steps, 2)))
         s = Signal(range(max(g, 2)))
+        bank = Signal()  # the inference's output bank in a linked producer
         last_step = Signal()
         m.d.comb += [last_step.eq((c == steps - 1) & (s == g - 1)),
                      self.i.ready.eq(en & (~run | last_step))]
-        accept = self.i.valid & self.i.ready
-        xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(op.n_in)]
+        accept = Signal()
+        m.d.comb += accept.eq(self.i.valid & self.i.ready)
         with m.If(en):
             with m.If(accept):
-                m.d.sync += [run.eq(1), t.eq(0), c.eq(0), s.eq(0)]
-                m.d.sync += [x.eq(self.i.payload[i]) for i, x in enumerate(xbuf)]
+                m.d.sync += [run.eq(1), t.eq(0), c.eq(0), s.eq(0), bank.eq(~bank)]
             with m.Elif(run & last_step):
                 m.d.sync += run.eq(0)
             with m.Elif(run):
@@ -288,21 +440,19 @@ class FoldedDense(LayerFigures, wiring.Component):
                     m.d.sync += c.eq(c + 1)
 
         # stage B: the step's inputs and weights
+        if self._source:
+            xsel = self._linked_inputs(m, en, accept, run, c)
+        else:
+            xsel = self._buffered_inputs(m, en, accept, c)
         rom = Memory(shape=unsigned(max(1, sch.multipliers * self._w_shape.width)), depth=sch.cycles,
                      init=self.weight_rom())
         m.submodules.weights = rom
         port = rom.read_port(domain="sync")
         m.d.comb += [port.addr.eq(t), port.en.eq(en)]
-        v_b, first_b, last_b = Signal(), Signal(), Signal()
+        v_b, first_b, last_b, bank_b = Signal(), Signal(), Signal(), Signal()
         s_b = Signal.like(s)
-        xsel = [Signal(in_shape, name=f"xsel{q}", reset_less=True) for q in range(k)]
         with m.If(en):
-            m.d.sync += [v_b.eq(run), first_b.eq(c == 0), last_b.eq(c == steps - 1), s_b.eq(s)]
-            with m.Switch(c):
-                for step in range(steps):
-                    with m.Case(step):
-                        m.d.sync += [xsel[q].eq(xbuf[step * k + q] if step * k + q < op.n_in else 0)
-                                     for q in range(k)]
+            m.d.sync += [v_b.eq(run), first_b.eq(c == 0), last_b.eq(c == steps - 1), s_b.eq(s), bank_b.eq(bank)]
         width = self._w_shape.width
         w_sig = [[port.data[(lane * k + q) * width:(lane * k + q + 1) * width] for q in range(k)]
                  for lane in range(lanes)]
@@ -310,49 +460,57 @@ class FoldedDense(LayerFigures, wiring.Component):
             w_sig = [[w.as_signed() for w in row] for row in w_sig]
 
         # stage C: products
-        v_c, first_c, last_c = Signal(), Signal(), Signal()
+        v_c, first_c, last_c, bank_c = Signal(), Signal(), Signal(), Signal()
         s_c = Signal.like(s)
         prods = [[Signal(self._product_shape(), name=f"p{lane}_{q}", reset_less=True) for q in range(k)]
                  for lane in range(lanes)]
         with m.If(en):
-            m.d.sync += [v_c.eq(v_b), first_c.eq(first_b), last_c.eq(last_b), s_c.eq(s_b)]
+            m.d.sync += [v_c.eq(v_b), first_c.eq(first_b), last_c.eq(last_b), s_c.eq(s_b), bank_c.eq(bank_b)]
             m.d.sync += [prods[lane][q].eq(xsel[q] * w_sig[lane][q]) for lane in range(lanes) for q in range(k)]
 
-        # stage D: accumulators (and result registers when a lane computes several outputs)
-        done = Signal()
-        accs = self._sums if g == 1 else [Signal(self._acc_shape, name=f"acc{lane}", reset_less=True)
-                                          for lane in range(lanes)]
+        # stage D: the lanes' accumulators; ``fin``: they hold finished sums of slot ``fin_slot``
+        fin, fin_bank = Signal(), Signal()
+        fin_slot = Signal.like(s)
         with m.If(en):
-            m.d.sync += done.eq(v_c & last_c & (s_c == g - 1))
-        for lane in range(lanes):
-            outputs = [lane * g + slot for slot in range(g) if lane * g + slot < op.n_out]
-            # the bias of the lane's current output: a multiplexer chain (continuous assignments, so
-            # 4-state simulators see its value from time 0 even if s_c never changes)
+            m.d.sync += [fin.eq(v_c & last_c), fin_slot.eq(s_c), fin_bank.eq(bank_c)]
+        for lane, outputs in enumerate(self._lane_outputs):
+            # the bias of the lane's current output (a continuous assignment, so 4-state simulators
+            # see its value from time 0 even if s_c never changes)
             bias = Signal(self._acc_shape, name=f"bias{lane}")
-            value = Const(int(self.plan.bias[outputs[-1]]), self._acc_shape)
-            for slot in reversed(range(len(outputs) - 1)):
-                value = Mux(s_c == slot, Const(int(self.plan.bias[outputs[slot]]), self._acc_shape), value)
-            m.d.comb += bias.eq(value)
+            m.d.comb += bias.eq(_select(s_c, [Const(int(self.plan.bias[j]), self._acc_shape) for j in outputs]))
             base = Signal(self._acc_shape, name=f"base{lane}")
-            m.d.comb += base.eq(Mux(first_c, bias, accs[lane]))
+            m.d.comb += base.eq(Mux(first_c, bias, self._accs[lane]))
             nxt = Signal(self._acc_shape, name=f"next{lane}")
             m.d.comb += nxt.eq(self._accumulate(m, base, prods[lane], f"sum{lane}"))  # fits: the plan proves it
             with m.If(en & v_c):
-                m.d.sync += accs[lane].eq(nxt)
-                if g > 1:
-                    with m.If(last_c):
-                        with m.Switch(s_c):
-                            for slot, j in enumerate(outputs):
-                                with m.Case(slot):
-                                    m.d.sync += self._sums[j].eq(nxt)
+                m.d.sync += self._accs[lane].eq(nxt)
 
-        # tail: activation and cast, pipelined; valid bits follow ``done``
-        valid = Signal(self.tail_latency)
+        # tail: each lane's activation and cast, pipelined; the slot travels alongside
         with m.If(en):
-            m.d.sync += valid.eq(valid << 1 | done)
             m.d.sync += self._dp.statements()
         self._dp.elaborate_memories(m, en)
-        m.d.comb += self.o.valid.eq(valid[-1])
-        for j, reg in enumerate(self._outputs):
-            m.d.comb += self.o.payload[j].eq(reg)
+        for _ in range(self.tail_latency - 1):
+            nfin, nslot, nbank = Signal(), Signal.like(fin_slot), Signal()
+            with m.If(en):
+                m.d.sync += [nfin.eq(fin), nslot.eq(fin_slot), nbank.eq(fin_bank)]
+            fin, fin_slot, fin_bank = nfin, nslot, nbank
+        done = Signal()
+        with m.If(en):
+            m.d.sync += done.eq(fin & (fin_slot == g - 1))
+        m.d.comb += self.o.valid.eq(done)
+        if self._sink:
+            link = self._sink
+            m.submodules.link = link.memory
+            w = link.word.width
+            m.d.comb += [link.write.addr.eq(Cat(fin_slot[:link.slot_bits], fin_bank) if link.slot_bits else fin_bank),
+                         link.write.en.eq((en & fin).replicate(len(link.write.en)))]
+            for lane, value in enumerate(self._results):
+                m.d.comb += link.write.data[lane * w:(lane + 1) * w].eq(value)
+        else:
+            out = [Signal(word_shape(op.fmt), name=f"{op.name}_out{j}", reset_less=True) for j in range(op.n_out)]
+            for lane, outputs in enumerate(self._lane_outputs):
+                for slot, j in enumerate(outputs):
+                    with m.If(en & fin & (fin_slot == slot)):
+                        m.d.sync += out[j].eq(self._results[lane])
+            m.d.comb += [self.o.payload[j].eq(reg) for j, reg in enumerate(out)]
         return m

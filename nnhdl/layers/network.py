@@ -10,6 +10,7 @@ from ..hardware import HardwareError, build_component, lower_hardware
 from ..ir import Graph
 from ..options import BuildOptions, IOStyle
 from .base import stream_signature
+from .folded import link_folded
 from .pipeline import DelayModel
 from .timing import stream_timing
 
@@ -81,6 +82,8 @@ class Network(wiring.Component):
         self.hardware = hw = lower_hardware(graph, self.options)
         self.io = str(self.options.io)
         self.layers = [(stage.name, build_component(stage, self.options)) for stage in hw.stages]
+        # consecutive folded layers pass their vectors through block RAM (same handshakes and timing)
+        link_folded([layer for _, layer in self.layers])
         self.in_fmt, self.out_fmt = hw.in_fmt, hw.out_fmt
         self.in_image = hw.in_image
         self.in_words, self.in_beats = hw.in_words, hw.in_beats

