@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .estimate import estimate_layer
 from .hardware import build_component, lower_hardware
 from .ir import Conv, Dense
+from .layers.folded import link_folded
 
 __all__ = ["fit_reuse", "FitError", "FitResult", "MARGIN"]
 
@@ -43,6 +44,17 @@ def _needs(figures, family, bram_bits):
     return {"LUT": est["LUT"], "FF": est["FF"], "DSP": figures.get("multipliers", 0), "BRAM": blocks}
 
 
+def _discarded(component):
+    """``component``, marked as built only to be measured (Amaranth then does not warn that it
+    was never elaborated; nor its link memories)."""
+    for obj in (component, getattr(component, "_sink", None), getattr(component, "_source", None)):
+        if obj is not None:
+            target = getattr(obj, "memory", obj)
+            target._MustUse__silence = True
+            obj._MustUse__silence = True
+    return component
+
+
 def fit_reuse(graph, options, target, fixed=None, progress=None):
     """The :class:`FitResult` for quantized ``graph`` built with ``options`` on ``target`` (a
     :class:`nnhdl.boards.targets.Target`). ``fixed``: ``{layer: R}`` the configuration sets
@@ -58,12 +70,20 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
     cache, steps = {}, []
 
     def estimate():
+        """Per stage and in total; folded layers are built afresh and linked as the Network links
+        them (a link depends on both neighbours), the others once."""
         opts = options.replace(layer_reuse=tuple(reuse.items()))
+        stages = lower_hardware(graph, opts).stages
+        folded = {stage.name: build_component(stage, opts) for stage in stages if stage.params.get("reuse", 1) > 1}
+        link_folded([folded.get(stage.name) for stage in stages])
         per = {}
-        for stage in lower_hardware(graph, opts).stages:
+        for stage in stages:
+            if stage.name in folded:
+                per[stage.name] = _needs(_discarded(folded[stage.name]).figures(), target.family, bram_bits)
+                continue
             key = (stage.name, stage.params.get("reuse"))
             if key not in cache:
-                cache[key] = _needs(build_component(stage, opts).figures(), target.family, bram_bits)
+                cache[key] = _needs(_discarded(build_component(stage, opts)).figures(), target.family, bram_bits)
             per[stage.name] = cache[key]
         total = {k: sum(p[k] for p in per.values()) for k in limit}
         return per, total
