@@ -10,6 +10,7 @@ consecutive folded layers pass them through double-buffered block RAM instead of
 """
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
@@ -225,14 +226,37 @@ class FoldedDense(LayerFigures, wiring.Component):
         # one accumulator per lane; the activation reads it when it holds a finished sum
         self._accs = [Signal(self._acc_shape, name=f"{op.name}_acc{lane}", reset_less=True)
                       for lane in range(sch.lanes)]
-        self._dp = Datapath(levels_per_stage, name=op.name)
+        self._levels = levels_per_stage
+
+    @cached_property
+    def _tail(self):
+        """The shared activation/cast pipeline of the lanes, built on first need:
+        ``(datapath, result values, its depth)``."""
+        op = self.op
+        dp = Datapath(self._levels, name=op.name)
         lo, hi = self._sum_bounds()
-        inputs = [self._dp.input(a, min(lo[j] for j in outs), max(hi[j] for j in outs))
+        inputs = [dp.input(a, min(lo[j] for j in outs), max(hi[j] for j in outs))
                   for a, outs in zip(self._accs, self._lane_outputs)]
-        outs = activation_nodes(self._dp, op.activation, inputs, acc.frac_bits, op.fmt, op.alpha, op.alpha_fmt,
-                                multiplier)
-        self._results, self.tail_latency = _stage_values(self._dp, outs)
-        self.latency = sch.cycles + FRONT_CYCLES + self.tail_latency
+        outs = activation_nodes(dp, op.activation, inputs, op.accum_fmt.frac_bits, op.fmt, op.alpha, op.alpha_fmt,
+                                self.multiplier)
+        results, depth = _stage_values(dp, outs)
+        return dp, results, depth
+
+    @property
+    def _dp(self):
+        return self._tail[0]
+
+    @property
+    def _results(self):
+        return self._tail[1]
+
+    @property
+    def tail_latency(self):
+        return self._tail[2]
+
+    @property
+    def latency(self):
+        return self.schedule.cycles + FRONT_CYCLES + self.tail_latency
 
     # -- what the layer is -------------------------------------------------------------------------
     @property

@@ -196,3 +196,39 @@ print(result.output)
     proc = _python(base_only, code, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "nnhdl[keras]" in proc.stdout
+
+
+@pytest.mark.parametrize("io, reuse", [("parallel", 1), ("parallel", 4), ("stream", 1)])
+def test_constructing_a_network_builds_no_datapath(monkeypatch, io, reuse):
+    """Layers build their logic when it is first needed (latency, figures, elaboration), not when
+    they are constructed: a Network of every kind of stage is built with the scheduler disabled."""
+    import numpy as np
+
+    from nnhdl.config import PrecisionConfig
+    from nnhdl.ir import Conv, Dense, Flatten, Graph, Input, Pool
+    from nnhdl.layers import Network, pipeline
+    from nnhdl.passes import lower
+
+    rng = np.random.default_rng(0)
+    ops = (Input("x", (), (6, 6, 2), origin="x"),
+           Conv("c", ("x",), (6, 6, 3), origin="c", weight=rng.normal(size=(18, 3)), bias=np.zeros(3), activation="relu",
+                in_shape=(6, 6, 2), kernel=(3, 3), strides=(1, 1), padding=(1, 1, 1, 1)),
+           Pool("p", ("c",), (3, 3, 3), origin="p", kind="max", in_shape=(6, 6, 3), pool=(2, 2), strides=(2, 2)),
+           Flatten("f", ("p",), (27,), origin="f"),
+           Dense("d", ("f",), (4,), origin="d", weight=rng.normal(size=(27, 4)), bias=np.zeros(4)))
+    graph = lower(Graph(ops, ("d",)), PrecisionConfig.from_dict({"precision": "fixed<8,3>"}))
+    real = pipeline.Datapath
+
+    class Refuse:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a datapath was built at construction")
+
+    monkeypatch.setattr(pipeline, "Datapath", Refuse)
+    for module in ("base", "window", "pixels", "folded"):
+        monkeypatch.setattr(f"nnhdl.layers.{module}.Datapath", Refuse)
+    net = Network(graph, io=io, reuse=reuse)
+    assert len(net.layers) >= 3
+    with pytest.raises(AssertionError, match="at construction"):
+        net.latency
+    monkeypatch.undo()
+    assert pipeline.Datapath is real and Network(graph, io=io, reuse=reuse).latency > 0
