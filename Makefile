@@ -71,6 +71,7 @@ fuzz: setup
 	NNHDL_FUZZ=long $(PY) -m pytest -q tests/fuzz tests/unit/test_reference_fraction.py $(PYTEST_ARGS)
 
 benchmark: setup
+	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/convert.py
 	$(PY) benchmarks/cnn.py
 
