@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnhdl.frontend.hgq import weight_bit_histogram
+
 
 def _digits_cnn():
     """examples/digits_cnn/train.py (its data loading), under its own module name."""
@@ -88,13 +90,6 @@ def train(keras, X_train, y_train, epochs, beta, activation_bits, seed):
     return model
 
 
-def weight_bits(model):
-    """Histogram ``{bits: count}`` of the kernels' bit widths (sign excluded)."""
-    bits = np.concatenate([np.asarray(layer.kq.quantizer.b).ravel() for layer in model.layers
-                           if getattr(layer, "kq", None) is not None]).astype(int)
-    return {int(b): int(np.count_nonzero(bits == b)) for b in np.unique(bits)}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,7 +115,7 @@ def main(argv=None):
     np.save(args.out / "y_test.npy", y_test)
     np.save(args.out / "X_all.npy", np.concatenate([X_train, X_test]))
     np.save(args.out / "y_all.npy", np.concatenate([y_train, y_test]))
-    hist = weight_bits(model)
+    hist = weight_bit_histogram(model)
     total = sum(hist.values())
     print(f"digits_hgq: {args.epochs} epochs, beta {args.beta:g}, {args.activation_bits} activation bits, seed "
           f"{args.seed}: HGQ2 test accuracy {accuracy:.4f} on {len(X_test)} images; kernel bits "

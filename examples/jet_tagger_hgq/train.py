@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nnhdl.frontend.hgq import weight_bit_histogram
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jet_tagger"))
 from train import CLASSES, N_FEATURES, N_TEST, standardized_split, train_float  # noqa: E402
 
@@ -46,13 +48,6 @@ def build_hgq_model(keras, beta):
             QDense(32, activation="relu", name="fc3"),
             QDense(len(CLASSES), name="output"),
         ], name="jet_tagger_hgq")
-
-
-def weight_bits(model):
-    """Histogram ``{bits: count}`` of the kernels' bit widths (sign excluded)."""
-    bits = np.concatenate([np.asarray(layer.kq.quantizer.b).ravel() for layer in model.layers
-                           if getattr(layer, "kq", None) is not None]).astype(int)
-    return {int(b): int(np.count_nonzero(bits == b)) for b in np.unique(bits)}
 
 
 def main(argv=None):
@@ -87,7 +82,7 @@ def main(argv=None):
     floating.save(args.out / "jet_tagger_float.keras")
     np.save(args.out / "X_test.npy", X_test)
     np.save(args.out / "y_test.npy", y_test)
-    hist = weight_bits(model)
+    hist = weight_bit_histogram(model)
     total = sum(hist.values())
     print(f"jet_tagger_hgq: {args.epochs} epochs, beta {args.beta:g}, seed {args.seed}: float test accuracy "
           f"{float_acc:.4f}, HGQ2 {hgq_acc:.4f} on {N_TEST} jets; kernel bits "

@@ -51,7 +51,7 @@ from ..ir import Conv, Dense, Dropout, Flatten, Input, Pad, Reshape, Requantize,
 from ..per_element import union_format
 from .common import FrontendError, _Builder, _quiet_native_stderr
 
-__all__ = ["is_hgq_model", "HgqBuilder", "element_format", "exact_integers", "check_not_qkeras",
+__all__ = ["is_hgq_model", "HgqBuilder", "weight_bit_histogram", "element_format", "exact_integers", "check_not_qkeras",
            "HGQ_LAYERS", "PLAIN_LAYERS", "QKERAS_NAMES", "HgqWarning", "check_file_not_qkeras", "import_hgq"]
 
 #: HGQ2 layers nnhdl converts exactly.
@@ -353,3 +353,10 @@ class HgqBuilder(_Builder):
         super()._zero_padding(layer, rank)
         self.ops[-1] = self.prev.replace(fmt=self.source_fmt_of(layer, self.prev))
 
+
+def weight_bit_histogram(model):
+    """``{bits: count}`` of an HGQ2 model's kernel bit widths (sign excluded; 0 = pruned away)."""
+    import numpy as np
+    bits = np.concatenate([np.asarray(layer.kq.quantizer.b).ravel() for layer in model.layers
+                           if getattr(layer, "kq", None) is not None]).astype(int)
+    return {int(b): int(np.count_nonzero(bits == b)) for b in np.unique(bits)}

@@ -3,29 +3,15 @@
 exactly as it was (every file's hash) with no temporary folder left beside it — the same
 contract as the catalogue in ``test_bad_inputs.py``, whose helpers this file uses."""
 
-import json
-import shutil
-import zipfile
 
 import pytest
 
-from tests.unit.test_bad_inputs import leftovers, run, snapshot
+from tests.unit.test_bad_inputs import ctx, leftovers, run, snapshot  # noqa: F401 (ctx: a fixture)
+from tests.unit.test_frontend_hgq import _qkeras_file
 
 pytestmark = [pytest.mark.keras,
               pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword"),
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
-
-
-def _qkeras_file(path):
-    """A .keras archive whose config names QKeras classes (what Keras 2 + QKeras would save)."""
-    config = {"class_name": "Sequential", "config": {"name": "qk", "layers": [
-        {"class_name": "InputLayer", "config": {"batch_shape": [None, 4], "name": "in"}},
-        {"class_name": "QDense", "config": {"name": "fc1", "units": 3,
-                                             "kernel_quantizer": "quantized_bits(4,0,alpha=1)"}},
-        {"class_name": "QActivation", "config": {"name": "act", "activation": "quantized_relu(4)"}}]}}
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("config.json", json.dumps(config))
-        z.writestr("metadata.json", json.dumps({"keras_version": "2.15.0"}))
 
 
 @pytest.fixture(scope="module")
@@ -53,13 +39,6 @@ def assets(tmp_path_factory):
     result = run("convert", d / "good.keras", "-o", d / "design")
     assert result.exit_code == 0, result.output
     return d
-
-
-@pytest.fixture
-def ctx(assets, tmp_path):
-    out = tmp_path / "out"
-    shutil.copytree(assets / "design", out)
-    return {"a": assets, "out": out}
 
 
 CASES = [
