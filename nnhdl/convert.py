@@ -180,7 +180,8 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     fitted = None
     if fit is not None:
         fitted = timed("fit reuse factors", _fit, qgraph, options, fit, fixed)
-        options = options.replace(layer_reuse=tuple(fitted.layer_reuse.items()))
+        options = options.replace(layer_reuse=tuple(fitted.layer_reuse.items()),
+                                  logic_multipliers=fitted.logic_multipliers)
 
     def build():
         network = build_network(qgraph, options=options)
@@ -209,6 +210,7 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
                               verilog_lines=text.count("\n") if verilog else None, sha256=_hashes(tmp, files))
         if fitted is not None:
             report["fit"] = {"board": fit, "layer_reuse": fitted.layer_reuse, "estimated": fitted.needed,
+                             "logic_multipliers": list(fitted.logic_multipliers),
                              "available": fitted.available, "usable_share_of_LUT_FF": _fit_margin()}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return Design(qgraph, network, report, Path(outdir), options)

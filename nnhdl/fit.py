@@ -3,7 +3,11 @@
 :func:`fit_reuse` starts from every Dense layer fully parallel (R = 1, or the R its configuration
 sets) and, while the estimate (:mod:`nnhdl.estimate`: LUTs and flip-flops; hardware multipliers
 and memories counted) exceeds the board's resources with a safety margin, doubles the reuse
-factor of the Dense layer whose estimate is largest, until everything fits. Each layer is built
+factor of the Dense layer whose estimate is largest, until everything fits. When DSP blocks are
+short, the table softmax's products (two variables) are built from adders instead. When only the DSP
+blocks are short once every layer is folded as far as it goes (each folded layer needs at least
+one multiplier), the smallest layers go back to fully parallel shift-and-add logic (no DSP) while
+the logic still fits. Each layer is built
 and estimated on its own, once per reuse factor tried. The choice is only as good as the estimate:
 ``nnhdl build`` checks it after synthesis (and says what does not fit).
 """
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 
 from .estimate import estimate_layer
 from .hardware import build_component, lower_hardware
-from .ir import Conv, Dense
+from .ir import Conv, Dense, Softmax
 from .layers.folded import link_folded
 
 __all__ = ["fit_reuse", "FitError", "FitResult", "MARGIN"]
@@ -33,6 +37,7 @@ class FitResult:
     needed: dict                       # LUT, FF, DSP, BRAM (estimated)
     available: dict                    # the board's
     steps: list = field(default_factory=list)  # (layer, R) in the order they were folded
+    logic_multipliers: tuple = ()      # layers whose variable products went from DSPs to logic
 
 
 def _needs(figures, family, bram_bits):
@@ -67,12 +72,13 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
     dense = [op for op in graph.ops if isinstance(op, Dense) and not isinstance(op, Conv)]
     reuse = {op.name: fixed.get(op.name, fixed.get(op.origin, 1)) for op in dense}
     free = [op for op in dense if op.name not in fixed and op.origin not in fixed]
-    cache, steps = {}, []
+    cache, steps, logic = {}, [], list(options.logic_multipliers)
+    softmaxes = [op.name for op in graph.ops if isinstance(op, Softmax) and op.implementation == "table"]
 
     def estimate():
         """Per stage and in total; folded layers are built afresh and linked as the Network links
         them (a link depends on both neighbours), the others once."""
-        opts = options.replace(layer_reuse=tuple(reuse.items()))
+        opts = options.replace(layer_reuse=tuple(reuse.items()), logic_multipliers=tuple(logic))
         stages = lower_hardware(graph, opts).stages
         folded = {stage.name: build_component(stage, opts) for stage in stages if stage.params.get("reuse", 1) > 1}
         link_folded([folded.get(stage.name) for stage in stages])
@@ -81,7 +87,7 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
             if stage.name in folded:
                 per[stage.name] = _needs(_discarded(folded[stage.name]).figures(), target.family, bram_bits)
                 continue
-            key = (stage.name, stage.params.get("reuse"))
+            key = (stage.name, stage.params.get("reuse"), stage.name in logic)
             if key not in cache:
                 cache[key] = _needs(_discarded(build_component(stage, opts)).figures(), target.family, bram_bits)
             per[stage.name] = cache[key]
@@ -94,8 +100,31 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
         if progress is not None:
             progress(f"reuse {dict(reuse)}: estimated " + ", ".join(f"{total[k]:,} {k}" for k in limit))
         if not over:
-            return FitResult(dict(reuse), total, dict(res), steps)
+            return FitResult(dict(reuse), total, dict(res), steps, tuple(logic))
         growable = [op for op in free if reuse[op.name] < op.n_in * op.n_out]
+        if "DSP" in over and any(name not in logic for name in softmaxes):  # the softmax's products in logic
+            logic += [name for name in softmaxes if name not in logic]
+            steps.append(("softmax products in logic", 0))
+            continue
+        if not growable and over == ["DSP"]:  # out of multipliers only: unfold small layers into logic
+            for op in sorted(free, key=lambda op: op.n_in * op.n_out):
+                if reuse[op.name] == 1:
+                    continue
+                before = reuse[op.name]
+                reuse[op.name] = 1
+                _, trial = estimate()
+                if all(trial[k] <= limit[k] for k in ("LUT", "FF", "BRAM")):
+                    steps.append((op.name, 1))
+                    if trial["DSP"] <= limit["DSP"]:
+                        break
+                else:
+                    reuse[op.name] = before
+            else:
+                growable = []
+            per, total = estimate()
+            if all(total[k] <= limit[k] for k in limit):
+                return FitResult(dict(reuse), total, dict(res), steps, tuple(logic))
+            over = [k for k in limit if total[k] > limit[k]]
         if not growable:
             parts = "; ".join(f"{k}: {total[k]:,} estimated, {limit[k]:,} usable of {res[k]:,}" for k in over)
             raise FitError(

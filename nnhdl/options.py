@@ -79,6 +79,9 @@ class BuildOptions:
     delay model at ``clock_mhz`` (default: the family's) requires them. ``memory_bits``: line
     buffers at least this large are block RAM. ``reuse``: the reuse factor of every Dense
     (1 = fully parallel); ``layer_reuse``: per-layer overrides, ``((layer name, R), ...)``.
+    ``logic_multipliers``: layers (op or Keras names) whose products of two variables (the table
+    softmax's) are built from adders instead of DSP blocks (``nnhdl convert --fit`` sets it when
+    the board is short of DSPs).
     Strings are accepted wherever a choice is expected; every value is checked here.
     """
     multiplier: Multiplier = Multiplier.CSE
@@ -89,6 +92,7 @@ class BuildOptions:
     memory_bits: int = LINE_BUFFER_MEMORY_BITS
     reuse: int = 1
     layer_reuse: tuple = field(default_factory=tuple)
+    logic_multipliers: tuple = field(default_factory=tuple)
 
     def __post_init__(self):
         def put(name, value):
@@ -122,6 +126,10 @@ class BuildOptions:
                                    f"not {r!r}")
             checked.append((name, r))
         put("layer_reuse", tuple(checked))
+        names = self.logic_multipliers
+        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise OptionsError(f"logic_multipliers must be a list of layer names, not {names!r}")
+        put("logic_multipliers", tuple(names))
 
     @classmethod
     def of(cls, options=None, **changes):
@@ -159,6 +167,7 @@ class BuildOptions:
         for key in ("multiplier", "io", "family"):
             data[key] = None if data[key] is None else str(data[key])
         data["layer_reuse"] = dict(self.layer_reuse)
+        data["logic_multipliers"] = list(self.logic_multipliers)
         return {"nnhdl_options": OPTIONS_VERSION, **data}
 
     @classmethod

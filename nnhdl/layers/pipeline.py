@@ -469,20 +469,42 @@ class Datapath:
         ports.append((port, index.value))
         return Node(port.data, lo, hi, index.stage + 1, 0)
 
-    def multiply(self, a, b):
-        """``a * b`` of two variable nodes (a hardware multiplier)."""
+    def multiply(self, a, b, logic=False):
+        """``a * b`` of two variable nodes: a hardware multiplier (``*``, which synthesis maps to
+        DSP blocks), or with ``logic`` an array of partial products summed by adders (no DSP)."""
         a, b = self.materialize(a), self.materialize(b)
         if a.is_const and b.is_const:
             return self.const(a.lo * b.lo)
         if a.is_const or b.is_const:
             c, v = (a, b) if a.is_const else (b, a)
             return self.multiply_const(v, c.lo)
+        if logic:
+            return self._multiply_logic(a, b)
         cost = self._cost("multiply")
         a, b = self.align([a, b], cost)
         stage, depth = self._stage_of(a, b)
         cands = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
         self.multipliers += 1
         return self._node(a.value * b.value, min(cands), max(cands), stage, depth + cost)
+
+    def _multiply_logic(self, a, b):
+        """``a * b`` as the sum over the bits of ``b``'s two's complement word of ``a << i`` where
+        the bit is set (the sign bit's term subtracted): exact, built from :meth:`select` and
+        :meth:`add`, so it is registered and balanced like any other logic."""
+        if _width(b.lo, b.hi) > _width(a.lo, a.hi):
+            a, b = b, a  # fewer partial products
+        width = _width(b.lo, b.hi)
+        word = self.word(b, width)
+        zero = self.const(0)
+        terms = []
+        for i in range(width):
+            bit = self.bits(word, i, i + 1)
+            term = self.select(bit, a, zero)
+            terms.append(replace(term, shift=term.shift + i, negative=(b.lo < 0 and i == width - 1)))
+        product = self.sum(terms)
+        cands = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
+        product = self.materialize(product)
+        return replace(product, lo=max(product.lo, min(cands)), hi=min(product.hi, max(cands)))
 
     def divide_sticky(self, node, d):
         """``2 * floor(v / d) + (v mod d != 0)`` for a positive integer constant ``d`` (see

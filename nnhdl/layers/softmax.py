@@ -12,13 +12,15 @@ class Softmax(PipelinedLayer):
     ``inp_norm``, addresses the exp ROM by its top bits; the exp values, cast to the softmax
     accumulator, are summed in hls4ml's tree order (each addition cast); the sum, cast to
     ``inv_input``, addresses the inverse ROM by its top bits; each exp value is multiplied by the
-    inverse (one hardware multiplier per output) and cast to ``op.fmt``. ROMs are read
+    inverse (one hardware multiplier per output; with ``logic_multipliers`` an array of partial
+    products in logic instead, for targets short of DSP blocks) and cast to ``op.fmt``. ROMs are read
     synchronously (one register), so they map to block RAM where the target has it.
     ``table_size`` / ``exp_table_size``: the entries of the inverse / exp ROM.
     Members and latency: see :class:`PipelinedLayer`."""
 
-    def __init__(self, op, in_fmt, *, levels_per_stage=2):
+    def __init__(self, op, in_fmt, *, levels_per_stage=2, logic_multipliers=False):
         self.op = op
+        self.logic_multipliers = logic_multipliers
         self.plan = softmax_plan_of(op, in_fmt)
         self.table_size = self.plan.inv_size
         self.exp_table_size = self.plan.exp_size
@@ -44,7 +46,7 @@ class Softmax(PipelinedLayer):
         total = dp.requantize(total, plan.accum_fmt.frac_bits, plan.inv_input_fmt)
         inv = dp.lookup(top_bits(total, plan.inv_input_fmt, plan.inv_bits), inv_table, memory="inv")
         frac = plan.accum_fmt.frac_bits + plan.inv_fmt.frac_bits
-        return [dp.requantize(dp.multiply(e, inv), frac, plan.out_fmt) for e in exps]
+        return [dp.requantize(dp.multiply(e, inv, logic=self.logic_multipliers), frac, plan.out_fmt) for e in exps]
 
 
 class Argmax(PipelinedLayer):

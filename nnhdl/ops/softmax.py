@@ -52,7 +52,8 @@ class SoftmaxKind(OpKind):
         from ..layers.softmax import Argmax, Softmax as SoftmaxLayer
         if stage.op.implementation == "argmax":
             return Argmax(stage.op, stage.in_fmt, stage.in_size, levels_per_stage=options.pipelining)
-        return SoftmaxLayer(stage.op, stage.in_fmt, levels_per_stage=options.pipelining)
+        logic = any(name in options.logic_multipliers for name in (stage.op.name, stage.op.origin) if name)
+        return SoftmaxLayer(stage.op, stage.in_fmt, levels_per_stage=options.pipelining, logic_multipliers=logic)
 
     def kind_name(self, op):
         return "Argmax" if op.implementation == "argmax" else "Softmax"

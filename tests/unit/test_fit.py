@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from nnhdl.boards.targets import TARGETS
 from nnhdl.cli import main
 from nnhdl.config import PrecisionConfig
-from nnhdl.convert import ConvertError, convert
+from nnhdl.convert import ConvertError, build_network, convert
 from nnhdl.fit import MARGIN, FitError, fit_reuse
 from nnhdl.options import BuildOptions
 
@@ -79,3 +79,27 @@ def test_cli_fit_unknown_board_is_a_clear_error(tmp_path):
     model.write_text("")
     result = CliRunner().invoke(main, ["convert", str(model), "-o", str(tmp_path / "o"), "--fit", "nosuchboard"])
     assert result.exit_code == 2
+
+
+def test_short_of_dsps_the_softmax_products_go_to_logic(tmp_path):
+    """A table softmax needs one multiplier per output; on a board with fewer DSPs its products are
+    built from adders (saved in options.json), and the design still equals the reference."""
+    import numpy as np
+
+    from nnhdl.convert import load_design
+    from nnhdl.verify import random_inputs, verify_design
+
+    graph = make_mlp(np.random.default_rng(4), [6, 5, 4], ["relu"], {"precision": "fixed<8,3>"}, softmax=True)
+    board = small_board(10 ** 6, 10 ** 6, dsp=2)
+    result = fit_reuse(graph, BuildOptions(), board)
+    softmax = graph.output.name
+    assert result.logic_multipliers == (softmax,) and result.needed["DSP"] <= 2
+    assert set(result.layer_reuse.values()) == {1}  # nothing had to be folded
+    convert(graph, tmp_path / "o", fit="ice40-up5k")  # 8 DSPs: enough, the softmax keeps them
+    assert load_design(tmp_path / "o", build=False).options.logic_multipliers == ()
+    design = load_design(tmp_path / "o")
+    design.options = design.options.replace(logic_multipliers=(softmax,))
+    design.network = build_network(graph, options=design.options)
+    assert dict(design.network.layers)[softmax].multipliers == 0
+    result = verify_design(design, random_inputs(graph, 100), gap=0.2, stall=0.2)
+    assert result.mismatch_count == 0 and result.latency_ok
