@@ -80,8 +80,8 @@ def run_case(board, clock_mhz, folder):
     report = json.loads((build / "build-report.json").read_text())
     return {"board": board, "family": family, "clock": clock_mhz, "budget_ps": DelayModel(family, clock_mhz).budget,
             "latency": design.report["latency_cycles"], "fmax": report["fmax_mhz"],
-            "lut": report["resources"].get("LUT", {}).get("used"), "path": critical_path((build / "top.tim").read_text()),
-            "build_s": round(seconds, 1)}
+            "lut": report["resources"].get("LUT", {}).get("used"),
+            "path": critical_path((build / "top.tim").read_text()), "build_s": round(seconds, 1)}
 
 
 def main():

@@ -27,8 +27,9 @@ CASES = [("ulx3s-85f", "ecp5", (12, 8, 4)), ("icebreaker", "ice40", (8, 6, 3))]
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="DelayModel underestimates routing: nextpnr reaches ~0.7x the target "
-                                       "clock (ECP5 72.5 of 100 MHz, iCE40 17.0 of 24 MHz on 2026-12-01)")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="DelayModel underestimates routing: nextpnr reaches ~0.7x the target clock "
+                          "(ECP5 72.5 of 100 MHz, iCE40 17.0 of 24 MHz on 2026-12-01)")
 @pytest.mark.parametrize("board, family, sizes", CASES, ids=[c[1] for c in CASES])
 def test_delay_model_clock_is_met(tmp_path, board, family, sizes):
     """An MLP with 12-bit data and dense 12-bit weights (adder trees several levels deep),
