@@ -9,7 +9,7 @@ LUT, FF, DSP, Fmax, latency in cycles and ns, conversion and build time. It meas
 prints; it asserts nothing. Place-and-route of the ~40k-LUT design takes tens of minutes.
 
 Usage: python benchmarks/jet_board.py [--clock 100] [--board ulx3s-85f] [--out build/jet8-ecp5-100]
-       [--precision 8|16] [--convert-only]
+       [--precision 8|16] [--layers N] [--convert-only]
 """
 
 import argparse
@@ -20,18 +20,39 @@ import time
 from pathlib import Path
 
 from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
-from vs_da4ml import logits_graph, precision_config  # noqa: E402
+from vs_da4ml import EIGHT_BIT, logits_graph, precision_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def convert_tagger(model, out, precision, family, clock_mhz):
-    """Convert the tagger's logits into ``out``; returns (report, seconds)."""
+def first_layers(graph, n):
+    """The graph cut after its ``n``-th Dense layer (its output); ``None``: the whole graph."""
+    from nnhdl.ir import Dense, Graph
+    if n is None:
+        return graph
+    ops = list(graph.ops)
+    dense = [k for k, op in enumerate(ops) if isinstance(op, Dense)]
+    if not 1 <= n <= len(dense):
+        raise SystemExit(f"--layers must be 1..{len(dense)}")
+    ops = ops[:dense[n - 1] + 1]
+    return Graph(tuple(ops), (ops[-1].name,), name=graph.name)
+
+
+def convert_tagger(model, out, precision, family, clock_mhz, layers=None):
+    """Convert the tagger's logits (or its first ``layers`` Dense layers) into ``out``; returns
+    (report, seconds)."""
     from nnhdl.convert import convert, load_model
-    graph = logits_graph(load_model(ensure_model(model)))
+    graph = first_layers(logits_graph(load_model(ensure_model(model))), layers)
+    config = precision_config(precision)
+    if layers is not None:  # the 8-bit formats of the layers kept
+        from nnhdl.config import PrecisionConfig
+        if precision != 8:
+            raise SystemExit("--layers needs --precision 8")
+        names = {op.name for op in graph.ops}
+        config = PrecisionConfig.from_dict({**EIGHT_BIT, "layer": {k: v for k, v in EIGHT_BIT["layer"].items()
+                                                                   if k in names}})
     t0 = time.perf_counter()
-    design = convert(graph, out, config=precision_config(precision), multiplier="cse", family=family,
-                     clock_mhz=clock_mhz)
+    design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz)
     return design.report, time.perf_counter() - t0
 
 
@@ -55,13 +76,16 @@ def main():
     parser.add_argument("--board", default="ulx3s-85f")
     parser.add_argument("--clock", type=float, default=100.0, help="conversion and nextpnr target clock (MHz)")
     parser.add_argument("--out", default=None, help="design folder (default build/jet<precision>-<family>-<clock>)")
+    parser.add_argument("--layers", type=int, default=None,
+                        help="only the first N Dense layers (e.g. 2: 16-64-32), for devices the whole tagger overfills")
     parser.add_argument("--convert-only", action="store_true")
     args = parser.parse_args()
 
     from nnhdl.boards.targets import get_target
     target = get_target(args.board)
-    out = Path(args.out or ROOT / f"build/jet{args.precision}-{target.family}-{args.clock:g}")
-    report, convert_s = convert_tagger(args.model, out, args.precision, target.family, args.clock)
+    part = f"-{args.layers}layers" if args.layers else ""
+    out = Path(args.out or ROOT / f"build/jet{args.precision}{part}-{target.family}-{args.clock:g}")
+    report, convert_s = convert_tagger(args.model, out, args.precision, target.family, args.clock, args.layers)
     t = report["totals"]
     print(f"converted in {convert_s:.1f} s: {report['latency_cycles']} cycles, {t['adders']:,} adders, "
           f"{t['register_bits']:,} register bits -> {out}", flush=True)
@@ -75,7 +99,9 @@ def main():
     res = r["resources"]
     used = lambda k: f"{res[k]['used']:,}" if k in res else "-"  # noqa: E731
     print("| design | board | LUT | FF | DSP | Fmax | latency | build | date, machine |")
-    print(f"| jet tagger 8-bit logits, cse, `--family {target.family} --clock {args.clock:g}` | {target.name} | "
+    what = f"first {args.layers} Dense layers" if args.layers else "logits"
+    print(f"| jet tagger {args.precision}-bit {what}, cse, `--family {target.family} --clock {args.clock:g}` | "
+          f"{target.name} | "
           f"{used('LUT')} | {used('FF')} | {used('DSP')} | {r['fmax_mhz']:.1f} MHz | {r['latency_cycles']} cycles = "
           f"{r['latency_ns_at_fmax']:.1f} ns | {build_s / 60:.1f} min (Yosys {r['seconds']['synthesize'] / 60:.1f}, "
           f"nextpnr {r['seconds']['place_and_route'] / 60:.1f}) | {time.strftime('%Y-%m-%d')}, "
