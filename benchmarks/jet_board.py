@@ -6,7 +6,14 @@ comparison) with the ``cse`` multiplier and registers placed by the family's del
 ``--clock`` MHz, then builds it with ``nnhdl build OUT --board BOARD`` (timing harness, YoWASP
 Yosys + nextpnr, nextpnr's timing target = the conversion clock) and prints one table row:
 LUT, FF, DSP, Fmax, latency in cycles and ns, conversion and build time. It measures and
-prints; it asserts nothing. Place-and-route of the ~40k-LUT design takes tens of minutes.
+prints; it asserts nothing.
+
+Measured 2026-12-01 (YoWASP Yosys 0.70 dev, nextpnr-ecp5 0.11 dev, the 2-core machine): the
+whole 8-bit tagger does not fit the ECP5-85F: at 100 MHz Yosys needs 85,664 LUT (102 %); at
+125 MHz the estimate fits (81,125) but nextpnr packs it into 93,267 TRELLIS_COMB (111 %); at
+150 MHz Yosys 0.70's ABC9 reintegration fails an assertion. ``--layers 2`` (81 % of the slices)
+places in ~20 min, but nextpnr's router did not converge in 15 min; ``--layers 1`` is the size
+that completes.
 
 Usage: python benchmarks/jet_board.py [--clock 100] [--board ulx3s-85f] [--out build/jet8-ecp5-100]
        [--precision 8|16] [--layers N] [--convert-only]
