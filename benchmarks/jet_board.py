@@ -13,7 +13,8 @@ whole 8-bit tagger does not fit the ECP5-85F: at 100 MHz Yosys needs 85,664 LUT 
 125 MHz the estimate fits (81,125) but nextpnr packs it into 93,267 TRELLIS_COMB (111 %); at
 150 MHz Yosys 0.70's ABC9 reintegration fails an assertion. ``--layers 2`` (81 % of the slices)
 places in ~20 min, but nextpnr's router had routed only 10k of 217k arcs after 13 min (stopped);
-``--layers 1`` (16-64, 27 % of the slices) completes in 20 min: 55.0 MHz for a 100 MHz target.
+``--layers 1`` (16-64, 27 % of the slices) completes in 20 min: 55.0 MHz for a 100 MHz target;
+converted again for 55 MHz (one register stage fewer) it reaches 41.6 MHz.
 
 Usage: python benchmarks/jet_board.py [--clock 100] [--board ulx3s-85f] [--out build/jet8-ecp5-100]
        [--precision 8|16] [--layers N] [--convert-only]
