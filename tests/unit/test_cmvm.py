@@ -207,6 +207,107 @@ def test_delay_placement_meets_its_estimate(rng, family):
     assert latencies[0] < stage2
 
 
+
+_CAP_BITS = 24  # random datapath values are cast back under this many bits (as layers do)
+_OPS = ("add", "sum", "const", "cmvm", "requantize", "relu", "maximum", "select", "multiply")
+
+
+def _random_interval(rng):
+    bits = int(rng.integers(1, 13))
+    if rng.random() < 0.5:
+        return 0, int(rng.integers(1, 2 ** bits))
+    return -int(rng.integers(1, 2 ** (bits - 1) + 1)), int(rng.integers(0, 2 ** (bits - 1)))
+
+
+def _random_format(rng, width=None, int_bits=None):
+    from nnhdl.fixed import FixedFormat, Overflow, Rounding
+    return FixedFormat(width or int(rng.integers(2, 17)), int(rng.integers(-2, 12)) if int_bits is None else int_bits,
+                       bool(width or rng.random() < 0.7), rng.choice(list(Rounding)), rng.choice(list(Overflow)))
+
+
+def _random_datapath(seed, levels, steps=25):
+    """A datapath of ``steps`` random operations (every :class:`Datapath` operation, with random
+    signs, shifts, constants and formats) on 2-6 random inputs, its last values registered as
+    outputs; values wider than ``_CAP_BITS`` are requantized to 16 bits. The same ``seed`` builds
+    the same operations for any ``levels``. Returns ``(datapath, latency)``."""
+    from amaranth.hdl import Signal
+    from nnhdl.layers.pipeline import Datapath, shape_for
+    rng = np.random.default_rng(seed)
+    dp = Datapath(levels)
+    pool = [dp.input(Signal(shape_for(lo, hi), name=f"x{i}"), lo, hi)
+            for i, (lo, hi) in enumerate(_random_interval(rng) for _ in range(int(rng.integers(2, 7))))]
+
+    def pick():
+        return pool[int(rng.integers(len(pool)))]
+
+    def capped(node):
+        node = dp.materialize(node)
+        if max(abs(node.lo), abs(node.hi)).bit_length() < _CAP_BITS:
+            return node
+        return dp.requantize(node, int(rng.integers(0, 9)), _random_format(rng, 16, 16))
+
+    for _ in range(steps):
+        op = rng.choice(_OPS)
+        if op == "add":
+            b = pick()
+            r = dp.add(pick(), dp.negate(b) if rng.random() < 0.5 else b)
+        elif op == "sum":
+            r = dp.sum([pick() for _ in range(int(rng.integers(2, 9)))] + [dp.const(int(rng.integers(-50, 50)))])
+        elif op == "const":
+            r = dp.multiply_const(pick(), int(rng.integers(-255, 256)), rng.choice(["csd", "dsp"]))
+        elif op == "cmvm":
+            xs = [x for x in (dp.materialize(pick()) for _ in range(int(rng.integers(1, 6)))) if not x.is_const]
+            xs = xs or [pool[0]]
+            w = rng.integers(-64, 65, (len(xs), int(rng.integers(1, 4))))
+            outs = dp.cmvm(build_cmvm(w, [(x.lo, x.hi) for x in xs], rng.choice(["csd", "cse"])), xs)
+            pool.extend(capped(o) for o in outs[1:])
+            r = outs[0]
+        elif op == "requantize":
+            r = dp.requantize(pick(), int(rng.integers(0, 9)), _random_format(rng))
+        elif op == "relu":
+            r = dp.relu(pick())
+        elif op == "maximum":
+            r = dp.maximum(pick(), pick())
+        elif op == "select":
+            cond = dp.greater_equal(pick(), pick())
+            r = dp.select(cond, pick(), pick())
+        else:
+            r = dp.multiply(pick(), pick())
+        pool.append(capped(r))
+    _, latency = dp.outputs(pool[-4:])
+    return dp, latency
+
+
+def _largest_operation(model):
+    """An upper bound of one operation's estimated delay in :func:`_random_datapath`: a hardware
+    multiplier, or a comparator plus multiplexer on the widest value (two capped values
+    multiplied, plus a rounding carry)."""
+    width = 2 * _CAP_BITS + 2
+    return max(model.cost("multiply"), model.cost("compare", width) + model.cost("mux"), model.cost("add", width))
+
+
+@pytest.mark.parametrize("family", ["ice40", "ecp5", "xc7"])
+def test_delay_placement_random_datapaths(rng, family):
+    """On random datapaths of every operation at random clocks where each single operation fits
+    the clock period: no stage holds more estimated delay than the period allows (the largest
+    delay in front of any node, ``Datapath.max_delay``, is within the budget), some logic is
+    placed, and the same operations at a faster clock never take fewer stages."""
+    from nnhdl.layers.pipeline import DelayModel
+    overhead = DelayModel.FAMILIES[family][2]  # a stage's register overhead, ps
+    fastest = 1e6 / (overhead + _largest_operation(DelayModel(family)))  # MHz: budget == the largest operation
+    for _ in range(12):
+        seed = int(rng.integers(2 ** 31))
+        clocks = sorted(rng.uniform(fastest / 8, fastest, 3))
+        latencies = []
+        for mhz in clocks:
+            model = DelayModel(family, float(mhz))
+            assert _largest_operation(model) <= model.budget
+            dp, latency = _random_datapath(seed, model)
+            assert 0 < dp.max_delay <= model.budget, (seed, mhz)
+            latencies.append(latency)
+        assert latencies == sorted(latencies), (seed, clocks, latencies)
+
+
 def test_delay_model_errors():
     from nnhdl.layers.pipeline import DelayModel
     with pytest.raises(ValueError, match="unknown FPGA family 'gowin'"):
