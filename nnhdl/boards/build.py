@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ToolMissing", "DesignTooBig", "BuildError", "tool", "toolchain_env", "synthesize", "build_bitstream",
+__all__ = ["ToolMissing", "DesignTooBig", "BuildError", "tool", "toolchain_env", "synthesize", "build_bitstream", "placement_failure",
            "estimate",
            "parse_nextpnr_log", "check_fit", "timing_message"]
 
@@ -155,6 +155,31 @@ _UTIL_NAMES = {"ice40": {"LUT": "ICESTORM_LC", "DSP": "ICESTORM_DSP", "BRAM": "I
                "ecp5": {"LUT": "TRELLIS_COMB", "FF": "TRELLIS_FF", "DSP": "MULT18X18D", "BRAM": "DP16KD"}}
 
 
+def placement_failure(log, target, design):
+    """The :class:`DesignTooBig` a failed nextpnr ``log`` means (the cells over the device, and what
+    to try), or None when it failed for another reason."""
+    stream = ("'nnhdl convert --io stream' (pixels one per cycle), "
+              if str(design.options.io) == "parallel" and len(design.graph.input.shape) > 1 else "")
+    fixes = f"Try narrower formats, {stream}a reuse factor (nnhdl convert --fit {target.name}), or a larger device " \
+            "(nnhdl boards)."
+    region = re.search(r"Failed to expand region .* of (\d+) (\w+)", log)
+    if region:  # the packed design has more cells of one kind than the device
+        n, kind = int(region.group(1)), region.group(2)
+        return DesignTooBig(f"place-and-route could not fit the design on {target.name}: after packing it needs "
+                            f"{n:,} {kind} (the {target.device} has {target.resources.get('LUT', 0):,} logic cells). "
+                            + fixes)
+    util, _ = parse_nextpnr_log(log)
+    over = [f"{used:,} {name} of {avail:,}" for name, (used, avail) in util.items() if used > avail]
+    if over:
+        return DesignTooBig(f"place-and-route could not fit the design on {target.name}: after packing it needs "
+                            f"{', '.join(over)}. " + fixes)
+    if ("Unable to place" in log or "Unable to find legal placement" in log or "too many" in log.lower()
+            or "exceeds" in log.lower()):
+        tail = "; ".join(line.strip() for line in log.splitlines() if "ERROR" in line)[:300]
+        return DesignTooBig(f"place-and-route could not fit the design on {target.name} ({tail}). " + fixes)
+    return None
+
+
 @dataclass
 class BuildResult:
     target: str
@@ -246,20 +271,9 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
         _run(cmd, folder, "nextpnr.out", "nextpnr place-and-route")
     except BuildError as e:
         log = "".join((folder / name).read_text() for name in ("top.tim", "nextpnr.out") if (folder / name).exists())
-        region = re.search(r"Failed to expand region .* of (\d+) (\w+)", log)
-        if region:  # the packed design has more cells of one kind than the device
-            n, kind = int(region.group(1)), region.group(2)
-            have = target.resources.get("LUT", 0)
-            stream = ("'nnhdl convert --io stream' (pixels one per cycle), "
-                      if str(design.options.io) == "parallel" and len(design.graph.input.shape) > 1 else "")
-            raise DesignTooBig(
-                f"place-and-route could not fit the design on {target.name}: after packing it needs {n:,} "
-                f"{kind} (the {target.device} has {have:,} logic cells). Try narrower formats, {stream}"
-                f"or a larger device (nnhdl boards).") from None
-        if "Unable to place" in log or "too many" in log.lower() or "exceeds" in log.lower():
-            tail = "; ".join(line.strip() for line in log.splitlines() if "ERROR" in line)[:300]
-            raise DesignTooBig(f"place-and-route could not fit the design on {target.name} ({tail}). Try narrower "
-                               f"formats or a larger device (nnhdl boards).") from None
+        too_big = placement_failure(log, target, design)
+        if too_big is not None:
+            raise too_big from None
         raise e
     util, clocks = parse_nextpnr_log((folder / "top.tim").read_text())
     timings["place_and_route"] = time.perf_counter() - t0

@@ -138,3 +138,23 @@ def test_failed_build_keeps_its_logs(tmp_path, monkeypatch):
     assert ".tmp" not in result.output
     assert "Failed to expand" in (logs / "nextpnr.out").read_text()
     assert not (tiny / "build" / "icebreaker-timing").exists()
+
+
+def test_placement_failures_are_read_as_too_big(tmp_path):
+    """nextpnr's ways of saying the design does not fit become DesignTooBig (exit 2) naming the
+    cells that are over; other failures do not."""
+    from nnhdl.boards.build import placement_failure
+    from nnhdl.boards.targets import get_target
+    from nnhdl.convert import load_design
+
+    convert(make_mlp(np.random.default_rng(5), (3, 2), ["linear"], {"precision": "fixed<8,3>"}), tmp_path / "o")
+    design = load_design(tmp_path / "o", build=False)
+    ecp5, ice40 = get_target("ulx3s-85f"), get_target("icebreaker")
+    packed = ("Info: Device utilisation:\nInfo: \t          TRELLIS_COMB: 93267/83640   111%\n"
+              "Info: \t            TRELLIS_FF:  17666/83640    21%\n"
+              "ERROR: Unable to find legal placement for all cells, design is probably at utilisation limit.\n")
+    e = placement_failure(packed, ecp5, design)
+    assert isinstance(e, DesignTooBig) and "93,267 TRELLIS_COMB of 83,640" in str(e) and "--fit ulx3s-85f" in str(e)
+    e = placement_failure("ERROR: Failed to expand region (0, 0) |_> (25, 31) of 6554 ICESTORM_LCs\n", ice40, design)
+    assert "6,554 ICESTORM_LCs" in str(e) and "5,280 logic cells" in str(e)
+    assert placement_failure("ERROR: cannot open file top.json\n", ecp5, design) is None
