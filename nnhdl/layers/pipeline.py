@@ -61,7 +61,7 @@ class DelayModel:
 
     FAMILIES = {  # lut, carry per bit, register overhead, multiplier, default clock MHz
         "ice40": (1500, 200, 1100, 10000, 24.0),
-        "ecp5": (1000, 60, 700, 5000, 100.0),
+        "ecp5": (2800, 40, 1000, 5000, 100.0),  # calibrated on nextpnr 2026-12-01: routing ~1.1-1.8 ns per level
         "xc7": (600, 30, 600, 3000, 200.0),
     }
 
