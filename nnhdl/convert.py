@@ -211,7 +211,7 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
         if fitted is not None:
             report["fit"] = {"board": fit, "layer_reuse": fitted.layer_reuse, "estimated": fitted.needed,
                              "logic_multipliers": list(fitted.logic_multipliers),
-                             "available": fitted.available, "usable_share_of_LUT_FF": _fit_margin()}
+                             "available": fitted.available, "usable_share_of_LUT_FF": fitted.margin}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return Design(qgraph, network, report, Path(outdir), options)
 
@@ -224,11 +224,6 @@ def _fit(graph, options, board, fixed):
         return fit_reuse(graph, options, get_target(board), fixed)
     except (TargetError, FitError) as e:
         raise ConvertError(f"--fit {board}: {e}") from None
-
-
-def _fit_margin():
-    from .fit import MARGIN
-    return MARGIN
 
 
 def delay_model(family, clock_mhz):

@@ -38,6 +38,7 @@ class FitResult:
     available: dict                    # the board's
     steps: list = field(default_factory=list)  # (layer, R) in the order they were folded
     logic_multipliers: tuple = ()      # layers whose variable products went from DSPs to logic
+    margin: float = MARGIN             # the share of the LUTs and flip-flops the estimate may use
 
 
 def _needs(figures, family, bram_bits):

@@ -2,8 +2,6 @@
 
 import datetime
 
-import numpy as np
-
 from . import __version__
 from .estimate import estimate_totals
 from .ops.registry import kind_of
@@ -31,26 +29,23 @@ def layer_entries(graph, network):
             entry["input"] = _fmt(fmts[op.inputs[0]])
         entry.update(kind.report(op))
         entries[op.name] = entry
-    layers, pending = [], []
+    inserted, pending = {}, []  # op name -> the inserted stages' entries in front of it
     for stage in network.hardware.stages:
         figures = components[stage.name].figures()
-        if stage.op is None:  # a stage nnhdl inserted
-            if stage.kind == "pad":
-                (h, w, c), (pt, pb, pl, pr) = stage.params["in_shape"], stage.params["padding"]
-                shape = [h + pt + pb, w + pl + pr, c]
-            else:
-                shape = [stage.params["pixels"] * stage.params["channels"]]
-            pending.append(dict({"name": stage.name, "kind": _STAGE_KINDS[stage.kind], "keras_layer": "",
-                                 "shape": shape, "result": _fmt(stage.in_fmt), "input": _fmt(stage.in_fmt)},
-                                **figures))
-        else:
+        if stage.op is not None:
             entries[stage.op.name].update(figures)
-            entries[stage.op.name]["_pending"] = pending
-            pending = []
+            inserted[stage.op.name], pending = pending, []
+            continue
+        if stage.kind == "pad":
+            (h, w, c), (pt, pb, pl, pr) = stage.params["in_shape"], stage.params["padding"]
+            shape = [h + pt + pb, w + pl + pr, c]
+        else:
+            shape = [stage.params["pixels"] * stage.params["channels"]]
+        pending.append(dict({"name": stage.name, "kind": _STAGE_KINDS[stage.kind], "keras_layer": "", "shape": shape,
+                             "result": _fmt(stage.in_fmt), "input": _fmt(stage.in_fmt)}, **figures))
+    layers = []
     for op in graph.ops:
-        entry = entries[op.name]
-        layers += entry.pop("_pending", [])
-        layers.append(entry)
+        layers += inserted.get(op.name, []) + [entries[op.name]]
     return layers + pending
 
 

@@ -63,16 +63,14 @@ def verify(outdir, inputs, count, sim, seed, gap, stall, waves):
             stages.stage(f"rebuilding the design from {design.outdir / 'graph.json'} and options.json")
             design.network = build_network(design.graph, options=design.options)
             failed |= _show(report_check(design))
+            stages.stage("re-exporting the rebuilt design's Verilog to compare with the file")
+            failed |= _show(rederive_check(design))
+        failed |= _show(_not_simulated(design, reason))
     else:
         from ..verify import Check
         _show(Check("latency and cycles per inference in report.json", None,
                     f"measured below on {verilog} itself (the Amaranth design is not rebuilt for --sim {sim})"))
-    if sim == "amaranth":
-        with stage_progress("verify") as stages:
-            stages.stage("re-exporting the rebuilt design's Verilog to compare with the file")
-            failed |= _show(rederive_check(design))
-        failed |= _show(_not_simulated(design, reason))
-    elif verilog is None or not (design.outdir / verilog).is_file():
+    if sim != "amaranth" and (verilog is None or not (design.outdir / verilog).is_file()):
         console.print(f"[red]FAIL[/] {design.top}: {verilog or 'the exported Verilog'} is missing, so {sim} cannot "
                       f"simulate it; convert the model again (or --sim amaranth to simulate the design itself)")
         raise SystemExit(1)

@@ -72,8 +72,6 @@ class Network(wiring.Component):
         levels = kwargs.get("levels_per_stage")
         if isinstance(levels, DelayModel):  # registers placed by estimated delay
             kwargs.update(levels_per_stage=None, family=levels.family, clock_mhz=levels.clock_mhz)
-        if kwargs.get("layer_reuse") is not None:
-            kwargs["layer_reuse"] = tuple(dict(kwargs["layer_reuse"]).items())
         try:
             self.options = BuildOptions.of(options, **kwargs)
         except ValueError as e:

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..arith import dense_plan, exact_accumulator
 from ..config import AUTO
-from ..hardware import HardwareError, Layout, Stage, pad_stage, refuse_pixels
+from ..hardware import HardwareError, Stage, pad_stage, refuse_pixels
 from ..ir import Activation, Conv, Dense, spatial
 from ..precision import activation_range, const_range, quantize_constant, real_range
 from ..reference import conv_patches, dense_accumulate

@@ -2,6 +2,7 @@
 
 from ..hardware import Stage, collect_stage
 from ..ir import Dropout, Flatten, Pad, Reshape, spatial
+from ..options import IOStyle
 from .registry import OpKind, register
 
 __all__ = ["FlattenKind", "ReshapeKind", "DropoutKind", "PadKind"]
@@ -24,7 +25,7 @@ class FlattenKind(_DataOnly):
 
     def lower(self, op, layout, ctx):
         image = layout.image
-        if (image is None and ctx.at_start and isinstance(op, Reshape) and ctx.options.io == "stream"
+        if (image is None and ctx.at_start and isinstance(op, Reshape) and ctx.options.io is IOStyle.STREAM
                 and len(op.shape) > 1):
             ctx.in_image = spatial(op.shape)  # the input streamed by pixels of this shape
             return [], layout.after(op, image=ctx.in_image)
