@@ -135,8 +135,8 @@ def lower_hardware(graph: Graph, options: BuildOptions = None) -> HardwareGraph:
         raise HardwareError("the network has no layers to build")
     unused = [name for name, _ in options.layer_reuse if name not in ctx.reuse_used]
     if unused:
-        raise HardwareError(f"reuse is set for layer {unused[0]!r}, which is not a Dense layer of this network; "
-                            "the reuse factor applies to Dense layers: remove it there")
+        raise HardwareError(f"reuse is set for layer {unused[0]!r}, which is not a Dense or convolution layer of this "
+                            "network; the reuse factor applies to Dense and convolution layers: remove it there")
     first_in, out = ctx.in_image, graph.output
     return HardwareGraph(
         stages=tuple(ctx.stages), options=options, in_fmt=inp.fmt, out_fmt=out.fmt, in_image=first_in,

@@ -151,7 +151,7 @@ def link_folded(layers):
     for a, b in zip(layers, layers[1:]):
         if not (isinstance(a, FoldedDense) and isinstance(b, FoldedDense)) or a._sink or b._source:
             continue
-        if b.schedule.inputs_per_step != 1 or a.schedule.outputs_per_lane < LINK_MIN_OUTPUTS_PER_LANE \
+        if b._taps is not None or b.schedule.inputs_per_step != 1 or a.schedule.outputs_per_lane < LINK_MIN_OUTPUTS_PER_LANE \
                 or a.schedule.steps_per_output < 2:
             continue
         if word_shape(a.out_fmt) != word_shape(b.in_fmt) or a.op.n_out != b.op.n_in:
@@ -209,14 +209,19 @@ class FoldedDense(LayerFigures, wiring.Component):
     ``o.ready`` high, so a stalled output holds everything: nothing is lost or duplicated.
     """
 
-    def __init__(self, op, in_fmt, reuse, *, multiplier="csd", levels_per_stage=2):
+    def __init__(self, op, in_fmt, reuse, *, multiplier="csd", levels_per_stage=2, taps=None, n_vec=None):
         self.op, self.in_fmt, self.out_fmt = op, in_fmt, op.fmt
         self.multiplier = multiplier
         self.plan = dense_plan(op, in_fmt)
         self.schedule = fold_schedule(op.n_in, op.n_out, reuse)
         self.reuse = reuse
+        self.n_vec = op.n_in if n_vec is None else n_vec
+        self._taps = taps
+        if taps is not None and len(taps) != op.n_out:
+            raise ValueError(f"{op.name}: {len(taps)} tap lists for {op.n_out} outputs")
         self._source = self._sink = None  # _Link objects set by link_folded
-        super().__init__({"i": In(stream_signature(in_fmt, op.n_in)), "o": Out(stream_signature(op.fmt, op.n_out))})
+        super().__init__({"i": In(stream_signature(in_fmt, self.n_vec)),
+                          "o": Out(stream_signature(op.fmt, op.n_out))})
         sch, acc = self.schedule, op.accum_fmt
         weights = [int(v) for v in op.weight.flat]
         self._w_shape = shape_for(min(weights + [0]), max(weights + [0]))
@@ -286,16 +291,22 @@ class FoldedDense(LayerFigures, wiring.Component):
 
     @property
     def multipliers(self):
-        return self.schedule.multipliers + self._dp.multipliers
+        """Hardware multipliers: one per lane slot whose weights are not all zero (plus any of the
+        activation)."""
+        return self._products + self._dp.multipliers
 
     @property
     def adders(self):
-        return self.schedule.multipliers + self._dp.adders
+        return self._products + self._dp.adders
+
+    @property
+    def _products(self):
+        return sum(col is not None for row in self._weight_columns[1] for col in row)
 
     @property
     def rom_bits(self):
         """Bits of the weight ROM (plus any table of the activation)."""
-        return self.schedule.cycles * self.schedule.multipliers * self._w_shape.width + self._dp.rom_bits
+        return self.schedule.cycles * len(self._weight_columns[0]) * self._w_shape.width + self._dp.rom_bits
 
     @property
     def memory_bits(self):
@@ -312,29 +323,83 @@ class FoldedDense(LayerFigures, wiring.Component):
         if self._source:
             front = 2 * max(1, (self._source.outputs_per_lane - 1).bit_length()) + 2 + sch.inputs_per_step * w_in
         else:
-            front = (op.n_in + sch.inputs_per_step) * w_in
-        prods = sch.multipliers * self._product_shape().width
+            front = (self.n_vec + len(self._input_groups[0])) * w_in
+        prods = self._products * self._product_shape().width
         outputs = 0 if self._sink else op.n_out * word_shape(op.fmt).width
         return counters + tail + front + prods + sch.lanes * self._acc_shape.width + outputs + self._dp.register_bits
 
+    # -- what each multiplier reads ---------------------------------------------------------------
+    def _slot(self, t, lane, q):
+        """``(i, j)``: multiplier ``q`` of ``lane`` multiplies input position ``i`` of output ``j``
+        in step ``t`` (see :class:`FoldSchedule`); ``i`` or ``j`` may be past the last one."""
+        sch = self.schedule
+        s, c = divmod(t, sch.steps_per_output)
+        return c * sch.inputs_per_step + q, lane * sch.outputs_per_lane + s
+
+    @cached_property
+    def _weight_columns(self):
+        """``(columns, column_of)``: the distinct weight sequences of the multipliers (one weight
+        per step, zero past the last input or output), none all zero, and ``column_of[lane][q]``
+        the index of that multiplier's sequence, or None when all its weights are zero (then its
+        product is the constant 0 and it has no multiplier). Lanes computing the same filter at
+        the same steps (a convolution's windows) share one ROM column."""
+        sch, w, (n_in, n_out) = self.schedule, self.op.weight, self.op.weight.shape
+        index, columns, column_of = {}, [], []
+        for lane in range(sch.lanes):
+            row = []
+            for q in range(sch.inputs_per_step):
+                seq = tuple(int(w[i, j]) if i < n_in and j < n_out else 0
+                            for i, j in (self._slot(t, lane, q) for t in range(sch.cycles)))
+                if not any(seq):
+                    row.append(None)
+                    continue
+                if seq not in index:
+                    index[seq] = len(columns)
+                    columns.append(seq)
+                row.append(index[seq])
+            column_of.append(row)
+        return columns, column_of
+
+    @cached_property
+    def _input_groups(self):
+        """``(groups, group_of)``: the distinct input selections of the multipliers with weights.
+        A group is ``(key, sources)``: ``key`` ``"c"`` when the selection depends only on the
+        input step ``c`` (``sources[c]``; a Dense's multipliers all share one per ``q``), else
+        ``"t"`` (``sources[t]``, per step); a source is a position of the input vector, or None
+        for the constant 0 (past the last input, or a convolution's padding). ``group_of[lane][q]``
+        indexes ``groups`` (None for a multiplier without weights)."""
+        sch, n_in, n_out = self.schedule, self.op.n_in, self.op.n_out
+        g, steps = sch.outputs_per_lane, sch.steps_per_output
+        index, groups, group_of = {}, [], []
+        for lane, cols in enumerate(self._weight_columns[1]):
+            row = []
+            for q, col in enumerate(cols):
+                if col is None:
+                    row.append(None)
+                    continue
+                seq = []
+                for t in range(sch.cycles):
+                    i, j = self._slot(t, lane, q)
+                    if j >= n_out:  # a slot past the last output: any input will do (zero weights)
+                        j = lane * g
+                    seq.append(None if i >= n_in else i if self._taps is None else self._taps[j][i])
+                by_step = tuple(seq[:steps])
+                key = ("c", by_step) if all(seq[t] == by_step[t % steps] for t in range(len(seq))) else ("t", tuple(seq))
+                if key not in index:
+                    index[key] = len(groups)
+                    groups.append(key)
+                row.append(index[key])
+            group_of.append(row)
+        return groups, group_of
+
     def weight_rom(self):
-        """The ROM words: word ``t`` (step ``t = s * steps_per_output + c``) holds, for lane ``l``
-        and multiplier ``q`` at bit offset ``(l * k + q) * width``, the weight ``w[c * k + q,
-        l * g + s]`` (two's complement), zero past the last input or output."""
-        sch, op = self.schedule, self.op
-        k, g, width = sch.inputs_per_step, sch.outputs_per_lane, self._w_shape.width
+        """The ROM words: word ``t`` (step ``t = s * steps_per_output + c``) holds column ``n`` of
+        :attr:`_weight_columns` (the weight ``w[c * k + q, l * g + s]`` of each multiplier ``q`` of
+        lane ``l`` whose column it is; two's complement) at bit offset ``n * width``."""
+        columns, width = self._weight_columns[0], self._w_shape.width
         mask = (1 << width) - 1
-        words = []
-        for t in range(sch.cycles):
-            s, c = divmod(t, sch.steps_per_output)
-            word = 0
-            for lane in range(sch.lanes):
-                for q in range(k):
-                    i, j = c * k + q, lane * g + s
-                    w = int(op.weight[i, j]) if i < op.n_in and j < op.n_out else 0
-                    word |= (w & mask) << ((lane * k + q) * width)
-            words.append(word)
-        return words
+        return [sum((col[t] & mask) << (n * width) for n, col in enumerate(columns))
+                for t in range(self.schedule.cycles)]
 
     def _product_shape(self):
         lo, hi = self._product_bounds()
@@ -365,6 +430,8 @@ class FoldedDense(LayerFigures, wiring.Component):
         dp = _comb_datapath(f"{op.name}_acc")
         fp = self.in_fmt.frac_bits + op.weight_fmt.frac_bits
         plo, phi = self._product_bounds()
+        if not prods:  # every weight of the step is zero: the sum stays
+            return base
         total = dp.input(base, acc.min_int, acc.max_int)
         terms = []
         for p in prods:
@@ -383,21 +450,26 @@ class FoldedDense(LayerFigures, wiring.Component):
                 total = dp.overflow(total, acc)
         return dp.materialize(total).value
 
-    def _buffered_inputs(self, m, en, accept, c):
-        """The step's inputs one cycle after its step (stage B): the accepted vector is held in an
-        input register, the step's words selected by ``c``."""
-        sch, n_in = self.schedule, self.op.n_in
-        k, steps = sch.inputs_per_step, sch.steps_per_output
+    def _buffered_inputs(self, m, en, accept, c, t):
+        """The step's inputs one cycle after its step (stage B), one per input group
+        (:attr:`_input_groups`): the accepted vector is held in an input register, each group's
+        word selected by ``c`` or ``t``."""
         in_shape = word_shape(self.in_fmt)
-        xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(n_in)]
-        xsel = [Signal(in_shape, name=f"xsel{q}", reset_less=True) for q in range(k)]
+        xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(self.n_vec)]
+        groups = self._input_groups[0]
+        xsel = [Signal(in_shape, name=f"xsel{n}", reset_less=True) for n in range(len(groups))]
         with m.If(en):
             with m.If(accept):
                 m.d.sync += [x.eq(self.i.payload[i]) for i, x in enumerate(xbuf)]
-            with m.Switch(c):
-                for step in range(steps):
-                    with m.Case(step):
-                        m.d.sync += [xsel[q].eq(xbuf[step * k + q] if step * k + q < n_in else 0) for q in range(k)]
+            for key, counter in (("c", c), ("t", t)):
+                members = [(n, sources) for n, (kind, sources) in enumerate(groups) if kind == key]
+                if not members:
+                    continue
+                with m.Switch(counter):
+                    for step in range(len(members[0][1])):
+                        with m.Case(step):
+                            m.d.sync += [xsel[n].eq(0 if sources[step] is None else xbuf[sources[step]])
+                                         for n, sources in members]
         return xsel
 
     def _linked_inputs(self, m, en, accept, run, c):
@@ -430,7 +502,7 @@ class FoldedDense(LayerFigures, wiring.Component):
             for l in range(link.lanes):
                 with m.Case(l):
                     m.d.comb += x.eq(link.read.data[l * w:(l + 1) * w])
-        return [x]
+        return [x] * len(self._input_groups[0])  # one input per step: at most one group
 
     def elaborate(self, platform):
         m = Module()
@@ -467,8 +539,10 @@ class FoldedDense(LayerFigures, wiring.Component):
         if self._source:
             xsel = self._linked_inputs(m, en, accept, run, c)
         else:
-            xsel = self._buffered_inputs(m, en, accept, c)
-        rom = Memory(shape=unsigned(max(1, sch.multipliers * self._w_shape.width)), depth=sch.cycles,
+            xsel = self._buffered_inputs(m, en, accept, c, t)
+        columns, column_of = self._weight_columns
+        group_of = self._input_groups[1]
+        rom = Memory(shape=unsigned(max(1, len(columns) * self._w_shape.width)), depth=sch.cycles,
                      init=self.weight_rom())
         m.submodules.weights = rom
         port = rom.read_port(domain="sync")
@@ -478,19 +552,22 @@ class FoldedDense(LayerFigures, wiring.Component):
         with m.If(en):
             m.d.sync += [v_b.eq(run), first_b.eq(c == 0), last_b.eq(c == steps - 1), s_b.eq(s), bank_b.eq(bank)]
         width = self._w_shape.width
-        w_sig = [[port.data[(lane * k + q) * width:(lane * k + q + 1) * width] for q in range(k)]
-                 for lane in range(lanes)]
+        w_sig = [port.data[n * width:(n + 1) * width] for n in range(len(columns))]
         if self._w_shape.signed:
-            w_sig = [[w.as_signed() for w in row] for row in w_sig]
+            w_sig = [w.as_signed() for w in w_sig]
 
         # stage C: products
         v_c, first_c, last_c, bank_c = Signal(), Signal(), Signal(), Signal()
         s_c = Signal.like(s)
-        prods = [[Signal(self._product_shape(), name=f"p{lane}_{q}", reset_less=True) for q in range(k)]
-                 for lane in range(lanes)]
+        # (a multiplier whose weights are all zero has no product: its terms are zero)
+        prods = [[Signal(self._product_shape(), name=f"p{lane}_{q}", reset_less=True)
+                  for q in range(k) if column_of[lane][q] is not None] for lane in range(lanes)]
         with m.If(en):
             m.d.sync += [v_c.eq(v_b), first_c.eq(first_b), last_c.eq(last_b), s_c.eq(s_b), bank_c.eq(bank_b)]
-            m.d.sync += [prods[lane][q].eq(xsel[q] * w_sig[lane][q]) for lane in range(lanes) for q in range(k)]
+            for lane in range(lanes):
+                used = [q for q in range(k) if column_of[lane][q] is not None]
+                m.d.sync += [p.eq(xsel[group_of[lane][q]] * w_sig[column_of[lane][q]])
+                             for p, q in zip(prods[lane], used)]
 
         # stage D: the lanes' accumulators; ``fin``: they hold finished sums of slot ``fin_slot``
         fin, fin_bank = Signal(), Signal()

@@ -18,7 +18,8 @@ The RTL tests check both against simulation.
 
 from dataclasses import dataclass
 
-__all__ = ["StreamTiming", "stream_timing", "Pipe", "Folded", "PadModel", "CollectModel", "window_starts"]
+__all__ = ["StreamTiming", "stream_timing", "Pipe", "Folded", "PadModel", "CollectModel", "Series",
+           "window_starts"]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,33 @@ class Folded(Pipe):
             self.valid = [accept] + self.valid[:-1]
             self.left = self.steps if accept else max(self.left - 1, 0)
         return accept
+
+
+class Series:
+    """Components chained inside one layer (e.g. a folded stream convolution: its window, then
+    its folded products), each with its own model: ready flows backwards through them, valid
+    forwards, exactly as between the layers of a network."""
+
+    def __init__(self, *models):
+        self.models = models
+
+    def out_valid(self):
+        return self.models[-1].out_valid()
+
+    def _readies(self, out_ready):
+        readies = [out_ready]
+        for mdl in reversed(self.models):
+            readies.insert(0, mdl.in_ready(readies[0]))
+        return readies
+
+    def in_ready(self, out_ready):
+        return self._readies(out_ready)[0]
+
+    def step(self, in_valid, out_ready):
+        readies = self._readies(out_ready)
+        valids = [in_valid] + [mdl.out_valid() for mdl in self.models[:-1]]
+        accepted = [mdl.step(v, r) for mdl, v, r in zip(self.models, valids, readies[1:])]
+        return accepted[0]
 
 
 class PadModel:

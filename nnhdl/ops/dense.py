@@ -63,16 +63,15 @@ def _report(op):
 
 
 def _config_lines(op, ctx, reuse):
-    """The weight/bias/accum/alpha/(reuse)/result lines of a Dense-like layer."""
+    """The weight/bias/accum/alpha/reuse/result lines of a Dense-like layer (``reuse``: what the
+    commented-out reuse line says)."""
     origin = op.origin
     body = [ctx.line("weight"), ctx.line("bias", pad="bias  "), ctx.accum_line()]
     if op.activation == "leaky_relu":
         body.append(ctx.line("alpha", pad="alpha "))
     if reuse:
         r = ctx.config.layers.get(origin, {}).get("reuse")
-        body.append(f"reuse  = {r}" if r is not None else
-                    "# reuse = 1   # reuse factor R: > 1 folds the layer onto ~n_in*n_out/R multipliers, "
-                    "one input every R cycles")
+        body.append(f"reuse  = {r}" if r is not None else "# reuse = 1   # " + reuse)
     folded = ctx.folded
     consumers = folded.consumers(op.name)
     folded_op = next((o for o in folded.ops if o.name == op.name), op)
@@ -118,14 +117,17 @@ class DenseKind(OpKind):
         desc = f"Dense {op.weight.shape[0]} -> {op.weight.shape[1]}, activation {op.activation}"
         if op.result_key == "logits":
             desc += " (softmax)"
-        return desc, _config_lines(op, ctx, reuse=True)
+        return desc, _config_lines(op, ctx, "reuse factor R: > 1 folds the layer onto ~n_in*n_out/R multipliers, "
+                                                 "one input every R cycles")
 
 
 @register
 class ConvKind(OpKind):
     """A convolution: a whole image per transfer (:class:`~nnhdl.layers.Conv`) or, on a pixel
     stream, line buffers and one window per pixel (:class:`~nnhdl.layers.ConvStream`) behind a
-    padding stage when the convolution pads."""
+    padding stage when the convolution pads; with a reuse factor R > 1 folded
+    (:class:`~nnhdl.layers.FoldedConv`: R per image; :class:`~nnhdl.layers.FoldedConvStream`: R
+    per window)."""
     op_type = Conv
 
     def quantize(self, op, q):
@@ -133,11 +135,9 @@ class ConvKind(OpKind):
 
     def lower(self, op, layout, ctx):
         r = ctx.layer_reuse(op)
-        if r is not None and r > 1:
-            raise HardwareError(f"layer {op.origin or op.name!r}: convolutions cannot be folded yet (reuse {r}); "
-                                "remove its reuse setting (reuse applies to Dense layers)")
+        reuse = ctx.options.reuse if r is None else r
         if layout.image is None:
-            return [Stage(op.name, op, layout.fmt, in_size=layout.size)], layout.after(op)
+            return [Stage(op.name, op, layout.fmt, in_size=layout.size, params={"reuse": reuse})], layout.after(op)
         stages = []
         if any(op.padding):
             pad = pad_stage(f"{op.name}_pad", op.in_shape, op.padding, layout.fmt, 0)
@@ -145,14 +145,21 @@ class ConvKind(OpKind):
             h, w, c = op.in_shape
             pt, pb, pl, pr = op.padding
             op = op.replace(in_shape=(h + pt + pb, w + pl + pr, c), padding=(0, 0, 0, 0))
-        stages.append(Stage(op.name, op, layout.fmt, image=tuple(op.in_shape)))
+        stages.append(Stage(op.name, op, layout.fmt, image=tuple(op.in_shape), params={"reuse": reuse}))
         return stages, layout.after(op, image=spatial(op.shape))
 
     def component(self, stage, options):
         kw = dict(multiplier=options.multiplier.value, levels_per_stage=options.pipelining)
+        reuse = stage.params.get("reuse", 1)
         if stage.image is not None:
+            if reuse > 1:
+                from ..layers.folded_conv import FoldedConvStream
+                return FoldedConvStream(stage.op, stage.in_fmt, reuse, memory_bits=options.memory_bits, **kw)
             from ..layers.window import ConvStream
             return ConvStream(stage.op, stage.in_fmt, memory_bits=options.memory_bits, **kw)
+        if reuse > 1:
+            from ..layers.folded_conv import FoldedConv
+            return FoldedConv(stage.op, stage.in_fmt, reuse, **kw)
         from ..layers.conv import Conv as ConvLayer
         return ConvLayer(stage.op, stage.in_fmt, **kw)
 
@@ -165,4 +172,5 @@ class ConvKind(OpKind):
                 f"{'x'.join(map(str, op.strides))}, activation {op.activation}")
         if op.result_key == "logits":
             desc += " (softmax)"
-        return desc, _config_lines(op, ctx, reuse=False)
+        return desc, _config_lines(op, ctx, "reuse factor R: > 1 folds the layer: ~windows*n_in*n_out/R "
+                                                 "multipliers (io parallel), ~n_in*n_out/R per window (io stream)")

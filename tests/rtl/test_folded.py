@@ -73,12 +73,21 @@ def test_weight_rom_holds_the_weights_by_the_schedule(rng):
         sch, slots = _covered(7, 5, reuse)
         width = layer._w_shape.width
         words = layer.weight_rom()
+        columns, column_of = layer._weight_columns
         assert len(words) == sch.cycles
         for (t, lane, q), p in slots.items():
-            raw = (words[t] >> ((lane * sch.inputs_per_step + q) * width)) & ((1 << width) - 1)
+            want = int(op.weight[p]) if p is not None else 0
+            col = column_of[lane][q]
+            if col is None:  # a multiplier without weights has no column and no product
+                assert all(int(op.weight[p]) == 0 for (_, ln, qq), p in slots.items()
+                           if (ln, qq) == (lane, q) and p is not None)
+                continue
+            raw = (words[t] >> (col * width)) & ((1 << width) - 1)
             value = raw - (1 << width) if layer._w_shape.signed and raw >> (width - 1) else raw
-            assert value == (int(op.weight[p]) if p is not None else 0)
-        assert layer.rom_bits == sch.cycles * sch.multipliers * width
+            assert value == want
+        assert len(set(columns)) == len(columns)  # each distinct weight sequence once
+        assert layer.rom_bits == sch.cycles * len(columns) * width
+        assert layer.multipliers == sum(col is not None for row in column_of for col in row) <= sch.multipliers
 
 
 FOLD_CASES = [  # (sizes, input format, config, what the plan must be)
