@@ -26,10 +26,12 @@ Keys of a layer table:
     for a Dense with ``activation="softmax"``: the format of the Dense output that feeds the
     softmax (default: the default precision).
 ``reuse``
-    for a Dense: the reuse factor R, a positive integer (default: ``nnhdl convert --reuse``, else
-    1). R = 1 is the fully parallel layer (one constant multiplier per weight, II = 1); R > 1
-    folds it onto about ``n_in * n_out / R`` hardware multipliers with the weights in a ROM, and
-    it then accepts one input every R cycles at most (see :class:`nnhdl.layers.FoldedDense`).
+    for a Dense or a convolution: the reuse factor R, a positive integer (default: ``nnhdl convert
+    --reuse``, else 1). R = 1 is the fully parallel layer (one constant multiplier per weight,
+    II = 1); R > 1 folds a Dense onto about ``n_in * n_out / R`` hardware multipliers with the
+    weights in a ROM, and it then accepts one input every R cycles at most (see
+    :class:`nnhdl.layers.FoldedDense`); a convolution likewise, per image with ``io = parallel``
+    and per window with ``io = stream`` (:mod:`nnhdl.layers.folded_conv`).
 ``alpha``
     format of a leaky ReLU's slope (default: the default precision, as hls4ml's ``param_t``).
 ``exp_table``, ``inv_table``, ``table_size``

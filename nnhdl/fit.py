@@ -1,9 +1,9 @@
 """Reuse factors chosen to fit a board (``nnhdl convert --fit BOARD``, ``reuse = "auto"``).
 
-:func:`fit_reuse` starts from every Dense layer fully parallel (R = 1, or the R its configuration
-sets) and, while the estimate (:mod:`nnhdl.estimate`: LUTs and flip-flops; hardware multipliers
-and memories counted) exceeds the board's resources with a safety margin, doubles the reuse
-factor of the Dense layer whose estimate is largest, until everything fits. When DSP blocks are
+:func:`fit_reuse` starts from every Dense and convolution layer fully parallel (R = 1, or the R
+its configuration sets) and, while the estimate (:mod:`nnhdl.estimate`: LUTs and flip-flops;
+hardware multipliers and memories counted) exceeds the board's resources with a safety margin,
+doubles the reuse factor of the layer whose estimate is largest, until everything fits. When DSP blocks are
 short, the table softmax's products (two variables) are built from adders instead. When only the DSP
 blocks are short once every layer is folded as far as it goes (each folded layer needs at least
 one multiplier), the smallest layers go back to fully parallel shift-and-add logic (no DSP) while
@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 from .estimate import estimate_layer
 from .hardware import build_component, lower_hardware
-from .ir import Conv, Dense, Softmax
+from .ir import Dense, Softmax
 from .layers.folded import link_folded
+from .layers.folded_conv import largest_reuse
 
 __all__ = ["fit_reuse", "FitError", "FitResult", "MARGIN"]
 
@@ -33,7 +34,7 @@ class FitError(ValueError):
 
 @dataclass
 class FitResult:
-    layer_reuse: dict                  # Dense layer name -> R
+    layer_reuse: dict                  # Dense or convolution layer name -> R
     needed: dict                       # LUT, FF, DSP, BRAM (estimated)
     available: dict                    # the board's
     steps: list = field(default_factory=list)  # (layer, R) in the order they were folded
@@ -70,7 +71,9 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
     res = target.resources
     bram_bits = res["BRAM_bits"] // max(res["BRAM"], 1)
     limit = {"LUT": int(res["LUT"] * MARGIN), "FF": int(res["FF"] * MARGIN), "DSP": res["DSP"], "BRAM": res["BRAM"]}
-    dense = [op for op in graph.ops if isinstance(op, Dense) and not isinstance(op, Conv)]
+    dense = [op for op in graph.ops if isinstance(op, Dense)]  # convolutions too
+    streamed = {stage.name for stage in lower_hardware(graph, options).stages if stage.image is not None}
+    top = {op.name: largest_reuse(op, op.name in streamed) for op in dense}
     reuse = {op.name: fixed.get(op.name, fixed.get(op.origin, 1)) for op in dense}
     free = [op for op in dense if op.name not in fixed and op.origin not in fixed]
     cache, steps, logic = {}, [], list(options.logic_multipliers)
@@ -102,13 +105,13 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
             progress(f"reuse {dict(reuse)}: estimated " + ", ".join(f"{total[k]:,} {k}" for k in limit))
         if not over:
             return FitResult(dict(reuse), total, dict(res), steps, tuple(logic))
-        growable = [op for op in free if reuse[op.name] < op.n_in * op.n_out]
+        growable = [op for op in free if reuse[op.name] < top[op.name]]
         if "DSP" in over and any(name not in logic for name in softmaxes):  # the softmax's products in logic
             logic += [name for name in softmaxes if name not in logic]
             steps.append(("softmax products in logic", 0))
             continue
         if not growable and over == ["DSP"]:  # out of multipliers only: unfold small layers into logic
-            for op in sorted(free, key=lambda op: op.n_in * op.n_out):
+            for op in sorted(free, key=lambda op: top[op.name]):
                 if reuse[op.name] == 1:
                     continue
                 before = reuse[op.name]
@@ -129,10 +132,10 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
         if not growable:
             parts = "; ".join(f"{k}: {total[k]:,} estimated, {limit[k]:,} usable of {res[k]:,}" for k in over)
             raise FitError(
-                f"the network does not fit {target.name} at any reuse factor ({parts}; every Dense layer is "
+                f"the network does not fit {target.name} at any reuse factor ({parts}; every Dense and convolution layer is "
                 f"folded as far as it goes). Try narrower formats (nnhdl config / --precision), fewer weights, "
                 f"or a larger board (nnhdl boards)")
         # the largest layer (by what is over) is folded further
         worst = max(growable, key=lambda op: sum(per[op.name][k] / max(limit[k], 1) for k in over))
-        reuse[worst.name] = min(reuse[worst.name] * 2, worst.n_in * worst.n_out)
+        reuse[worst.name] = min(reuse[worst.name] * 2, top[worst.name])
         steps.append((worst.name, reuse[worst.name]))

@@ -78,7 +78,7 @@ class BuildOptions:
     levels between registers, unless ``family`` is set: then registers go where the family's
     delay model at ``clock_mhz`` (default: the family's) requires them. ``memory_bits``: line
     buffers at least this large are block RAM. ``reuse``: the reuse factor of every Dense
-    (1 = fully parallel); ``layer_reuse``: per-layer overrides, ``((layer name, R), ...)``.
+    and convolution (1 = fully parallel); ``layer_reuse``: per-layer overrides, ``((layer name, R), ...)``.
     ``logic_multipliers``: layers (op or Keras names) whose products of two variables (the table
     softmax's) are built from adders instead of DSP blocks (``nnhdl convert --fit`` sets it when
     the board is short of DSPs).

@@ -33,10 +33,11 @@ from .progress import stage_progress
               help="With --io stream: line buffers of at least this many bits are block RAM (lib.memory), "
                    "smaller ones registers.  [default: 1024]")
 @click.option("--reuse", type=click.IntRange(1), default=1, show_default=True,
-              help="Reuse factor of every Dense layer (a config's [layer.NAME] reuse = R wins): each hardware "
-                   "multiplier used up to R times, one inference every R cycles at most; 1 = fully parallel.")
+              help="Reuse factor of every Dense and convolution layer (a config's [layer.NAME] reuse = R wins): "
+                   "each hardware multiplier used up to R times, one inference (a window, for --io stream "
+                   "convolutions) every R cycles at most; 1 = fully parallel.")
 @click.option("--fit", "fit", metavar="BOARD", default=None,
-              help="Choose the reuse factor of every Dense layer whose config does not set one (or sets "
+              help="Choose the reuse factor of every Dense and convolution layer whose config does not set one (or sets "
                    "reuse = \"auto\") so that the estimated LUTs, flip-flops, DSPs and block RAM fit BOARD "
                    "(nnhdl boards lists them); nnhdl build checks it after synthesis.")
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -196,11 +196,11 @@ def test_random_networks_folded(seed):
 @pytest.mark.parametrize("reuse", [2, 5, 100])
 def test_cnn_with_folded_dense(rng, io, reuse):
     """Conv -> pool -> Flatten -> Dense -> Dense: the Dense layers fold (after the gathered image
-    in io stream), the convolution stays parallel with the default reuse."""
+    in io stream), the convolution stays parallel (its own R = 1)."""
     g = (ImageNet(rng, (5, 4, 2)).conv("c", 3, (2, 2), activation="relu").pool("p", "max", (2, 1))
          .dense("d", 4).dense("e", 3).graph())
     q = lower(g, formats(50 + reuse, ["c", "p", "d", "e"]))
-    net = Network(q, io=io, reuse=reuse)
+    net = Network(q, io=io, reuse=reuse, layer_reuse={"c": 1})
     kinds = [type(layer).__name__ for _, layer in net.layers]
     assert kinds.count("FoldedDense") == 2 and ("Conv" in kinds or "ConvStream" in kinds)
     _check(q, net, reuse, n=5 if io == "stream" else 12)
@@ -267,13 +267,14 @@ def test_network_rejects_reuse_it_cannot_apply(rng):
         Network(graph, reuse=0)
     with pytest.raises(NetworkError, match="reuse of layer 'fc1' must be a positive integer"):
         Network(graph, layer_reuse={"fc1": 1.5})
-    with pytest.raises(NetworkError, match="'in', which is not a Dense layer.*remove it"):
+    with pytest.raises(NetworkError, match="'in', which is not a Dense or convolution layer.*remove it"):
         Network(graph, layer_reuse={"in": 2})
-    g = ImageNet(rng, (4, 4, 1)).conv("c", 2, (2, 2)).graph()
+    g = ImageNet(rng, (4, 4, 1)).conv("c", 2, (2, 2)).pool("p", "max", (2, 2)).graph()
     q = lower(g, PrecisionConfig.from_dict({"precision": "fixed<8,3>"}))
-    with pytest.raises(NetworkError, match="layer 'c': convolutions cannot be folded yet.*remove its reuse"):
-        Network(q, layer_reuse={"c": 4})
-    assert Network(q, reuse=4).interval == 1  # the default reuse leaves convolutions parallel
+    with pytest.raises(NetworkError, match="'p', which is not a Dense or convolution layer"):
+        Network(q, layer_reuse={"p": 4})
+    with pytest.raises(NetworkError, match="reuse of layer 'c' must be a positive integer"):
+        Network(q, layer_reuse={"c": 0})
 
 
 @pytest.mark.keras

@@ -103,3 +103,25 @@ def test_short_of_dsps_the_softmax_products_go_to_logic(tmp_path):
     assert dict(design.network.layers)[softmax].multipliers == 0
     result = verify_design(design, random_inputs(graph, 100), gap=0.2, stall=0.2)
     assert result.mismatch_count == 0 and result.latency_ok
+
+
+@pytest.mark.parametrize("io", ["parallel", "stream"])
+def test_convolutions_are_folded_too(io):
+    """A CNN whose convolution is most of its logic: the fit folds the convolution (per image
+    in io parallel, per window in io stream), within its largest useful reuse factor."""
+    import numpy as np
+
+    from nnhdl.layers.folded_conv import largest_reuse
+    from nnhdl.passes import lower
+
+    from ..rtl.test_cnn_layers import ImageNet
+
+    g = (ImageNet(np.random.default_rng(4), (6, 6, 3)).conv("c1", 8, (3, 3), activation="relu")
+         .pool("p", "max", (2, 2)).dense("d", 4).graph())
+    q = lower(g, PrecisionConfig.from_dict({"precision": "fixed<10,4>"}))
+    options = BuildOptions(io=io)
+    parallel = fit_reuse(q, options, small_board(10 ** 6, 10 ** 6)).needed
+    board = small_board(int(parallel["LUT"] * 0.5 / MARGIN), int(parallel["FF"] * 0.9 / MARGIN), dsp=400)
+    result = fit_reuse(q, options, board)
+    assert result.steps[0][0] == "c1" and 1 < result.layer_reuse["c1"] <= largest_reuse(q.op("c1"), io == "stream")
+    assert all(result.needed[k] <= board.resources[k] * MARGIN for k in ("LUT", "FF"))
