@@ -6,12 +6,21 @@ register bits; ROM bits; hardware multipliers).
 those with logic: the low bits of ``x + (y << d)`` are ``x``'s own), with the coefficients fitted to
 Yosys on a set of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to
 Yosys for every design and the error: a rough guide (about ±25 % today), not a promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
-removes the few whose bits are constant). Hardware multipliers and block RAM are counted, not
-estimated (DSP blocks, ROMs read synchronously). Folded layers count only their output
-datapath (their lanes and accumulators are not modelled yet).
+removes the few whose bits are constant). DSP blocks are counted per multiplier from its operand
+widths as Yosys splits it (:func:`dsp_blocks`); block RAM is counted, not estimated (ROMs read
+synchronously). Folded layers count only their output datapath (their lanes and accumulators
+are not modelled yet).
 """
 
-__all__ = ["COEFFICIENTS", "estimate_layer", "estimate_totals", "FAMILIES"]
+__all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "dsp_blocks", "estimate_layer", "estimate_totals", "FAMILIES"]
+
+#: Per family, how Yosys maps a ``*`` of two variables onto DSP blocks: the widest signed operands
+#: one block multiplies, the narrowest piece it puts in one, the narrowest product it does
+#: (``(a, b, min_operand, min_product)``). ice40 ``SB_MAC16`` 16x16 and ecp5 ``MULT18X18D`` 18x18:
+#: measured 2026-12-01 with YoWASP Yosys 0.70 (``synth_ice40 -dsp``, ``synth_ecp5``) on 17
+#: signed multipliers from 4x4 to 36x36, every count matched; xc7 ``DSP48E1`` 25x18: from its
+#: data sheet, not measured.
+DSP_GEOMETRY = {"ice40": (16, 16, 2, 11), "ecp5": (18, 18, 2, 2), "xc7": (25, 18, 2, 2)}
 
 #: Per family: LUTs per adder bit, per comparator bit, per multiplexer bit, per layer (control).
 #: ice40 and ecp5 (LUT4, ECP5 carries as 2 LUTs per CCU2C): fitted 2026-12-01 to Yosys on the 9
@@ -24,18 +33,44 @@ COEFFICIENTS = {
 FAMILIES = tuple(COEFFICIENTS)
 
 
+def dsp_blocks(a, b, family):
+    """DSP blocks of ``family`` that Yosys uses for one signed ``a``-bit by ``b``-bit multiplier:
+    each operand is cut into pieces as wide as the block's inputs (the rest last); a piece pair
+    takes a block when both pieces are at least ``min_operand`` bits and the product at least
+    ``min_product`` (smaller pieces are built from logic)."""
+    wa, wb, min_operand, min_product = DSP_GEOMETRY[family]
+    if a < b:
+        a, b = b, a
+    pieces = lambda n, w: [w] * (n // w) + ([n % w] if n % w else [])  # noqa: E731
+    return sum(1 for x in pieces(a, wa) for y in pieces(b, wb)
+               if x >= min_operand and y >= min_operand and x + y >= min_product)
+
+
+def _dsp(entry, family):
+    shapes = entry.get("multiplier_shapes")
+    if shapes is None:  # a report written before shapes were recorded: one block per multiplier
+        return int(entry.get("multipliers", 0))
+    total = 0
+    for key, count in shapes.items():
+        a, b = (int(v) for v in key.split("x"))
+        total += count * dsp_blocks(a, b, family)
+    return total
+
+
 def estimate_layer(entry, family):
-    """``{"LUT": n, "FF": n}`` of one ``report.json`` layer entry (one with hardware figures)."""
+    """``{"LUT": n, "FF": n, "DSP": n}`` of one ``report.json`` layer entry (one with hardware
+    figures)."""
     c = COEFFICIENTS[family]
     bits = entry.get("logic_bits") or {}
     luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux")) + c["layer"]
-    return {"LUT": int(round(luts)), "FF": int(entry.get("register_bits", 0))}
+    return {"LUT": int(round(luts)), "FF": int(entry.get("register_bits", 0)), "DSP": _dsp(entry, family)}
 
 
 def estimate_totals(layers):
-    """``{family: {"LUT": n, "FF": n}}`` summed over the layer entries with hardware figures."""
+    """``{family: {"LUT": n, "FF": n, "DSP": n}}`` summed over the layer entries with hardware
+    figures."""
     out = {}
     for family in FAMILIES:
         per = [estimate_layer(e, family) for e in layers if "latency_cycles" in e]
-        out[family] = {"LUT": sum(p["LUT"] for p in per), "FF": sum(p["FF"] for p in per)}
+        out[family] = {k: sum(p[k] for p in per) for k in ("LUT", "FF", "DSP")}
     return out

@@ -48,7 +48,7 @@ def _needs(figures, family, bram_bits):
     for bits in (figures.get("rom_bits", 0), figures.get("memory_bits", 0)):
         if bits >= 1024:  # tables and buffers this large go to block RAM
             blocks += math.ceil(bits / bram_bits)
-    return {"LUT": est["LUT"], "FF": est["FF"], "DSP": figures.get("multipliers", 0), "BRAM": blocks}
+    return {"LUT": est["LUT"], "FF": est["FF"], "DSP": est["DSP"], "BRAM": blocks}
 
 
 def _discarded(component):

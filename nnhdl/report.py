@@ -90,7 +90,8 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
         "totals": totals,
         "estimates": estimates,
         "estimates_note": ("LUT and FF before synthesis (nnhdl.estimate, fitted to Yosys by benchmarks/estimate.py); "
-                           "DSP blocks and block RAM are the multipliers and memories counted above"),
+                           "DSP blocks per multiplier from its operand widths as Yosys splits it (nnhdl.estimate.dsp_blocks); "
+                           "block RAM: the memories counted above"),
         "files": files or {},
         "sha256": sha256 or {},
         "tools": _tool_versions(),

@@ -37,7 +37,8 @@ def print_report(report, outdir=None):
     estimates = report.get("estimates")
     if estimates:
         out.print("estimated before synthesis: " + "; ".join(
-            f"{family} {e['LUT']:,} LUT, {e['FF']:,} FF" for family, e in estimates.items())
+            f"{family} {e['LUT']:,} LUT, {e['FF']:,} FF" + (f", {e['DSP']:,} DSP" if e.get("DSP") else "")
+            for family, e in estimates.items())
             + " (Yosys's count: nnhdl synth OUTDIR --family ice40|ecp5)")
     fit = report.get("fit")
     if fit:

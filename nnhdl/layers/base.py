@@ -17,6 +17,15 @@ def word_shape(fmt):
     return signed(fmt.width) if fmt.signed else unsigned(fmt.width)
 
 
+def count_shapes(widths):
+    """``{"AxB": count}`` of multiplier operand widths ``[(a, b), ...]`` (the wider first)."""
+    out = {}
+    for a, b in widths:
+        key = f"{max(a, b)}x{min(a, b)}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def stream_signature(fmt, n):
     """``stream.Signature`` carrying ``n`` words of ``fmt`` (element 0 in the low bits)."""
     return stream.Signature(data.ArrayLayout(word_shape(fmt), n))
@@ -25,12 +34,15 @@ def stream_signature(fmt, n):
 class LayerFigures:
     """What every layer component reports (``report.json``'s per-layer hardware figures):
     ``latency``, ``interval`` (cycles between accepted inputs at full rate, 1 unless folded),
-    ``adders``, ``multipliers``, ``register_bits``, ``rom_bits``, ``memory_bits``; subclasses add
+    ``adders``, ``multipliers`` (and ``multiplier_shapes``: how many of each operand width ``"AxB"``,
+    from which :mod:`nnhdl.estimate` counts DSP blocks), ``register_bits``, ``rom_bits``,
+    ``memory_bits``; subclasses add
     their own through :meth:`figures`. :meth:`handshake` gives the layer's model for
     :mod:`nnhdl.layers.timing`."""
 
     interval = 1
     memory_bits = 0
+    multiplier_widths = ()  # (a, b) per hardware multiplier
 
     @property
     def logic_bits(self):
@@ -41,7 +53,8 @@ class LayerFigures:
 
     def figures(self):
         return {"latency_cycles": self.latency, "interval_cycles": self.interval, "adders": self.adders,
-                "multipliers": self.multipliers, "register_bits": self.register_bits, "rom_bits": self.rom_bits,
+                "multipliers": self.multipliers, "multiplier_shapes": count_shapes(self.multiplier_widths),
+                "register_bits": self.register_bits, "rom_bits": self.rom_bits,
                 "memory_bits": self.memory_bits, "logic_bits": self.logic_bits}
 
     def handshake(self):
@@ -54,6 +67,10 @@ class _DatapathLogic:
     @property
     def logic_bits(self):
         return dict(self._dp.logic_bits)
+
+    @property
+    def multiplier_widths(self):
+        return tuple(self._dp.multiplier_shapes)
 
 
 class RegisteredFront(_DatapathLogic):

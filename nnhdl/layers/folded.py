@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from ..arith import dense_plan
 from .activation import activation_nodes
 from .base import LayerFigures, stream_signature, word_shape
-from .pipeline import Datapath, shape_for
+from .pipeline import Datapath, operand_widths, shape_for
 from .timing import Folded
 
 __all__ = ["FoldedDense", "FoldSchedule", "fold_schedule", "link_folded"]
@@ -298,6 +298,13 @@ class FoldedDense(LayerFigures, wiring.Component):
     @property
     def adders(self):
         return self._products + self._dp.adders
+
+    @property
+    def multiplier_widths(self):
+        """The lanes' products (input word times weight), then any of the activation."""
+        x = (self.in_fmt.min_int, self.in_fmt.max_int)
+        weights = [int(v) for v in self.op.weight.flat] + [0]
+        return (operand_widths(x, (min(weights), max(weights))),) * self._products + tuple(self._dp.multiplier_shapes)
 
     @property
     def _products(self):

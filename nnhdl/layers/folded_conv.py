@@ -128,6 +128,7 @@ class FoldedConvStream(LayerFigures, wiring.Component):
 
     adders = property(lambda self: self.engine.adders)
     multipliers = property(lambda self: self.engine.multipliers)
+    multiplier_widths = property(lambda self: self.engine.multiplier_widths)
     rom_bits = property(lambda self: self.engine.rom_bits)
     memory_bits = property(lambda self: self.front.memory_bits)
     register_bits = property(lambda self: self.front.register_bits + self.engine.register_bits)
