@@ -61,6 +61,13 @@ def designs(keras, quick=False):
          {"io": "stream"}),
         ("MLP 32-16-8 fixed<7,3> relu, --family ecp5", "check", _mlp(keras, [32, 16, 8], "relu", 7),
          {"precision": "fixed<7,3>"}, {"family": "ecp5", "clock_mhz": 100.0}),
+        # folded layers (reuse factor): lanes, multiplexers and DSP-absorbed product registers
+        ("MLP 16-16-4 fixed<8,3> --reuse 4", "check", _mlp(keras, [16, 16, 4], "relu", 8),
+         {"precision": "fixed<8,3>"}, {"reuse": 4}),
+        ("MLP 32-16-8 fixed<8,3> --reuse 64", "check", _mlp(keras, [32, 16, 8], "relu", 9),
+         {"precision": "fixed<8,3>"}, {"reuse": 64}),
+        ("CNN 8x8 conv3x3x4 pool fc10 fixed<8,3> stream --reuse 8", "check", _cnn(keras, 10),
+         {"precision": "fixed<8,3>"}, {"io": "stream", "reuse": 8}),
     ]
     if not quick:
         jet = ensure_model(str(ROOT / "build/jet_tagger/jet_tagger.keras"))

@@ -19,7 +19,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..arith import dense_plan
 from .activation import activation_nodes
-from .base import LayerFigures, stream_signature, word_shape
+from .base import LayerFigures, count_shapes, stream_signature, word_shape
 from .pipeline import Datapath, operand_widths, shape_for
 from .timing import Folded
 
@@ -266,13 +266,30 @@ class FoldedDense(LayerFigures, wiring.Component):
     # -- what the layer is -------------------------------------------------------------------------
     @property
     def logic_bits(self):
-        """The output datapath's logic, plus per multiplier an accumulator adder and an input
-        multiplexer (a first-order count: the products are in DSP blocks)."""
+        """The output datapath's logic plus the lanes' (the products are in DSP blocks): per input
+        group a multiplexer over its distinct sources; per lane the choice of bias or running sum
+        and of the output's bias; per product an accumulator adder (and a comparison when it
+        saturates); the step counters. Checked against Yosys ``synth_ice40`` on ten folded Dense
+        and convolution layers (2026-12-01): LUTs -13 % ... +39 %, flip-flops -12 % ... +27 %."""
         bits = dict(self._dp.logic_bits)
-        lanes = self.schedule.multipliers
-        bits["add"] += lanes * self._acc_shape.width
-        bits["mux"] += lanes * word_shape(self.in_fmt).width
+        sch, acc, w_in = self.schedule, self._acc_shape.width, word_shape(self.in_fmt).width
+        groups = self._input_groups[0] if self._source is None else [("c", (0, 1))]
+        bits["mux"] += sum(len(set(sources)) - 1 for _, sources in groups) * w_in
+        biases = [len({int(self.plan.bias[j]) for j in outs}) for outs in self._lane_outputs]
+        bits["mux"] += sum(biases) * acc  # bias or running sum, and n biases: n 2-way multiplexers
+        bits["add"] += self._products * acc + 3 * max(1, (sch.cycles - 1).bit_length())
+        if self.plan.ordered:
+            bits["compare"] += self._products * acc
         return bits
+
+    @property
+    def dsp_register_bits(self):
+        """``{"AxB": bits}``: the product registers a DSP block of that multiplier shape takes in
+        (Yosys packs them into iCE40 ``SB_MAC16`` and ECP5 ``MULT18X18D``; measured: all of them
+        when a lane sums several products per step, about half with one)."""
+        share = 1.0 if self.schedule.inputs_per_step > 1 else 0.5
+        key = next(iter(count_shapes(self.multiplier_widths[:1])), None)
+        return {key: int(self._products * self._product_shape().width * share)} if key and self._products else {}
 
     def handshake(self):
         """After accepting an input, ready again only in the last of its ``interval`` steps."""
@@ -280,7 +297,7 @@ class FoldedDense(LayerFigures, wiring.Component):
 
     def figures(self):
         sch = self.schedule
-        return dict(LayerFigures.figures(self), reuse=self.reuse, folding={
+        return dict(LayerFigures.figures(self), reuse=self.reuse, dsp_register_bits=self.dsp_register_bits, folding={
             "lanes": sch.lanes, "inputs_per_step": sch.inputs_per_step, "outputs_per_lane": sch.outputs_per_lane,
             "weight_rom_bits": self.rom_bits})
 

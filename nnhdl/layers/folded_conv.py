@@ -141,7 +141,7 @@ class FoldedConvStream(LayerFigures, wiring.Component):
     def figures(self):
         entry = dict(LayerFigures.figures(self))
         engine = self.engine.figures()
-        entry.update(reuse=engine["reuse"], folding=engine["folding"])
+        entry.update(reuse=engine["reuse"], folding=engine["folding"], dsp_register_bits=engine["dsp_register_bits"])
         front = self.front.figures()
         entry.update({k: front[k] for k in ("line_buffer_bits", "line_buffer") if k in front})
         return entry
