@@ -182,6 +182,8 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
         fitted = timed("fit reuse factors", _fit, qgraph, options, fit, fixed)
         options = options.replace(layer_reuse=tuple(fitted.layer_reuse.items()),
                                   logic_multipliers=fitted.logic_multipliers)
+        if fitted.memory_bits is not None:
+            options = options.replace(memory_bits=fitted.memory_bits)
 
     def build():
         network = build_network(qgraph, options=options)
@@ -211,6 +213,7 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
         if fitted is not None:
             report["fit"] = {"board": fit, "layer_reuse": fitted.layer_reuse, "estimated": fitted.needed,
                              "logic_multipliers": list(fitted.logic_multipliers),
+                             "line_buffers_in_block_ram": fitted.memory_bits is not None,
                              "available": fitted.available, "usable_share_of_LUT_FF": fitted.margin}
         (tmp / REPORT_FILE).write_text(json.dumps(report, indent=1) + "\n")
     return Design(qgraph, network, report, Path(outdir), options)

@@ -7,7 +7,8 @@ doubles the reuse factor of the layer whose estimate is largest, until everythin
 short, the table softmax's products (two variables) are built from adders instead. When only the DSP
 blocks are short once every layer is folded as far as it goes (each folded layer needs at least
 one multiplier), the smallest layers go back to fully parallel shift-and-add logic (no DSP) while
-the logic still fits. Each layer is built
+the logic still fits. With ``io = stream``, when the LUTs or flip-flops are short, the line buffers
+go to block RAM first (they cost no throughput there). Each layer is built
 and estimated on its own, once per reuse factor tried. The choice is only as good as the estimate:
 ``nnhdl build`` checks it after synthesis (and says what does not fit).
 """
@@ -40,21 +41,25 @@ class FitResult:
     steps: list = field(default_factory=list)  # (layer, R) in the order they were folded
     logic_multipliers: tuple = ()      # layers whose variable products went from DSPs to logic
     margin: float = MARGIN             # the share of the LUTs and flip-flops the estimate may use
+    memory_bits: int = None            # line buffers at least this large in block RAM (None: as given)
 
 
 def _needs(figures, family, bram_bits):
     est = estimate_layer(figures, family)
     blocks = 0
-    for bits in (figures.get("rom_bits", 0), figures.get("memory_bits", 0)):
-        if bits >= 1024:  # tables and buffers this large go to block RAM
-            blocks += math.ceil(bits / bram_bits)
+    if figures.get("rom_bits", 0) >= 1024:  # tables this large go to block RAM
+        blocks += math.ceil(figures["rom_bits"] / bram_bits)
+    if figures.get("memory_bits", 0):  # line buffers and links are block RAM whatever their size
+        blocks += math.ceil(figures["memory_bits"] / bram_bits)
     return {"LUT": est["LUT"], "FF": est["FF"], "DSP": est["DSP"], "BRAM": blocks}
 
 
 def _discarded(component):
     """``component``, marked as built only to be measured (Amaranth then does not warn that it
-    was never elaborated; nor its link memories)."""
-    for obj in (component, getattr(component, "_sink", None), getattr(component, "_source", None)):
+    was never elaborated; nor its parts: link memories, a folded stream convolution's window
+    and products)."""
+    for obj in (component, getattr(component, "_sink", None), getattr(component, "_source", None),
+                getattr(component, "front", None), getattr(component, "engine", None)):
         if obj is not None:
             target = getattr(obj, "memory", obj)
             target._MustUse__silence = True
@@ -77,12 +82,14 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
     reuse = {op.name: fixed.get(op.name, fixed.get(op.origin, 1)) for op in dense}
     free = [op for op in dense if op.name not in fixed and op.origin not in fixed]
     cache, steps, logic = {}, [], list(options.logic_multipliers)
+    memory_bits, moved = options.memory_bits, False  # moved: line buffers to block RAM tried
     softmaxes = [op.name for op in graph.ops if isinstance(op, Softmax) and op.implementation == "table"]
 
     def estimate():
         """Per stage and in total; folded layers are built afresh and linked as the Network links
         them (a link depends on both neighbours), the others once."""
-        opts = options.replace(layer_reuse=tuple(reuse.items()), logic_multipliers=tuple(logic))
+        opts = options.replace(layer_reuse=tuple(reuse.items()), logic_multipliers=tuple(logic),
+                               memory_bits=memory_bits)
         stages = lower_hardware(graph, opts).stages
         folded = {stage.name: build_component(stage, opts) for stage in stages if stage.params.get("reuse", 1) > 1}
         link_folded([folded.get(stage.name) for stage in stages])
@@ -91,12 +98,16 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
             if stage.name in folded:
                 per[stage.name] = _needs(_discarded(folded[stage.name]).figures(), target.family, bram_bits)
                 continue
-            key = (stage.name, stage.params.get("reuse"), stage.name in logic)
+            key = (stage.name, stage.params.get("reuse"), stage.name in logic, memory_bits)
             if key not in cache:
                 cache[key] = _needs(_discarded(build_component(stage, opts)).figures(), target.family, bram_bits)
             per[stage.name] = cache[key]
         total = {k: sum(p[k] for p in per.values()) for k in limit}
         return per, total
+
+    def result():
+        return FitResult(dict(reuse), total, dict(res), steps, tuple(logic),
+                         memory_bits=None if memory_bits == options.memory_bits else memory_bits)
 
     while True:
         per, total = estimate()
@@ -104,7 +115,15 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
         if progress is not None:
             progress(f"reuse {dict(reuse)}: estimated " + ", ".join(f"{total[k]:,} {k}" for k in limit))
         if not over:
-            return FitResult(dict(reuse), total, dict(res), steps, tuple(logic))
+            return result()
+        if streamed and not moved and memory_bits > 1 and {"LUT", "FF"} & set(over):
+            # line buffers in block RAM instead of registers: fewer flip-flops, no slower
+            before, memory_bits, moved = memory_bits, 1, True
+            _, trial = estimate()
+            if trial["FF"] < total["FF"] and trial["BRAM"] <= limit["BRAM"]:
+                steps.append(("line buffers in block RAM", 0))
+                continue
+            memory_bits = before
         growable = [op for op in free if reuse[op.name] < top[op.name]]
         if "DSP" in over and any(name not in logic for name in softmaxes):  # the softmax's products in logic
             logic += [name for name in softmaxes if name not in logic]
@@ -127,7 +146,7 @@ def fit_reuse(graph, options, target, fixed=None, progress=None):
                 growable = []
             per, total = estimate()
             if all(total[k] <= limit[k] for k in limit):
-                return FitResult(dict(reuse), total, dict(res), steps, tuple(logic))
+                return result()
             over = [k for k in limit if total[k] > limit[k]]
         if not growable:
             parts = "; ".join(f"{k}: {total[k]:,} estimated, {limit[k]:,} usable of {res[k]:,}" for k in over)

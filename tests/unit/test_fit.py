@@ -123,5 +123,28 @@ def test_convolutions_are_folded_too(io):
     parallel = fit_reuse(q, options, small_board(10 ** 6, 10 ** 6)).needed
     board = small_board(int(parallel["LUT"] * 0.5 / MARGIN), int(parallel["FF"] * 0.9 / MARGIN), dsp=400)
     result = fit_reuse(q, options, board)
-    assert result.steps[0][0] == "c1" and 1 < result.layer_reuse["c1"] <= largest_reuse(q.op("c1"), io == "stream")
+    folds = [name for name, r in result.steps if r > 1]  # (io stream: line buffers to block RAM first)
+    assert folds[0] == "c1" and 1 < result.layer_reuse["c1"] <= largest_reuse(q.op("c1"), io == "stream")
     assert all(result.needed[k] <= board.resources[k] * MARGIN for k in ("LUT", "FF"))
+
+
+def test_stream_line_buffers_go_to_block_ram_before_anything_folds():
+    """io stream, flip-flops short by less than the line buffers: the fit moves the line buffers
+    into block RAM (no throughput lost) and folds nothing; convert applies and records it."""
+    import numpy as np
+
+    from nnhdl.passes import lower
+
+    from ..rtl.test_cnn_layers import ImageNet
+
+    g = (ImageNet(np.random.default_rng(5), (6, 6, 3)).conv("c1", 4, (3, 3), activation="relu")
+         .pool("p", "max", (2, 2)).dense("d", 3).graph())
+    q = lower(g, PrecisionConfig.from_dict({"precision": "fixed<10,4>"}))
+    big = small_board(10 ** 6, 10 ** 6, dsp=10 ** 4, bram=10 ** 4)
+    registers = fit_reuse(q, BuildOptions(io="stream"), big).needed
+    in_ram = fit_reuse(q, BuildOptions(io="stream", memory_bits=1), big).needed
+    assert in_ram["FF"] < registers["FF"] and in_ram["BRAM"] > registers["BRAM"]
+    board = small_board(10 ** 6, int((in_ram["FF"] + registers["FF"]) / 2 / MARGIN), dsp=10 ** 4, bram=10 ** 4)
+    result = fit_reuse(q, BuildOptions(io="stream"), board)
+    assert result.steps == [("line buffers in block RAM", 0)] and result.memory_bits == 1
+    assert set(result.layer_reuse.values()) == {1}
