@@ -44,7 +44,8 @@ def print_report(report, outdir=None):
     if fit:
         est, have = fit["estimated"], fit["available"]
         out.print(f"fitted to {fit['board']}: reuse " + ", ".join(f"{k} R={v}" for k, v in fit["layer_reuse"].items())
-                  + "; estimated " + ", ".join(f"{est[k]:,}/{have[k]:,} {k}" for k in ("LUT", "FF", "DSP", "BRAM")))
+                  + "; estimated " + ", ".join(f"{est[k]:,}/{have[k]:,} {k}" for k in ("LUT", "FF", "LC", "DSP", "BRAM")
+                                if k in est and k in have))
     for b in report.get("buffers", []):
         out.print(f"line buffer of {b['layer']}: {b['bits']} bits in {b['storage']}")
     i, o = report["input"], report["output"]

@@ -276,7 +276,9 @@ class FoldedDense(LayerFigures, wiring.Component):
         groups = self._input_groups[0] if self._source is None else [("c", (0, 1))]
         bits["mux"] += sum(len(set(sources)) - 1 for _, sources in groups) * w_in
         biases = [len({int(self.plan.bias[j]) for j in outs}) for outs in self._lane_outputs]
-        bits["mux"] += sum(biases) * acc  # bias or running sum, and n biases: n 2-way multiplexers
+        # per lane: bias or running sum, and the slot's bias, a table of constants (about one LUT4
+        # per bit for every 8 of them)
+        bits["mux"] += sum(1 + -(-(n - 1) // 8) for n in biases) * acc
         bits["add"] += self._products * acc + 3 * max(1, (sch.cycles - 1).bit_length())
         if self.plan.ordered:
             bits["compare"] += self._products * acc
