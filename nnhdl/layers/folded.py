@@ -111,6 +111,14 @@ def _select(index, values):
     return values[0]
 
 
+def _intern(index, items, item):
+    """The position of ``item`` in ``items`` (appended when new; ``index`` maps items to positions)."""
+    if item not in index:
+        index[item] = len(items)
+        items.append(item)
+    return index[item]
+
+
 class _Link:
     """Block RAM carrying a producer :class:`FoldedDense`'s outputs to the consumer right after it
     (see :func:`link_folded`): one word per output slot ``s`` holds every lane's output ``l * g + s``
@@ -376,13 +384,7 @@ class FoldedDense(LayerFigures, wiring.Component):
             for q in range(sch.inputs_per_step):
                 seq = tuple(int(w[i, j]) if i < n_in and j < n_out else 0
                             for i, j in (self._slot(t, lane, q) for t in range(sch.cycles)))
-                if not any(seq):
-                    row.append(None)
-                    continue
-                if seq not in index:
-                    index[seq] = len(columns)
-                    columns.append(seq)
-                row.append(index[seq])
+                row.append(_intern(index, columns, seq) if any(seq) else None)
             column_of.append(row)
         return columns, column_of
 
@@ -411,10 +413,7 @@ class FoldedDense(LayerFigures, wiring.Component):
                     seq.append(None if i >= n_in else i if self._taps is None else self._taps[j][i])
                 by_step = tuple(seq[:steps])
                 key = ("c", by_step) if all(seq[t] == by_step[t % steps] for t in range(len(seq))) else ("t", tuple(seq))
-                if key not in index:
-                    index[key] = len(groups)
-                    groups.append(key)
-                row.append(index[key])
+                row.append(_intern(index, groups, key))
             group_of.append(row)
         return groups, group_of
 
