@@ -215,7 +215,7 @@ class Datapath:
         if a.shift > b.shift:
             a, b = b, a
         d = b.shift - a.shift
-        bv = b.value << d if d else b.value
+        bv = b.value.shift_left(d) if d else b.value
         blo, bhi = b.lo << d, b.hi << d
         stage, depth = self._stage_of(a, b)
         if a.negative == b.negative:
@@ -260,11 +260,11 @@ class Datapath:
         if node.negative:
             cost = self._cost("add", _width(node.real_lo, node.real_hi))
             (node,) = self.align([node], cost)
-            value = node.value << node.shift if node.shift else node.value
+            value = node.value.shift_left(node.shift) if node.shift else node.value
             self.logic_bits["add"] += _width(node.real_lo, node.real_hi)
             return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
         if node.shift:
-            return Node(node.value << node.shift, node.real_lo, node.real_hi, node.stage, node.depth)
+            return Node(node.value.shift_left(node.shift), node.real_lo, node.real_hi, node.stage, node.depth)
         return node
 
     def multiply_const(self, node, c, multiplier="csd"):
@@ -319,10 +319,10 @@ class Datapath:
             v = int(requantize([lo], frac, to)[0])
             return Node(Const(v, shape_for(v, v)), v, v, None)
         if s <= 0:
-            value = node.value << -s if s else node.value
+            value = node.value.shift_left(-s) if s else node.value
             q = Node(value, lo << -s, hi << -s, node.stage, node.depth)
         elif to.rounding is Rounding.TRN:
-            q = Node(node.value >> s, lo >> s, hi >> s, node.stage, node.depth)
+            q = Node(node.value.shift_right(s), lo >> s, hi >> s, node.stage, node.depth)
         else:
             cost = self._cost("add", _width(qlo, qhi))
             (node,) = self.align([node], cost)
@@ -331,7 +331,7 @@ class Datapath:
                 fill = v[-1] if lo < 0 else Const(0, 1)
                 v = Cat(v, fill.replicate(s + 1 - len(v)))
                 v = v.as_signed() if lo < 0 else v
-            floor = v >> s
+            floor = v.shift_right(s)
             half = v[s - 1]
             below = v[:s - 1].any() if s > 1 else Const(0, 1)
             negative = v[-1] if lo < 0 else Const(0, 1)
@@ -525,7 +525,7 @@ class Datapath:
         assert top * (m * d - (1 << s)) < (1 << s)
         prod = self.materialize(self.multiply_const(u, m))
         (prod,) = self.align([prod], self._cost("mux"))
-        q = Node(prod.value >> s, (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
+        q = Node(prod.value.shift_right(s), (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
         q = Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth)
         rem = self.add(u, self.negate(self.multiply_const(q, d)))
         rem = self.materialize(rem)
