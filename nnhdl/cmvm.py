@@ -309,9 +309,15 @@ def _share(builder, cols, max_depth):
     keys = [c.pair_keys() for c in columns]
     if keys:
         record(np.concatenate(keys), np.repeat(np.arange(len(keys)), [len(k) for k in keys]))
+    alive = {}  # node -> its terms over all columns (a pattern occurs at most this often)
+    for col in columns:
+        for t in col.terms():
+            alive[t.node] = alive.get(t.node, 0) + 1
     while heap:
         negc, depth, key, where = heapq.heappop(heap)
         a, b, d, g = _unkey(key)
+        if (alive.get(a, 0) // 2 if a == b else min(alive.get(a, 0), alive.get(b, 0))) < 2:
+            continue  # fewer than two occurrences left: the recount below would drop it too
         if type(where) is tuple:  # first look at this pattern: its columns from its record() segment
             seg, start, length = where
             where = sorted(set(segments[seg][start:start + length].tolist()))
@@ -346,6 +352,9 @@ def _share(builder, cols, max_depth):
             col = columns[j]
             col.remove(a, s)
             col.remove(b, s + d)
+            alive[a] -= 1
+            alive[b] -= 1
+            alive[node] = alive.get(node, 0) + 1
             k = col.add_newest(node, min(s, s + d), ga)
             new_keys.append(k)
             new_cols.append(np.full(len(k), j))
