@@ -15,6 +15,9 @@ Nodes may carry a left ``shift`` (trailing zero bits kept out of the adders) and
 ``sign`` (so negative canonical signed digits cost a subtraction, not a negation).
 
 All registers update only while ``en`` is high: the whole pipeline holds when stalled.
+With ``share``, a value that several expressions read is first driven onto a combinational
+signal (:meth:`Datapath.shared`), so its logic is built once: the registers are
+:meth:`Datapath.statements`, those signals :meth:`Datapath.combinational`.
 Nothing here knows about streams; :class:`nnhdl.layers.base.PipelinedLayer` adds them.
 """
 
@@ -118,9 +121,15 @@ class Node:
 
 
 class Datapath:
-    """Builds a pipelined datapath; see the module docstring."""
+    """Builds a pipelined datapath; see the module docstring.
 
-    def __init__(self, levels_per_stage=2, name="dp"):
+    ``share``: values that several expressions read are driven onto combinational signals
+    (:meth:`shared`), whose assignments the caller must add to its module
+    (:meth:`combinational`, or :meth:`elaborate_memories`); without it every value stays a
+    self-contained expression (for a datapath used only to build expressions), and logic read
+    twice is built twice."""
+
+    def __init__(self, levels_per_stage=2, name="dp", share=False):
         self.delays = levels_per_stage if isinstance(levels_per_stage, DelayModel) else None
         if self.delays is None and levels_per_stage < 1:
             raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage!r}")
@@ -128,6 +137,9 @@ class Datapath:
         self.max_delay = 0     # the largest cost in front of any node within its stage
         self.name = name
         self.registers = []  # (register, value)
+        self.share = share
+        self.wires = []      # (combinational signal, value): logic that several expressions read
+        self._wired = {}     # id(value) -> (value, its signal)
         self._delays = {}
         self._count = 0
         self.adders = 0        # adders/subtractors (including rounding increments)
@@ -181,6 +193,24 @@ class Datapath:
     def _node(self, value, lo, hi, stage, depth, shift=0, negative=False):
         self.max_delay = max(self.max_delay, depth)
         return Node(value, lo, hi, stage, depth, shift, negative)
+
+    def shared(self, node):
+        """``node`` with its value driven onto a combinational signal (of the value's own shape)
+        when the value is an expression: an operation that reads a value several times, or several
+        operations that read one node in its stage, read the signal, so the logic exists once.
+        (Amaranth copies every expression of every assignment as it lowers the design, so an
+        expression used twice becomes two copies of its logic in the netlist, RTLIL and Verilog.)
+        Registers and constants, and any node of a datapath without ``share``, are returned as
+        they are."""
+        value = node.value
+        if not self.share or isinstance(value, (Signal, Const)):
+            return node
+        key = id(value)
+        if key not in self._wired:
+            wire = Signal(value.shape(), name=f"{self.name}_w{len(self.wires)}")
+            self.wires.append((wire, value))
+            self._wired[key] = (value, wire)  # keeps value alive: ids stay unique
+        return replace(node, value=self._wired[key][1])
 
     def align(self, nodes, levels=1):
         """Bring ``nodes`` to one stage, leaving room for ``levels`` more cost (adder levels, or
@@ -284,7 +314,10 @@ class Datapath:
             self.multipliers += 1
             return self._node(node.value * Const(c, shape_for(c, c)), min(cands), max(cands), node.stage,
                               node.depth + cost)
-        terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in csd_digits(c)]
+        digits = csd_digits(c)
+        if len(digits) > 1:  # one term per digit
+            node = self.shared(node)
+        terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in digits]
         return self.sum(terms)
 
     def cmvm(self, graph, xs):
@@ -294,6 +327,10 @@ class Datapath:
         interval (narrower than interval arithmetic where subexpressions are shared). Returns one
         node per graph output (a constant 0 for an empty column)."""
         nodes = list(xs)
+        uses = [0] * (graph.n_in + len(graph.adders))
+        for t in [t for add in graph.adders for t in (add.a, add.b)] + graph.outputs:
+            if t is not None:
+                uses[t.node] += 1
 
         def term(t):
             n = nodes[t.node]
@@ -305,6 +342,8 @@ class Datapath:
                 lo, hi = (-add.hi, -add.lo) if r.negative else (add.lo, add.hi)
                 lo, hi = -((-lo) >> r.shift), hi >> r.shift
                 r = replace(r, lo=max(r.lo, lo), hi=min(r.hi, hi))
+                if uses[len(nodes)] > 1:  # a shared subexpression: its logic once
+                    r = self.shared(r)
             nodes.append(r)
         return [self.const(0) if t is None else term(t) for t in graph.outputs]
 
@@ -326,7 +365,7 @@ class Datapath:
         else:
             cost = self._cost("add", _width(qlo, qhi))
             (node,) = self.align([node], cost)
-            v = node.value
+            v = self.shared(node).value  # read up to five times below
             if len(v) <= s:  # dropping more bits than the value has: extend it first
                 fill = v[-1] if lo < 0 else Const(0, 1)
                 v = Cat(v, fill.replicate(s + 1 - len(v)))
@@ -361,13 +400,15 @@ class Datapath:
             return q
         if to.overflow is Overflow.WRAP:
             value = q.value
-            if len(value) < to.width:
+            if len(value) < to.width:  # (the value is read twice: once, as a signal)
+                value = self.shared(q).value
                 fill = value[-1] if q.lo < 0 else Const(0, 1)
                 value = Cat(value, fill.replicate(to.width - len(value)))
             bits = value[:to.width]
             return Node(bits.as_signed() if to.signed else bits, to.min_int, to.max_int, q.stage, q.depth)
         cost = self._cost("compare", _width(q.lo, q.hi)) + self._cost("mux") if self.delays else 1
         (q,) = self.align([q], cost)
+        q = self.shared(q)  # compared and passed on
         over = q.value > hi if q.hi > hi else Const(0, 1)
         under = q.value < lo if q.lo < lo else Const(0, 1)
         self.logic_bits["compare"] += _width(q.lo, q.hi) * ((q.hi > hi) + (q.lo < lo))
@@ -389,7 +430,7 @@ class Datapath:
             return self.const(max(a.lo, b.lo))
         width = max(_width(a.lo, a.hi), _width(b.lo, b.hi))
         cost = self._cost("compare", width) + self._cost("mux") if self.delays else 1
-        a, b = self.align([a, b], cost)
+        a, b = (self.shared(n) for n in self.align([a, b], cost))  # compared and passed on
         stage, depth = self._stage_of(a, b)
         self.logic_bits["compare"] += width
         self.logic_bits["mux"] += _width(max(a.lo, b.lo), max(a.hi, b.hi))
@@ -415,6 +456,7 @@ class Datapath:
             return self.const(0)
         cost = self._cost("mux")
         (node,) = self.align([node], cost)
+        node = self.shared(node)  # its sign bit selects it
         self.logic_bits["mux"] += _width(0, max(node.hi, 0))
         return self._node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + cost)
 
@@ -439,6 +481,7 @@ class Datapath:
             return self.const(node.lo & ((1 << width) - 1))
         value = node.value
         if len(value) < width:
+            value = self.shared(node).value  # (read twice)
             fill = value[-1] if node.lo < 0 else Const(0, 1)
             value = Cat(value, fill.replicate(width - len(value)))
         return Node(value[:width], 0, (1 << width) - 1, node.stage, node.depth)
@@ -495,6 +538,7 @@ class Datapath:
             a, b = b, a  # fewer partial products
         width = _width(b.lo, b.hi)
         word = self.word(b, width)
+        a = self.shared(a)  # one partial product per bit of b
         zero = self.const(0)
         terms = []
         for i in range(width):
@@ -518,7 +562,7 @@ class Datapath:
             return self.const(2 * (v // d) + (v % d != 0))
         off = d * (-(node.lo // d)) if node.lo < 0 else 0  # a multiple of d making v + off >= 0
         u = self.add(node, self.const(off)) if off else node
-        u = self.materialize(u)
+        u = self.shared(self.materialize(u))  # multiplied and subtracted from
         top = u.hi
         s = max(top.bit_length(), 1) + d.bit_length()
         m = -(-(1 << s) // d)
@@ -526,7 +570,7 @@ class Datapath:
         prod = self.materialize(self.multiply_const(u, m))
         (prod,) = self.align([prod], self._cost("mux"))
         q = Node(prod.value.shift_right(s), (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
-        q = Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth)
+        q = self.shared(Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth))  # multiplied and returned
         rem = self.add(u, self.negate(self.multiply_const(q, d)))
         rem = self.materialize(rem)
         rem = Node(rem.value, 0, d - 1, rem.stage, rem.depth)
@@ -561,10 +605,18 @@ class Datapath:
         return regs, stage
 
     def statements(self):
+        """The registers' assignments, for the ``sync`` domain under the pipeline's enable; the
+        datapath also needs :meth:`combinational` (or :meth:`elaborate_memories`, which adds it)."""
         return [reg.eq(value) for reg, value in self.registers]
 
+    def combinational(self):
+        """The assignments of the :meth:`shared` signals, for the ``comb`` domain."""
+        return [wire.eq(value) for wire, value in self.wires]
+
     def elaborate_memories(self, m, en):
-        """Add the ROMs to module ``m``; their read ports advance with ``en``."""
+        """Add the :meth:`combinational` assignments and the ROMs to module ``m`` (the ROMs' read
+        ports advance with ``en``); the registers are :meth:`statements`."""
+        m.d.comb += self.combinational()
         for k, (mem, ports) in enumerate(self.memories.values()):
             m.submodules[f"rom{k}"] = mem
             for port, addr in ports:
