@@ -140,6 +140,8 @@ class Datapath:
         self.share = share
         self.wires = []      # (combinational signal, value): logic that several expressions read
         self._wired = {}     # id(value) -> (value, its signal)
+        self._logic = {}     # id(value) -> value: the values that hold logic (computed, or parts of computed)
+        self._origin = {}    # id(signal) -> id(value) for the shared signals (one delay chain per value)
         self._delays = {}
         self._count = 0
         self.adders = 0        # adders/subtractors (including rounding increments)
@@ -179,7 +181,7 @@ class Datapath:
         """``node`` moved to ``stage`` through registers (shared between users)."""
         if node.is_const or node.stage >= stage:
             return node
-        key = (id(node.value), stage)
+        key = (self._origin.get(id(node.value), id(node.value)), stage)
         if key not in self._delays:
             prev = self.delay(node, stage - 1)
             self._delays[key] = (node.value, self._reg(prev))  # keeps node.value alive: ids stay unique
@@ -192,24 +194,34 @@ class Datapath:
 
     def _node(self, value, lo, hi, stage, depth, shift=0, negative=False):
         self.max_delay = max(self.max_delay, depth)
+        self._logic[id(value)] = value
         return Node(value, lo, hi, stage, depth, shift, negative)
+
+    def _part(self, value, source):
+        """``value`` (a shift, slice or extension of ``source``, no logic of its own), marked as
+        holding logic if ``source`` does (see :meth:`shared`)."""
+        if id(source) in self._logic:
+            self._logic[id(value)] = value
+        return value
 
     def shared(self, node):
         """``node`` with its value driven onto a combinational signal (of the value's own shape)
-        when the value is an expression: an operation that reads a value several times, or several
-        operations that read one node in its stage, read the signal, so the logic exists once.
-        (Amaranth copies every expression of every assignment as it lowers the design, so an
-        expression used twice becomes two copies of its logic in the netlist, RTLIL and Verilog.)
-        Registers and constants, and any node of a datapath without ``share``, are returned as
-        they are."""
+        when the value holds logic: Amaranth copies an expression for every assignment that reads
+        it, so logic read by several expressions would be built once per reader in the netlist,
+        RTLIL and Verilog. The operations other than :meth:`add` share their operands (so several
+        operations on one node read one signal, and an operation that reads a value several times
+        reads the signal); :meth:`cmvm` shares the adders that several others read. Registers,
+        inputs, constants and plain shifts or slices of them, and any node of a datapath without
+        ``share``, are returned as they are."""
         value = node.value
-        if not self.share or isinstance(value, (Signal, Const)):
-            return node
         key = id(value)
+        if not self.share or key not in self._logic:
+            return node
         if key not in self._wired:
             wire = Signal(value.shape(), name=f"{self.name}_w{len(self.wires)}")
             self.wires.append((wire, value))
-            self._wired[key] = (value, wire)  # keeps value alive: ids stay unique
+            self._wired[key] = (value, wire)  # (value kept alive by _logic: ids stay unique)
+            self._origin[id(wire)] = key
         return replace(node, value=self._wired[key][1])
 
     def align(self, nodes, levels=1):
@@ -294,7 +306,7 @@ class Datapath:
             self.logic_bits["add"] += _width(node.real_lo, node.real_hi)
             return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
         if node.shift:
-            return Node(node.value.shift_left(node.shift), node.real_lo, node.real_hi, node.stage, node.depth)
+            return Node(self._part(node.value.shift_left(node.shift), node.value), node.real_lo, node.real_hi, node.stage, node.depth)
         return node
 
     def multiply_const(self, node, c, multiplier="csd"):
@@ -306,6 +318,7 @@ class Datapath:
             return self.const(0)
         if node.is_const:
             return self.const(node.real_lo * c)
+        node = self.shared(node)  # (one term per digit; other operations may read it too)
         if multiplier == "dsp" and len(csd_digits(c)) > 1:
             node = self.materialize(node)
             cost = self._cost("multiply")
@@ -314,10 +327,7 @@ class Datapath:
             self.multipliers += 1
             return self._node(node.value * Const(c, shape_for(c, c)), min(cands), max(cands), node.stage,
                               node.depth + cost)
-        digits = csd_digits(c)
-        if len(digits) > 1:  # one term per digit
-            node = self.shared(node)
-        terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in digits]
+        terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in csd_digits(c)]
         return self.sum(terms)
 
     def cmvm(self, graph, xs):
@@ -350,7 +360,7 @@ class Datapath:
     def requantize(self, node, frac, to: FixedFormat):
         """Hardware :func:`nnhdl.fixed.requantize`: round away ``frac - to.frac_bits`` bits with
         ``to.rounding``, then apply ``to.overflow``. Costs at most two adder levels."""
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         s = frac - to.frac_bits
         lo, hi = node.lo, node.hi
         qlo, qhi = (int(round_shift(np.array([v], dtype=object), s, to.rounding)[0]) for v in (lo, hi))
@@ -358,10 +368,10 @@ class Datapath:
             v = int(requantize([lo], frac, to)[0])
             return Node(Const(v, shape_for(v, v)), v, v, None)
         if s <= 0:
-            value = node.value.shift_left(-s) if s else node.value
+            value = self._part(node.value.shift_left(-s), node.value) if s else node.value
             q = Node(value, lo << -s, hi << -s, node.stage, node.depth)
         elif to.rounding is Rounding.TRN:
-            q = Node(node.value.shift_right(s), lo >> s, hi >> s, node.stage, node.depth)
+            q = Node(self._part(node.value.shift_right(s), node.value), lo >> s, hi >> s, node.stage, node.depth)
         else:
             cost = self._cost("add", _width(qlo, qhi))
             (node,) = self.align([node], cost)
@@ -389,7 +399,7 @@ class Datapath:
 
     def overflow(self, q, to: FixedFormat):
         """Bring an integer node into ``to``'s range with ``to.overflow``."""
-        q = self.materialize(q)
+        q = self.materialize(self.shared(q))
         if q.is_const:
             return self.const(int(apply_overflow(np.array([q.lo], dtype=object), to)[0]))
         lo, hi = to.min_int, to.max_int
@@ -399,13 +409,14 @@ class Datapath:
         if lo <= q.lo and q.hi <= hi:
             return q
         if to.overflow is Overflow.WRAP:
-            value = q.value
+            value = source = q.value
             if len(value) < to.width:  # (the value is read twice: once, as a signal)
-                value = self.shared(q).value
+                value = source = self.shared(q).value
                 fill = value[-1] if q.lo < 0 else Const(0, 1)
                 value = Cat(value, fill.replicate(to.width - len(value)))
             bits = value[:to.width]
-            return Node(bits.as_signed() if to.signed else bits, to.min_int, to.max_int, q.stage, q.depth)
+            bits = self._part(bits.as_signed() if to.signed else bits, source)
+            return Node(bits, to.min_int, to.max_int, q.stage, q.depth)
         cost = self._cost("compare", _width(q.lo, q.hi)) + self._cost("mux") if self.delays else 1
         (q,) = self.align([q], cost)
         q = self.shared(q)  # compared and passed on
@@ -425,7 +436,7 @@ class Datapath:
 
     def maximum(self, a, b):
         """``max(a, b)`` (one comparator level)."""
-        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         if a.is_const and b.is_const:
             return self.const(max(a.lo, b.lo))
         width = max(_width(a.lo, a.hi), _width(b.lo, b.hi))
@@ -439,7 +450,7 @@ class Datapath:
 
     def greater_equal(self, a, b):
         """``a >= b`` as a 1-bit node (one comparator level)."""
-        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         if a.is_const and b.is_const:
             return self.const(int(a.lo >= b.lo))
         cost = self._cost("compare", max(_width(a.lo, a.hi), _width(b.lo, b.hi)))
@@ -449,7 +460,7 @@ class Datapath:
         return self._node(a.value >= b.value, 0, 1, stage, depth + cost)
 
     def relu(self, node):
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.lo >= 0:
             return node
         if node.is_const:
@@ -464,7 +475,8 @@ class Datapath:
         """``a if cond else b`` for a 1-bit node ``cond``."""
         if cond.is_const:
             return a if cond.real_lo else b
-        a, b = self.materialize(a), self.materialize(b)
+        cond = self.shared(cond)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         cost = self._cost("mux")
         cond, a, b = self.align([cond, a, b], cost)
         stage, depth = self._stage_of(cond, a, b)
@@ -476,21 +488,21 @@ class Datapath:
 
     def word(self, node, width):
         """The ``width``-bit two's complement word of ``node`` (which must fit), as unsigned bits."""
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.is_const:
             return self.const(node.lo & ((1 << width) - 1))
-        value = node.value
+        value = source = node.value
         if len(value) < width:
-            value = self.shared(node).value  # (read twice)
+            value = source = self.shared(node).value  # (read twice)
             fill = value[-1] if node.lo < 0 else Const(0, 1)
             value = Cat(value, fill.replicate(width - len(value)))
-        return Node(value[:width], 0, (1 << width) - 1, node.stage, node.depth)
+        return Node(self._part(value[:width], source), 0, (1 << width) - 1, node.stage, node.depth)
 
     def bits(self, node, start, stop):
         """Bits ``start:stop`` of an unsigned node (as from :meth:`word`)."""
         if node.is_const:
             return self.const((node.real_lo >> start) & ((1 << (stop - start)) - 1))
-        return Node(node.value[start:stop], 0, (1 << (stop - start)) - 1, node.stage, node.depth)
+        return Node(self._part(node.value[start:stop], node.value), 0, (1 << (stop - start)) - 1, node.stage, node.depth)
 
     def lookup(self, index, table, memory=None):
         """``table[index]`` from a constant table held in an Amaranth ``lib.memory.Memory`` read
@@ -515,7 +527,7 @@ class Datapath:
     def multiply(self, a, b, logic=False):
         """``a * b`` of two variable nodes: a hardware multiplier (``*``, which synthesis maps to
         DSP blocks), or with ``logic`` an array of partial products summed by adders (no DSP)."""
-        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         if a.is_const and b.is_const:
             return self.const(a.lo * b.lo)
         if a.is_const or b.is_const:
@@ -556,7 +568,7 @@ class Datapath:
         rounded-up reciprocal ``M = ceil(2**s / d)`` of an offset (non-negative) ``v``, then the
         remainder's test."""
         d = int(d)
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.is_const:
             v = node.lo
             return self.const(2 * (v // d) + (v % d != 0))
@@ -569,7 +581,7 @@ class Datapath:
         assert top * (m * d - (1 << s)) < (1 << s)
         prod = self.materialize(self.multiply_const(u, m))
         (prod,) = self.align([prod], self._cost("mux"))
-        q = Node(prod.value.shift_right(s), (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
+        q = Node(self._part(prod.value.shift_right(s), prod.value), (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
         q = self.shared(Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth))  # multiplied and returned
         rem = self.add(u, self.negate(self.multiply_const(q, d)))
         rem = self.materialize(rem)
@@ -579,10 +591,10 @@ class Datapath:
         return self.add(result, self.const(-2 * (off // d))) if off else result
 
     def is_negative(self, node):
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.lo >= 0 or node.is_const:
             return self.const(int(node.lo < 0))
-        return Node(node.value[-1], 0, 1, node.stage, node.depth)
+        return Node(self._part(node.value[-1], node.value), 0, 1, node.stage, node.depth)
 
     # -- output ---------------------------------------------------------------------------------
     def outputs(self, nodes, fmt=None, stage=None):
