@@ -53,8 +53,9 @@ def main():
     keras_load = time.perf_counter() - t0
 
     table = Table(title=f"nnhdl benchmarks: jet tagger 16-64-32-32-5 ({model})", title_justify="left")
-    for col in ("precision, multiplier", "convert s", "build s", "RTLIL s", "Verilog s", "Verilog lines", "latency",
-                "adders", "multipliers", "register bits", "reference inf/s", "Amaranth sim inf/s", "sim check"):
+    for col in ("precision, multiplier", "convert s", "build s", "RTLIL s", "Verilog s", "Verilog lines",
+                "latency", "adders", "multipliers", "register bits", "reference inf/s", "Amaranth sim inf/s",
+                "sim check"):
         table.add_column(col, justify="left" if col.startswith("precision") else "right")
     for label, config, multiplier in CASES:
         with tempfile.TemporaryDirectory() as tmp:

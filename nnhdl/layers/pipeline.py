@@ -140,7 +140,7 @@ class Datapath:
         self.share = share
         self.wires = []      # (combinational signal, value): logic that several expressions read
         self._wired = {}     # id(value) -> (value, its signal)
-        self._logic = {}     # id(value) -> value: the values that hold logic (computed, or parts of computed)
+        self._logic = {}     # id(value) -> value: the values holding logic (computed, or parts of them)
         self._origin = {}    # id(signal) -> id(value) for the shared signals (one delay chain per value)
         self._delays = {}
         self._count = 0
@@ -306,7 +306,8 @@ class Datapath:
             self.logic_bits["add"] += _width(node.real_lo, node.real_hi)
             return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
         if node.shift:
-            return Node(self._part(node.value.shift_left(node.shift), node.value), node.real_lo, node.real_hi, node.stage, node.depth)
+            value = self._part(node.value.shift_left(node.shift), node.value)
+            return Node(value, node.real_lo, node.real_hi, node.stage, node.depth)
         return node
 
     def multiply_const(self, node, c, multiplier="csd"):
@@ -502,7 +503,8 @@ class Datapath:
         """Bits ``start:stop`` of an unsigned node (as from :meth:`word`)."""
         if node.is_const:
             return self.const((node.real_lo >> start) & ((1 << (stop - start)) - 1))
-        return Node(self._part(node.value[start:stop], node.value), 0, (1 << (stop - start)) - 1, node.stage, node.depth)
+        value = self._part(node.value[start:stop], node.value)
+        return Node(value, 0, (1 << (stop - start)) - 1, node.stage, node.depth)
 
     def lookup(self, index, table, memory=None):
         """``table[index]`` from a constant table held in an Amaranth ``lib.memory.Memory`` read
@@ -581,7 +583,8 @@ class Datapath:
         assert top * (m * d - (1 << s)) < (1 << s)
         prod = self.materialize(self.multiply_const(u, m))
         (prod,) = self.align([prod], self._cost("mux"))
-        q = Node(self._part(prod.value.shift_right(s), prod.value), (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
+        q = Node(self._part(prod.value.shift_right(s), prod.value), prod.lo >> s, prod.hi >> s, prod.stage,
+                 prod.depth)
         q = self.shared(Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth))  # multiplied and returned
         rem = self.add(u, self.negate(self.multiply_const(q, d)))
         rem = self.materialize(rem)

@@ -5,7 +5,6 @@ adders (no copies, no shifter cells for constant shifts)."""
 
 import re
 
-import numpy as np
 import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal, signed
@@ -102,5 +101,4 @@ def test_dense_rtlil_holds_each_adder_once(rng, multiplier):
     assert cells.count("add") + cells.count("sub") == layer.adders > 0
     assert not {"sshr", "shr"} & set(cells)
     assert cells.count("shl") <= 1  # the valid bits' shift, not the datapath's
-    values = np.array(cells)
-    assert (values == "mul").sum() == layer.multipliers == 0
+    assert cells.count("mul") == layer.multipliers == 0
