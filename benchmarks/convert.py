@@ -1,9 +1,11 @@
 """Conversion and simulation speed on the jet tagger (16-64-32-32-5).
 
 Prints, for the trained jet tagger at a few precisions / multiplier styles: conversion time (model
-file -> Verilog + RTLIL, Keras import excluded), Verilog lines, latency in cycles, adders, register
-bits, reference-model inferences/s and Amaranth-simulator inferences/s (with random gaps and
-stalls, all outputs checked). It measures and prints; it asserts nothing.
+file -> Verilog + RTLIL, Keras import excluded) and its split (build: quantize and build the datapath
+in nnhdl; RTLIL: elaborate, netlist and RTLIL text in Amaranth; Verilog: Yosys's write_verilog of
+that RTLIL), Verilog lines, latency in cycles, adders, register bits, reference-model inferences/s
+and Amaranth-simulator inferences/s (with random gaps and stalls, all outputs checked). It measures
+and prints; it asserts nothing.
 
 Usage: python benchmarks/convert.py [--model build/jet_tagger/jet_tagger.keras] [--sim-vectors 200]
 (the model is trained with examples/jet_tagger/train.py first if it does not exist).
@@ -51,8 +53,9 @@ def main():
     keras_load = time.perf_counter() - t0
 
     table = Table(title=f"nnhdl benchmarks: jet tagger 16-64-32-32-5 ({model})", title_justify="left")
-    for col in ("precision, multiplier", "convert s", "of which Verilog s", "Verilog lines", "latency",
-                "adders", "multipliers", "register bits", "reference inf/s", "Amaranth sim inf/s", "sim check"):
+    for col in ("precision, multiplier", "convert s", "build s", "RTLIL s", "Verilog s", "Verilog lines",
+                "latency", "adders", "multipliers", "register bits", "reference inf/s", "Amaranth sim inf/s",
+                "sim check"):
         table.add_column(col, justify="left" if col.startswith("precision") else "right")
     for label, config, multiplier in CASES:
         with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +71,10 @@ def main():
         ref_rate = len(x) / (time.perf_counter() - t0)
         result = verify_design(design, x[:args.sim_vectors], gap=0.2, stall=0.2, seed=2)
         t = report["totals"]
-        table.add_row(label, f"{seconds:.1f}", f"{report['timings_s'].get('export Verilog and RTLIL', 0):.1f}",
+        split = report["timings_s"]
+        build = split.get("quantize", 0) + split.get("build RTL", 0)
+        table.add_row(label, f"{seconds:.1f}", f"{build:.1f}", f"{split.get('export RTLIL', 0):.1f}",
+                      f"{split.get('export Verilog', 0):.1f}",
                       f"{report['verilog_lines']:,}", str(report["latency_cycles"]), f"{t['adders']:,}",
                       str(t["multipliers"]), f"{t['register_bits']:,}", f"{ref_rate:,.0f}", f"{result.rate:,.1f}",
                       "PASS" if result.passed else "FAIL")

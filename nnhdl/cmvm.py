@@ -281,7 +281,7 @@ def _share(builder, cols, max_depth):
         return cols  # weights wider than 255 bits: not worth sharing
     columns = [_Column(terms) for terms in cols]
     depths = builder.depths
-    heap = []  # (-count bound, depth, key, (segment, start, length)): the key's columns
+    heap = []  # (-count bound, depth, key, where): where = (segment, start, length) or the key's columns
     segments = []  # per record(): the columns of its keys, grouped by key
 
     def record(keys, cols):
@@ -309,30 +309,42 @@ def _share(builder, cols, max_depth):
     keys = [c.pair_keys() for c in columns]
     if keys:
         record(np.concatenate(keys), np.repeat(np.arange(len(keys)), [len(k) for k in keys]))
+    alive = {}  # node -> its terms over all columns (a pattern occurs at most this often)
+    for col in columns:
+        for t in col.terms():
+            alive[t.node] = alive.get(t.node, 0) + 1
     while heap:
         negc, depth, key, where = heapq.heappop(heap)
         a, b, d, g = _unkey(key)
-        seg, start, length = where
+        if (alive.get(a, 0) // 2 if a == b else min(alive.get(a, 0), alive.get(b, 0))) < 2:
+            continue  # fewer than two occurrences left: the recount below would drop it too
+        if type(where) is tuple:  # first look at this pattern: its columns from its record() segment
+            seg, start, length = where
+            where = sorted(set(segments[seg][start:start + length].tolist()))
         # non-overlapping occurrences: (a, s) with (b, s + d) of sign g * sign(a, s)
         found = []
-        for j in sorted(set(segments[seg][start:start + length].tolist())):
+        live = []  # the columns that still hold it (occurrences never come back once gone)
+        for j in where:
             by_node = columns[j].by_node
             sa = by_node.get(a)
             sb = by_node.get(b)
             if not sa or not sb:
                 continue
+            n = len(found)
             if a != b:
                 found += [(j, s, ga) for s, ga in sa.items() if sb.get(s + d) == g * ga]
-                continue
-            used = set()
-            for s in sorted(sa):
-                if s not in used and s + d not in used and sb.get(s + d) == g * sa[s]:
-                    used.update((s, s + d))
-                    found.append((j, s, sa[s]))
+            else:
+                used = set()
+                for s in sorted(sa):
+                    if s not in used and s + d not in used and sb.get(s + d) == g * sa[s]:
+                        used.update((s, s + d))
+                        found.append((j, s, sa[s]))
+            if len(found) > n:
+                live.append(j)
         if len(found) < -negc and not (len(found) >= 2 and heap and len(found) >= -heap[0][0]):
             # a stale bound, and not still the most frequent: back with its real count
             if len(found) >= 2:
-                heapq.heappush(heap, (-len(found), depth, key, where))
+                heapq.heappush(heap, (-len(found), depth, key, live))
             continue
         node = builder.add(Term(a, max(0, -d), 1), Term(b, max(0, d), g))
         new_keys, new_cols = [], []
@@ -340,6 +352,9 @@ def _share(builder, cols, max_depth):
             col = columns[j]
             col.remove(a, s)
             col.remove(b, s + d)
+            alive[a] -= 1
+            alive[b] -= 1
+            alive[node] = alive.get(node, 0) + 1
             k = col.add_newest(node, min(s, s + d), ga)
             new_keys.append(k)
             new_cols.append(np.full(len(k), j))

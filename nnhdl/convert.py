@@ -143,7 +143,7 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     hold only nnhdl's files (``force=True``: write into it anyway, leaving other files alone); the
     previous nnhdl contents are replaced (see :mod:`nnhdl.outputs`).
     """
-    from .export import to_rtlil, to_rtlil_and_verilog, verilog_name
+    from .export import rtlil_to_verilog, to_rtlil, verilog_name
     from .report import build_report
 
     step = step or (lambda name: None)
@@ -193,13 +193,13 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     network = timed("build RTL", build)
     files = {}
     with staged_outputs(outdir, design=True, force=force, top=top) as tmp:
-        if verilog:
-            text_il, text = timed("export Verilog and RTLIL", to_rtlil_and_verilog, network, top)
-            (tmp / f"{top}.v").write_text(text)
+        if verilog or rtlil:  # the RTLIL (Amaranth), then the Verilog from it (Yosys)
+            text_il = timed("export RTLIL", to_rtlil, network, top)
+            if verilog:
+                text = timed("export Verilog", rtlil_to_verilog, text_il, network, top)
+                (tmp / f"{top}.v").write_text(text)
+                files["verilog"] = f"{top}.v"
             (tmp / f"{top}.il").write_text(text_il)
-            files["verilog"], files["rtlil"] = f"{top}.v", f"{top}.il"
-        elif rtlil:
-            (tmp / f"{top}.il").write_text(timed("export RTLIL", to_rtlil, network, top))
             files["rtlil"] = f"{top}.il"
         step("write report")
         qgraph.save(tmp / GRAPH_STEM)

@@ -117,7 +117,7 @@ class PipelinedLayer(_DatapathLogic, LayerFigures, wiring.Component):
     @cached_property
     def _built(self):
         n_in, n_out = self._shape
-        dp = Datapath(self._levels, name=self._name)
+        dp = Datapath(self._levels, name=self._name, share=True)
         inputs = [dp.input(self.i.payload[k], self.in_fmt.min_int, self.in_fmt.max_int) for k in range(n_in)]
         outputs = self.build(dp, inputs)
         if len(outputs) != n_out:

@@ -15,6 +15,9 @@ Nodes may carry a left ``shift`` (trailing zero bits kept out of the adders) and
 ``sign`` (so negative canonical signed digits cost a subtraction, not a negation).
 
 All registers update only while ``en`` is high: the whole pipeline holds when stalled.
+With ``share``, a value that several expressions read is first driven onto a combinational
+signal (:meth:`Datapath.shared`), so its logic is built once: the registers are
+:meth:`Datapath.statements`, those signals :meth:`Datapath.combinational`.
 Nothing here knows about streams; :class:`nnhdl.layers.base.PipelinedLayer` adds them.
 """
 
@@ -127,9 +130,15 @@ class Node:
 
 
 class Datapath:
-    """Builds a pipelined datapath; see the module docstring."""
+    """Builds a pipelined datapath; see the module docstring.
 
-    def __init__(self, levels_per_stage=2, name="dp"):
+    ``share``: values that several expressions read are driven onto combinational signals
+    (:meth:`shared`), whose assignments the caller must add to its module
+    (:meth:`combinational`, or :meth:`elaborate_memories`); without it every value stays a
+    self-contained expression (for a datapath used only to build expressions), and logic read
+    twice is built twice."""
+
+    def __init__(self, levels_per_stage=2, name="dp", share=False):
         self.delays = levels_per_stage if isinstance(levels_per_stage, DelayModel) else None
         if self.delays is None and levels_per_stage < 1:
             raise ValueError(f"levels_per_stage must be at least 1, not {levels_per_stage!r}")
@@ -137,6 +146,11 @@ class Datapath:
         self.max_delay = 0     # the largest cost in front of any node within its stage
         self.name = name
         self.registers = []  # (register, value)
+        self.share = share
+        self.wires = []      # (combinational signal, value): logic that several expressions read
+        self._wired = {}     # id(value) -> (value, its signal)
+        self._logic = {}     # id(value) -> value: the values holding logic (computed, or parts of them)
+        self._origin = {}    # id(signal) -> id(value) for the shared signals (one delay chain per value)
         self._delays = {}
         self._count = 0
         self.adders = 0        # adders/subtractors (including rounding increments)
@@ -177,7 +191,7 @@ class Datapath:
         """``node`` moved to ``stage`` through registers (shared between users)."""
         if node.is_const or node.stage >= stage:
             return node
-        key = (id(node.value), stage)
+        key = (self._origin.get(id(node.value), id(node.value)), stage)
         if key not in self._delays:
             prev = self.delay(node, stage - 1)
             self._delays[key] = (node.value, self._reg(prev))  # keeps node.value alive: ids stay unique
@@ -190,7 +204,35 @@ class Datapath:
 
     def _node(self, value, lo, hi, stage, depth, shift=0, negative=False):
         self.max_delay = max(self.max_delay, depth)
+        self._logic[id(value)] = value
         return Node(value, lo, hi, stage, depth, shift, negative)
+
+    def _part(self, value, source):
+        """``value`` (a shift, slice or extension of ``source``, no logic of its own), marked as
+        holding logic if ``source`` does (see :meth:`shared`)."""
+        if id(source) in self._logic:
+            self._logic[id(value)] = value
+        return value
+
+    def shared(self, node):
+        """``node`` with its value driven onto a combinational signal (of the value's own shape)
+        when the value holds logic: Amaranth copies an expression for every assignment that reads
+        it, so logic read by several expressions would be built once per reader in the netlist,
+        RTLIL and Verilog. The operations other than :meth:`add` share their operands (so several
+        operations on one node read one signal, and an operation that reads a value several times
+        reads the signal); :meth:`cmvm` shares the adders that several others read. Registers,
+        inputs, constants and plain shifts or slices of them, and any node of a datapath without
+        ``share``, are returned as they are."""
+        value = node.value
+        key = id(value)
+        if not self.share or key not in self._logic:
+            return node
+        if key not in self._wired:
+            wire = Signal(value.shape(), name=f"{self.name}_w{len(self.wires)}")
+            self.wires.append((wire, value))
+            self._wired[key] = (value, wire)  # (value kept alive by _logic: ids stay unique)
+            self._origin[id(wire)] = key
+        return replace(node, value=self._wired[key][1])
 
     def align(self, nodes, levels=1):
         """Bring ``nodes`` to one stage, leaving room for ``levels`` more cost (adder levels, or
@@ -225,7 +267,7 @@ class Datapath:
         if a.shift > b.shift:
             a, b = b, a
         d = b.shift - a.shift
-        bv = b.value << d if d else b.value
+        bv = b.value.shift_left(d) if d else b.value
         blo, bhi = b.lo << d, b.hi << d
         stage, depth = self._stage_of(a, b)
         if a.negative == b.negative:
@@ -270,11 +312,12 @@ class Datapath:
         if node.negative:
             cost = self._cost("add", _width(node.real_lo, node.real_hi))
             (node,) = self.align([node], cost)
-            value = node.value << node.shift if node.shift else node.value
+            value = node.value.shift_left(node.shift) if node.shift else node.value
             self.logic_bits["add"] += _width(node.real_lo, node.real_hi)
             return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
         if node.shift:
-            return Node(node.value << node.shift, node.real_lo, node.real_hi, node.stage, node.depth)
+            value = self._part(node.value.shift_left(node.shift), node.value)
+            return Node(value, node.real_lo, node.real_hi, node.stage, node.depth)
         return node
 
     def multiply_const(self, node, c, multiplier="csd"):
@@ -286,6 +329,7 @@ class Datapath:
             return self.const(0)
         if node.is_const:
             return self.const(node.real_lo * c)
+        node = self.shared(node)  # (one term per digit; other operations may read it too)
         if multiplier == "dsp" and len(csd_digits(c)) > 1:
             node = self.materialize(node)
             cost = self._cost("multiply")
@@ -305,6 +349,10 @@ class Datapath:
         interval (narrower than interval arithmetic where subexpressions are shared). Returns one
         node per graph output (a constant 0 for an empty column)."""
         nodes = list(xs)
+        uses = [0] * (graph.n_in + len(graph.adders))
+        for t in [t for add in graph.adders for t in (add.a, add.b)] + graph.outputs:
+            if t is not None:
+                uses[t.node] += 1
 
         def term(t):
             n = nodes[t.node]
@@ -316,13 +364,15 @@ class Datapath:
                 lo, hi = (-add.hi, -add.lo) if r.negative else (add.lo, add.hi)
                 lo, hi = -((-lo) >> r.shift), hi >> r.shift
                 r = replace(r, lo=max(r.lo, lo), hi=min(r.hi, hi))
+                if uses[len(nodes)] > 1:  # a shared subexpression: its logic once
+                    r = self.shared(r)
             nodes.append(r)
         return [self.const(0) if t is None else term(t) for t in graph.outputs]
 
     def requantize(self, node, frac, to: FixedFormat):
         """Hardware :func:`nnhdl.fixed.requantize`: round away ``frac - to.frac_bits`` bits with
         ``to.rounding``, then apply ``to.overflow``. Costs at most two adder levels."""
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         s = frac - to.frac_bits
         lo, hi = node.lo, node.hi
         qlo, qhi = (int(round_shift(np.array([v], dtype=object), s, to.rounding)[0]) for v in (lo, hi))
@@ -330,19 +380,19 @@ class Datapath:
             v = int(requantize([lo], frac, to)[0])
             return Node(Const(v, shape_for(v, v)), v, v, None)
         if s <= 0:
-            value = node.value << -s if s else node.value
+            value = self._part(node.value.shift_left(-s), node.value) if s else node.value
             q = Node(value, lo << -s, hi << -s, node.stage, node.depth)
         elif to.rounding is Rounding.TRN:
-            q = Node(node.value >> s, lo >> s, hi >> s, node.stage, node.depth)
+            q = Node(self._part(node.value.shift_right(s), node.value), lo >> s, hi >> s, node.stage, node.depth)
         else:
             cost = self._cost("add", _width(qlo, qhi))
             (node,) = self.align([node], cost)
-            v = node.value
+            v = self.shared(node).value  # read up to five times below
             if len(v) <= s:  # dropping more bits than the value has: extend it first
                 fill = v[-1] if lo < 0 else Const(0, 1)
                 v = Cat(v, fill.replicate(s + 1 - len(v)))
                 v = v.as_signed() if lo < 0 else v
-            floor = v >> s
+            floor = v.shift_right(s)
             half = v[s - 1]
             below = v[:s - 1].any() if s > 1 else Const(0, 1)
             negative = v[-1] if lo < 0 else Const(0, 1)
@@ -361,7 +411,7 @@ class Datapath:
 
     def overflow(self, q, to: FixedFormat):
         """Bring an integer node into ``to``'s range with ``to.overflow``."""
-        q = self.materialize(q)
+        q = self.materialize(self.shared(q))
         if q.is_const:
             return self.const(int(apply_overflow(np.array([q.lo], dtype=object), to)[0]))
         lo, hi = to.min_int, to.max_int
@@ -371,14 +421,17 @@ class Datapath:
         if lo <= q.lo and q.hi <= hi:
             return q
         if to.overflow is Overflow.WRAP:
-            value = q.value
-            if len(value) < to.width:
+            value = source = q.value
+            if len(value) < to.width:  # (the value is read twice: once, as a signal)
+                value = source = self.shared(q).value
                 fill = value[-1] if q.lo < 0 else Const(0, 1)
                 value = Cat(value, fill.replicate(to.width - len(value)))
             bits = value[:to.width]
-            return Node(bits.as_signed() if to.signed else bits, to.min_int, to.max_int, q.stage, q.depth)
+            bits = self._part(bits.as_signed() if to.signed else bits, source)
+            return Node(bits, to.min_int, to.max_int, q.stage, q.depth)
         cost = self._cost("compare", _width(q.lo, q.hi)) + self._cost("mux") if self.delays else 1
         (q,) = self.align([q], cost)
+        q = self.shared(q)  # compared and passed on
         over = q.value > hi if q.hi > hi else Const(0, 1)
         under = q.value < lo if q.lo < lo else Const(0, 1)
         self.logic_bits["compare"] += _width(q.lo, q.hi) * ((q.hi > hi) + (q.lo < lo))
@@ -395,12 +448,12 @@ class Datapath:
 
     def maximum(self, a, b):
         """``max(a, b)`` (one comparator level)."""
-        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         if a.is_const and b.is_const:
             return self.const(max(a.lo, b.lo))
         width = max(_width(a.lo, a.hi), _width(b.lo, b.hi))
         cost = self._cost("compare", width) + self._cost("mux") if self.delays else 1
-        a, b = self.align([a, b], cost)
+        a, b = (self.shared(n) for n in self.align([a, b], cost))  # compared and passed on
         stage, depth = self._stage_of(a, b)
         self.logic_bits["compare"] += width
         self.logic_bits["mux"] += _width(max(a.lo, b.lo), max(a.hi, b.hi))
@@ -409,7 +462,7 @@ class Datapath:
 
     def greater_equal(self, a, b):
         """``a >= b`` as a 1-bit node (one comparator level)."""
-        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         if a.is_const and b.is_const:
             return self.const(int(a.lo >= b.lo))
         cost = self._cost("compare", max(_width(a.lo, a.hi), _width(b.lo, b.hi)))
@@ -419,13 +472,14 @@ class Datapath:
         return self._node(a.value >= b.value, 0, 1, stage, depth + cost)
 
     def relu(self, node):
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.lo >= 0:
             return node
         if node.is_const:
             return self.const(0)
         cost = self._cost("mux")
         (node,) = self.align([node], cost)
+        node = self.shared(node)  # its sign bit selects it
         self.logic_bits["mux"] += _width(0, max(node.hi, 0))
         return self._node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + cost)
 
@@ -433,7 +487,8 @@ class Datapath:
         """``a if cond else b`` for a 1-bit node ``cond``."""
         if cond.is_const:
             return a if cond.real_lo else b
-        a, b = self.materialize(a), self.materialize(b)
+        cond = self.shared(cond)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         cost = self._cost("mux")
         cond, a, b = self.align([cond, a, b], cost)
         stage, depth = self._stage_of(cond, a, b)
@@ -445,20 +500,22 @@ class Datapath:
 
     def word(self, node, width):
         """The ``width``-bit two's complement word of ``node`` (which must fit), as unsigned bits."""
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.is_const:
             return self.const(node.lo & ((1 << width) - 1))
-        value = node.value
+        value = source = node.value
         if len(value) < width:
+            value = source = self.shared(node).value  # (read twice)
             fill = value[-1] if node.lo < 0 else Const(0, 1)
             value = Cat(value, fill.replicate(width - len(value)))
-        return Node(value[:width], 0, (1 << width) - 1, node.stage, node.depth)
+        return Node(self._part(value[:width], source), 0, (1 << width) - 1, node.stage, node.depth)
 
     def bits(self, node, start, stop):
         """Bits ``start:stop`` of an unsigned node (as from :meth:`word`)."""
         if node.is_const:
             return self.const((node.real_lo >> start) & ((1 << (stop - start)) - 1))
-        return Node(node.value[start:stop], 0, (1 << (stop - start)) - 1, node.stage, node.depth)
+        value = self._part(node.value[start:stop], node.value)
+        return Node(value, 0, (1 << (stop - start)) - 1, node.stage, node.depth)
 
     def lookup(self, index, table, memory=None):
         """``table[index]`` from a constant table held in an Amaranth ``lib.memory.Memory`` read
@@ -483,7 +540,7 @@ class Datapath:
     def multiply(self, a, b, logic=False):
         """``a * b`` of two variable nodes: a hardware multiplier (``*``, which synthesis maps to
         DSP blocks), or with ``logic`` an array of partial products summed by adders (no DSP)."""
-        a, b = self.materialize(a), self.materialize(b)
+        a, b = self.materialize(self.shared(a)), self.materialize(self.shared(b))
         if a.is_const and b.is_const:
             return self.const(a.lo * b.lo)
         if a.is_const or b.is_const:
@@ -507,6 +564,7 @@ class Datapath:
             a, b = b, a  # fewer partial products
         width = _width(b.lo, b.hi)
         word = self.word(b, width)
+        a = self.shared(a)  # one partial product per bit of b
         zero = self.const(0)
         terms = []
         for i in range(width):
@@ -524,21 +582,22 @@ class Datapath:
         rounded-up reciprocal ``M = ceil(2**s / d)`` of an offset (non-negative) ``v``, then the
         remainder's test."""
         d = int(d)
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.is_const:
             v = node.lo
             return self.const(2 * (v // d) + (v % d != 0))
         off = d * (-(node.lo // d)) if node.lo < 0 else 0  # a multiple of d making v + off >= 0
         u = self.add(node, self.const(off)) if off else node
-        u = self.materialize(u)
+        u = self.shared(self.materialize(u))  # multiplied and subtracted from
         top = u.hi
         s = max(top.bit_length(), 1) + d.bit_length()
         m = -(-(1 << s) // d)
         assert top * (m * d - (1 << s)) < (1 << s)
         prod = self.materialize(self.multiply_const(u, m))
         (prod,) = self.align([prod], self._cost("mux"))
-        q = Node(prod.value >> s, (prod.lo >> s), (prod.hi >> s), prod.stage, prod.depth)
-        q = Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth)
+        q = Node(self._part(prod.value.shift_right(s), prod.value), prod.lo >> s, prod.hi >> s, prod.stage,
+                 prod.depth)
+        q = self.shared(Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth))  # multiplied and returned
         rem = self.add(u, self.negate(self.multiply_const(q, d)))
         rem = self.materialize(rem)
         rem = Node(rem.value, 0, d - 1, rem.stage, rem.depth)
@@ -547,10 +606,10 @@ class Datapath:
         return self.add(result, self.const(-2 * (off // d))) if off else result
 
     def is_negative(self, node):
-        node = self.materialize(node)
+        node = self.materialize(self.shared(node))
         if node.lo >= 0 or node.is_const:
             return self.const(int(node.lo < 0))
-        return Node(node.value[-1], 0, 1, node.stage, node.depth)
+        return Node(self._part(node.value[-1], node.value), 0, 1, node.stage, node.depth)
 
     # -- output ---------------------------------------------------------------------------------
     def outputs(self, nodes, fmt=None, stage=None):
@@ -573,10 +632,18 @@ class Datapath:
         return regs, stage
 
     def statements(self):
+        """The registers' assignments, for the ``sync`` domain under the pipeline's enable; the
+        datapath also needs :meth:`combinational` (or :meth:`elaborate_memories`, which adds it)."""
         return [reg.eq(value) for reg, value in self.registers]
 
+    def combinational(self):
+        """The assignments of the :meth:`shared` signals, for the ``comb`` domain."""
+        return [wire.eq(value) for wire, value in self.wires]
+
     def elaborate_memories(self, m, en):
-        """Add the ROMs to module ``m``; their read ports advance with ``en``."""
+        """Add the :meth:`combinational` assignments and the ROMs to module ``m`` (the ROMs' read
+        ports advance with ``en``); the registers are :meth:`statements`."""
+        m.d.comb += self.combinational()
         for k, (mem, ports) in enumerate(self.memories.values()):
             m.submodules[f"rom{k}"] = mem
             for port, addr in ports:
