@@ -72,7 +72,7 @@ class DelayModel:
     clock_mhz: float = None
 
     FAMILIES = {  # lut, carry per bit, register overhead, multiplier, default clock MHz
-        "ice40": (3000, 300, 1400, 12000, 24.0),  # calibrated on nextpnr 2026-12-01 (iCEBreaker, 24 and 16 MHz)
+        "ice40": (4000, 400, 1400, 12000, 24.0),  # calibrated on nextpnr 2026-12-01: 31.7 MHz for 24, 21.6 for 16
         "ecp5": (2800, 40, 1000, 5000, 100.0),  # calibrated on nextpnr 2026-12-01: routing ~1.1-1.8 ns per level
         "xc7": (600, 30, 600, 3000, 200.0),
     }

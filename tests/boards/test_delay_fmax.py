@@ -8,8 +8,8 @@ reached 17.0 MHz for 24 MHz. The model's LUT and carry delays leave out most of 
 (about 1-1.7 ns between adders on ECP5 in nextpnr's critical path), so its stages hold about 1.4-1.5x
 more delay than it estimates. The ECP5 constants were then calibrated on these measurements (2.8
 ns per LUT level with its routing, 40 ps per carry bit, 1 ns per register) and the ECP5 case
-passes; the iCE40 constants likewise (3 ns per LUT level, 300 ps per carry bit, 1.4 ns per
-register: 25.9 MHz for 24 MHz, 18.5 MHz for 16 MHz).
+passes; the iCE40 constants likewise (4 ns per LUT level, 400 ps per carry bit, 1.4 ns per
+register: 31.7 MHz for 24 MHz, 21.6 MHz for 16 MHz).
 """
 
 import json
