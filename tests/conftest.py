@@ -42,3 +42,25 @@ def make_mlp(rng, sizes, activations, config=None, softmax=False, weight_scale=1
     if config is None or isinstance(config, dict):
         config = PrecisionConfig.from_dict(config or {})
     return lower(graph, config, calibration)
+
+
+def sample_pipeline(m, x, outs, values, latency):
+    """Simulate module ``m`` (synchronous, one clock) feeding ``values`` into signal ``x`` one per
+    cycle and return, per value, the outputs ``outs`` read ``latency`` cycles later."""
+    from amaranth.sim import Simulator
+
+    got = []
+
+    async def bench(ctx):
+        for k in range(len(values) + latency):
+            if k < len(values):
+                ctx.set(x, values[k])
+            await ctx.tick()
+            if k >= latency - 1 and len(got) < len(values):
+                got.append([ctx.get(o) for o in outs])
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return got

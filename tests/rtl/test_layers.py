@@ -5,7 +5,6 @@ and stalls) equals the reference model bit for bit, with the latency the layer r
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
-from amaranth.sim import Simulator
 
 from nnhdl.fixed import FixedFormat, Overflow, Rounding, requantize
 from nnhdl.ir import Activation as ActivationOp, Softmax as SoftmaxOp
@@ -14,7 +13,7 @@ from nnhdl.layers.pipeline import Datapath, DelayModel, csd_digits
 from nnhdl.reference import evaluate_op, trace
 from nnhdl.sim.amaranth_sim import run_stream
 
-from ..conftest import make_mlp
+from ..conftest import make_mlp, sample_pipeline
 
 
 def random_raw(rng, fmt, n, size):
@@ -57,20 +56,7 @@ def test_requantize_hardware_exhaustive(src_signed, src_frac):
     m = Module()
     m.d.sync += dp.statements()
     values = list(range(src.min_int, src.max_int + 1))
-    got = []
-
-    async def bench(ctx):
-        for k in range(len(values) + latency):
-            if k < len(values):
-                ctx.set(x, values[k])
-            await ctx.tick()
-            if k >= latency - 1 and len(got) < len(values):
-                got.append([ctx.get(o) for o in outs])
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = sample_pipeline(m, x, outs, values, latency)
     got = np.array(got)
     for t_index, t in enumerate(targets):
         want = requantize(np.array(values), src_frac, t)

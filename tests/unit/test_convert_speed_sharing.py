@@ -8,13 +8,12 @@ import re
 import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal, signed
-from amaranth.sim import Simulator
 
 from nnhdl.fixed import FixedFormat, Overflow, Rounding
 from nnhdl.layers import Network
 from nnhdl.layers.pipeline import Datapath
 
-from ..conftest import make_mlp
+from ..conftest import make_mlp, sample_pipeline
 
 WIDTH = 6  # the input: every signed 6-bit value
 
@@ -53,20 +52,7 @@ def _simulate(share, levels):
     m.d.sync += dp.statements()
     m.d.comb += dp.combinational()
     values = list(range(-(1 << (WIDTH - 1)), 1 << (WIDTH - 1)))
-    got = []
-
-    async def bench(ctx):
-        for k in range(len(values) + latency):
-            if k < len(values):
-                ctx.set(x, values[k])
-            await ctx.tick()
-            if k >= latency - 1 and len(got) < len(values):
-                got.append([ctx.get(o) for o in outs])
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    got = sample_pipeline(m, x, outs, values, latency)
     return dp, latency, values, got
 
 
