@@ -14,7 +14,7 @@ synchronously). Folded layers count their lanes' multiplexers, accumulators and 
 layers).
 """
 
-__all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "dsp_blocks", "estimate_layer", "estimate_totals", "FAMILIES"]
+__all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "dsp_blocks", "dsp_count", "estimate_layer", "estimate_totals", "FAMILIES"]
 
 #: Per family, how Yosys maps a ``*`` of two variables onto DSP blocks: the widest signed operands
 #: one block multiplies, the narrowest piece it puts in one, the narrowest product it does
@@ -48,7 +48,9 @@ def dsp_blocks(a, b, family):
                if x >= min_operand and y >= min_operand and x + y >= min_product)
 
 
-def _dsp(entry, family):
+def dsp_count(entry, family):
+    """DSP blocks of ``family`` for one report layer entry's multipliers (:func:`dsp_blocks` of each
+    ``multiplier_shapes`` entry; a report without shapes: one block per multiplier)."""
     shapes = entry.get("multiplier_shapes")
     if shapes is None:  # a report written before shapes were recorded: one block per multiplier
         return int(entry.get("multipliers", 0))
@@ -67,7 +69,7 @@ def estimate_layer(entry, family):
     luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux")) + c["layer"]
     absorbed = sum(n for key, n in (entry.get("dsp_register_bits") or {}).items()
                    if dsp_blocks(*(int(v) for v in key.split("x")), family))
-    return {"LUT": int(round(luts)), "FF": int(entry.get("register_bits", 0)) - absorbed, "DSP": _dsp(entry, family)}
+    return {"LUT": int(round(luts)), "FF": int(entry.get("register_bits", 0)) - absorbed, "DSP": dsp_count(entry, family)}
 
 
 def estimate_totals(layers):

@@ -3,7 +3,7 @@
 import datetime
 
 from . import __version__
-from .estimate import estimate_totals
+from .estimate import dsp_count, estimate_totals
 from .ops.registry import kind_of
 
 __all__ = ["build_report", "layer_rows", "layer_entries"]
@@ -116,12 +116,12 @@ def _tool_versions():
 def layer_rows(report):
     """Rows (tuples of strings) for a per-layer table: name, kind, shape, input, weight, accum,
     result, latency, adders + multipliers, register bits, reuse factor (empty if none), interval,
-    multipliers, ROM bits."""
+    multipliers, DSP blocks (iCE40 / ECP5, one number when equal), ROM bits."""
     rows = []
     for e in report["layers"]:
         if e["kind"] == "Input":
             rows.append((e["name"], "Input", "x".join(map(str, e["shape"])), "", "", "", e["result"], "", "", "",
-                         "", "", "", ""))
+                         "", "", "", "", ""))
             continue
         if "latency_cycles" not in e:
             continue
@@ -133,5 +133,10 @@ def layer_rows(report):
         rows.append((e["name"], kind, "x".join(map(str, e["shape"])), e.get("input", ""), weight or "", accum or "",
                      e["result"], str(e["latency_cycles"]), str(e["adders"] + e["multipliers"]),
                      str(e["register_bits"]), str(e.get("reuse", "")), str(e.get("interval_cycles", 1)),
-                     str(e["multipliers"]), str(e["rom_bits"])))
+                     str(e["multipliers"]), _dsp_text(e), str(e["rom_bits"])))
     return rows
+
+
+def _dsp_text(entry):
+    counts = [dsp_count(entry, family) for family in ("ice40", "ecp5")]
+    return str(counts[0]) if counts[0] == counts[1] else f"{counts[0]}/{counts[1]}"

@@ -19,8 +19,8 @@ def print_report(report, outdir=None):
     rows = layer_rows(report)
     folded = any(row[10] not in ("", "1") for row in rows)  # reuse columns only when some layer is folded
     cols = ("layer", "kind", "shape", "weight", "accum", "result", "cycles", "adders+mul", "reg bits")
-    cols += ("R", "II", "mul", "ROM bits") if folded else ()
-    numeric = ("cycles", "adders+mul", "reg bits", "R", "II", "mul", "ROM bits")
+    cols += ("R", "II", "mul", "DSP iCE40/ECP5", "ROM bits") if folded else ()
+    numeric = ("cycles", "adders+mul", "reg bits", "R", "II", "mul", "DSP iCE40/ECP5", "ROM bits")
     for col in cols:
         table.add_column(col, justify="right" if col in numeric else "left",
                          no_wrap=col in ("weight", "accum", "result"), overflow="fold")

@@ -301,6 +301,8 @@ def test_cli_convert_reuse_then_verify_and_report(tmp_path_factory, sim):
     assert res.exit_code == 0 and "PASS" in res.output, res.output
     res = run("report", d / "out")
     assert res.exit_code == 0 and re.search(r"fc2\s.*\b20\s+18\s", res.output), res.output
+    # fc2's multipliers (one per lane: 10-bit inputs, narrow weights) fill one DSP block each
+    assert "DSP iCE40/ECP5" in res.output and re.search(r"fc2\s.*\b20\s+18\s+2\s+2\s", res.output), res.output
 
 
 @pytest.mark.parametrize("sizes", [(1, 1), (1, 4), (5, 1)])
