@@ -186,3 +186,16 @@ def test_folded_stream_conv_verilog_on_icarus(rng, tmp_path):
     result = verify_design(design, x, simulator="icarus", seed=2, gap=0.3, stall=0.3)
     assert not result.mismatches, result.mismatches[:2]
     assert result.latencies == {design.network.latency} and result.intervals == {design.network.interval}
+
+
+def test_folded_conv_links_to_the_folded_dense_after_it(rng):
+    """io parallel, Conv -> Flatten -> Dense both folded far enough: the convolution's outputs go
+    through the double-buffered block RAM to the Dense (nnhdl.layers.link_folded), still equal to
+    the reference with gaps and stalls, at the modelled latency and interval."""
+    g = ImageNet(rng, (4, 4, 2)).conv("c", 2, (2, 2), activation="relu").dense("d", 3).graph()
+    q = lower(g, formats(77, ["c", "d"]))
+    net = Network(q, layer_reuse={"c": q.op("c").n_in * 16, "d": 18 * 3})
+    layers = dict(net.layers)
+    assert isinstance(layers["c"], FoldedConv) and layers["c"]._sink is not None
+    assert layers["c"]._sink is layers["d"]._source and layers["c"].memory_bits > 0
+    _network_check(q, net, 1, n=6)
