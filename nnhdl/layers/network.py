@@ -55,15 +55,15 @@ class Network(wiring.Component):
         inference's first input transfer to its last output transfer at full rate).
     layers : list of (stage name, component)
 
-    ``reuse`` (default for every Dense) and ``layer_reuse`` (``{Keras layer or op name: R}``)
-    are reuse factors: a Dense with R > 1 is a :class:`~nnhdl.layers.FoldedDense` (about
-    ``n_in * n_out / R`` multipliers, one input every R cycles at most); R = 1 is the fully
-    parallel :class:`~nnhdl.layers.Dense`. The network's interval is its slowest layer's. With
-    one transfer per inference and a folded layer, the network input accepts at most one
-    transfer every :attr:`input_gate` cycles (the slowest layer's interval): then no inference
-    waits inside the pipeline for a slower layer, and the latency is the same at full rate as
-    from idle. Convolutions are not folded yet: a ``layer_reuse`` entry > 1 for one is an error,
-    the default ``reuse`` leaves them parallel.
+    ``reuse`` (default for every Dense and convolution) and ``layer_reuse`` (``{Keras layer or op
+    name: R}``) are reuse factors: a Dense with R > 1 is a :class:`~nnhdl.layers.FoldedDense`
+    (about ``n_in * n_out / R`` multipliers, one input every R cycles at most), a convolution a
+    :class:`~nnhdl.layers.FoldedConv` (``io="parallel"``, R per image) or
+    :class:`~nnhdl.layers.FoldedConvStream` (``io="stream"``, R per window); R = 1 is the fully
+    parallel layer. The network's interval is its slowest layer's. With one transfer per
+    inference and a folded layer, the network input accepts at most one transfer every
+    :attr:`input_gate` cycles (the slowest layer's interval): then no inference waits inside the
+    pipeline for a slower layer, and the latency is the same at full rate as from idle.
 
     When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
     """
