@@ -6,8 +6,8 @@ register bits; ROM bits; hardware multipliers).
 those with logic: the low bits of ``x + (y << d)`` are ``x``'s own), with the coefficients fitted to
 Yosys on a set of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to
 Yosys for every design and the error: a rough guide (about ±25 % today), not a promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
-removes the few whose bits are constant; a folded layer's product registers that go into DSP
-blocks are not counted: ``dsp_register_bits``). DSP blocks are counted per multiplier from its operand
+removes the few whose bits are constant; on the iCE40 a folded layer's product registers go into
+the DSP blocks and are not counted: ``dsp_register_bits``). DSP blocks are counted per multiplier from its operand
 widths as Yosys splits it (:func:`dsp_blocks`); block RAM is counted, not estimated (ROMs read
 synchronously). Folded layers count their lanes' multiplexers, accumulators and control too
 (:attr:`nnhdl.layers.FoldedDense.logic_bits`, a rougher model: -15 % ... +40 % on ten folded
@@ -23,6 +23,10 @@ __all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "dsp_blocks", "dsp_count", "estimate_
 #: signed multipliers from 4x4 to 36x36, every count matched; xc7 ``DSP48E1`` 25x18: from its
 #: data sheet, not measured.
 DSP_GEOMETRY = {"ice40": (16, 16, 2, 11), "ecp5": (18, 18, 2, 2), "xc7": (25, 18, 2, 2)}
+
+#: Families whose DSP blocks take in the product registers of a folded layer (Yosys packs them into
+#: iCE40 ``SB_MAC16``; measured 2026-12-01: ECP5 ``MULT18X18D`` keeps them in flip-flops).
+ABSORBS_PRODUCT_REGISTERS = ("ice40",)
 
 #: Per family: LUTs per adder bit, per comparator bit, per multiplexer bit, per layer (control).
 #: ice40 and ecp5 (LUT4, ECP5 carries as 2 LUTs per CCU2C): fitted 2026-12-01 to Yosys on the 9
@@ -68,7 +72,7 @@ def estimate_layer(entry, family):
     bits = entry.get("logic_bits") or {}
     luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux")) + c["layer"]
     absorbed = sum(n for key, n in (entry.get("dsp_register_bits") or {}).items()
-                   if dsp_blocks(*(int(v) for v in key.split("x")), family))
+                   if family in ABSORBS_PRODUCT_REGISTERS and dsp_blocks(*(int(v) for v in key.split("x")), family))
     return {"LUT": int(round(luts)), "FF": int(entry.get("register_bits", 0)) - absorbed, "DSP": dsp_count(entry, family)}
 
 

@@ -295,8 +295,8 @@ class FoldedDense(LayerFigures, wiring.Component):
     @property
     def dsp_register_bits(self):
         """``{"AxB": bits}``: the product registers a DSP block of that multiplier shape takes in
-        (Yosys packs them into iCE40 ``SB_MAC16`` and ECP5 ``MULT18X18D``; measured: all of them
-        when a lane sums several products per step, about half with one)."""
+        (Yosys packs them into iCE40 ``SB_MAC16``, not into ECP5 ``MULT18X18D``; measured: all of
+        them when a lane sums several products per step, about half with one)."""
         share = 1.0 if self.schedule.inputs_per_step > 1 else 0.5
         key = next(iter(count_shapes(self.multiplier_widths[:1])), None)
         return {key: int(self._products * self._product_shape().width * share)} if key and self._products else {}
