@@ -383,7 +383,9 @@ class Datapath:
             value = self._part(node.value.shift_left(-s), node.value) if s else node.value
             q = Node(value, lo << -s, hi << -s, node.stage, node.depth)
         elif to.rounding is Rounding.TRN:
-            q = Node(self._part(node.value.shift_right(s), node.value), lo >> s, hi >> s, node.stage, node.depth)
+            # (right shifts stay ``>>``: with ``shift_right``, which narrows the value (to zero bits
+            # for a shift past its width), Yosys 0.70's ABC9 asserted in synth_ecp5 on the jet tagger)
+            q = Node(self._part(node.value >> s, node.value), lo >> s, hi >> s, node.stage, node.depth)
         else:
             cost = self._cost("add", _width(qlo, qhi))
             (node,) = self.align([node], cost)
@@ -392,7 +394,7 @@ class Datapath:
                 fill = v[-1] if lo < 0 else Const(0, 1)
                 v = Cat(v, fill.replicate(s + 1 - len(v)))
                 v = v.as_signed() if lo < 0 else v
-            floor = v.shift_right(s)
+            floor = v >> s
             half = v[s - 1]
             below = v[:s - 1].any() if s > 1 else Const(0, 1)
             negative = v[-1] if lo < 0 else Const(0, 1)
@@ -595,7 +597,7 @@ class Datapath:
         assert top * (m * d - (1 << s)) < (1 << s)
         prod = self.materialize(self.multiply_const(u, m))
         (prod,) = self.align([prod], self._cost("mux"))
-        q = Node(self._part(prod.value.shift_right(s), prod.value), prod.lo >> s, prod.hi >> s, prod.stage,
+        q = Node(self._part(prod.value >> s, prod.value), prod.lo >> s, prod.hi >> s, prod.stage,
                  prod.depth)
         q = self.shared(Node(q.value, u.lo // d, u.hi // d, q.stage, q.depth))  # multiplied and returned
         rem = self.add(u, self.negate(self.multiply_const(q, d)))
