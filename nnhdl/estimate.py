@@ -52,17 +52,19 @@ def dsp_blocks(a, b, family):
                if x >= min_operand and y >= min_operand and x + y >= min_product)
 
 
+def _widths(key):
+    """``(a, b)`` of a ``multiplier_shapes`` key ``"AxB"``."""
+    a, b = key.split("x")
+    return int(a), int(b)
+
+
 def dsp_count(entry, family):
     """DSP blocks of ``family`` for one report layer entry's multipliers (:func:`dsp_blocks` of each
     ``multiplier_shapes`` entry; a report without shapes: one block per multiplier)."""
     shapes = entry.get("multiplier_shapes")
     if shapes is None:  # a report written before shapes were recorded: one block per multiplier
         return int(entry.get("multipliers", 0))
-    total = 0
-    for key, count in shapes.items():
-        a, b = (int(v) for v in key.split("x"))
-        total += count * dsp_blocks(a, b, family)
-    return total
+    return sum(count * dsp_blocks(*_widths(key), family) for key, count in shapes.items())
 
 
 def estimate_layer(entry, family):
@@ -71,8 +73,9 @@ def estimate_layer(entry, family):
     c = COEFFICIENTS[family]
     bits = entry.get("logic_bits") or {}
     luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux")) + c["layer"]
-    absorbed = sum(n for key, n in (entry.get("dsp_register_bits") or {}).items()
-                   if family in ABSORBS_PRODUCT_REGISTERS and dsp_blocks(*(int(v) for v in key.split("x")), family))
+    absorbed = 0
+    if family in ABSORBS_PRODUCT_REGISTERS:
+        absorbed = sum(n for key, n in (entry.get("dsp_register_bits") or {}).items() if dsp_blocks(*_widths(key), family))
     return {"LUT": int(round(luts)), "FF": int(entry.get("register_bits", 0)) - absorbed, "DSP": dsp_count(entry, family)}
 
 

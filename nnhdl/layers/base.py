@@ -70,7 +70,7 @@ class _DatapathLogic:
 
     @property
     def multiplier_widths(self):
-        return tuple(self._dp.multiplier_shapes)
+        return tuple(self._dp.multiplier_widths)
 
 
 class RegisteredFront(_DatapathLogic):

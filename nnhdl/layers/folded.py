@@ -231,8 +231,9 @@ class FoldedDense(LayerFigures, wiring.Component):
         super().__init__({"i": In(stream_signature(in_fmt, self.n_vec)),
                           "o": Out(stream_signature(op.fmt, op.n_out))})
         sch, acc = self.schedule, op.accum_fmt
-        weights = [int(v) for v in op.weight.flat]
-        self._w_shape = shape_for(min(weights + [0]), max(weights + [0]))
+        weights = [int(v) for v in op.weight.flat] + [0]
+        self._w_range = (min(weights), max(weights))
+        self._w_shape = shape_for(*self._w_range)
         self._acc_shape = word_shape(acc)
         g = sch.outputs_per_lane
         self._lane_outputs = [[j for j in range(lane * g, lane * g + g) if j < op.n_out] for lane in range(sch.lanes)]
@@ -297,9 +298,11 @@ class FoldedDense(LayerFigures, wiring.Component):
         """``{"AxB": bits}``: the product registers a DSP block of that multiplier shape takes in
         (Yosys packs them into iCE40 ``SB_MAC16``, not into ECP5 ``MULT18X18D``; measured: all of
         them when a lane sums several products per step, about half with one)."""
+        if not self._products:
+            return {}
         share = 1.0 if self.schedule.inputs_per_step > 1 else 0.5
-        key = next(iter(count_shapes(self.multiplier_widths[:1])), None)
-        return {key: int(self._products * self._product_shape().width * share)} if key and self._products else {}
+        (key,) = count_shapes([self._lane_operands])
+        return {key: int(self._products * self._product_shape().width * share)}
 
     def handshake(self):
         """After accepting an input, ready again only in the last of its ``interval`` steps."""
@@ -329,11 +332,14 @@ class FoldedDense(LayerFigures, wiring.Component):
     @property
     def multiplier_widths(self):
         """The lanes' products (input word times weight), then any of the activation."""
-        x = (self.in_fmt.min_int, self.in_fmt.max_int)
-        weights = [int(v) for v in self.op.weight.flat] + [0]
-        return (operand_widths(x, (min(weights), max(weights))),) * self._products + tuple(self._dp.multiplier_shapes)
+        return (self._lane_operands,) * self._products + tuple(self._dp.multiplier_widths)
 
     @property
+    def _lane_operands(self):
+        """Operand widths ``(a, b)`` of a lane's multiplier: an input word times a weight."""
+        return operand_widths((self.in_fmt.min_int, self.in_fmt.max_int), self._w_range)
+
+    @cached_property
     def _products(self):
         return sum(col is not None for row in self._weight_columns[1] for col in row)
 
@@ -432,8 +438,7 @@ class FoldedDense(LayerFigures, wiring.Component):
 
     def _product_bounds(self):
         x = (self.in_fmt.min_int, self.in_fmt.max_int)
-        weights = [int(v) for v in self.op.weight.flat] + [0]
-        corners = [a * b for a in x for b in (min(weights), max(weights))]
+        corners = [a * b for a in x for b in self._w_range]
         return min(corners), max(corners)
 
     def _sum_bounds(self):

@@ -155,7 +155,7 @@ class Datapath:
         self._count = 0
         self.adders = 0        # adders/subtractors (including rounding increments)
         self.multipliers = 0   # hardware multipliers
-        self.multiplier_shapes = []  # their operand widths, (a, b) each (DSP blocks per family: nnhdl.estimate)
+        self.multiplier_widths = []  # their operand widths, (a, b) each (DSP blocks per family: nnhdl.estimate)
         self.rom_bits = 0      # constant tables
         self.logic_bits = {"add": 0, "compare": 0, "mux": 0}  # bits of each kind of logic (estimates)
         self.memories = {}     # key -> (Memory, [(read port, address value)])
@@ -336,7 +336,7 @@ class Datapath:
             (node,) = self.align([node], cost)
             cands = (node.lo * c, node.hi * c)
             self.multipliers += 1
-            self.multiplier_shapes.append(operand_widths((node.lo, node.hi), (c, c)))
+            self.multiplier_widths.append(operand_widths((node.lo, node.hi), (c, c)))
             return self._node(node.value * Const(c, shape_for(c, c)), min(cands), max(cands), node.stage,
                               node.depth + cost)
         terms = [replace(node, shift=node.shift + s, negative=node.negative != (d < 0)) for s, d in csd_digits(c)]
@@ -555,7 +555,7 @@ class Datapath:
         stage, depth = self._stage_of(a, b)
         cands = [a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi]
         self.multipliers += 1
-        self.multiplier_shapes.append(operand_widths((a.lo, a.hi), (b.lo, b.hi)))
+        self.multiplier_widths.append(operand_widths((a.lo, a.hi), (b.lo, b.hi)))
         return self._node(a.value * b.value, min(cands), max(cands), stage, depth + cost)
 
     def _multiply_logic(self, a, b):

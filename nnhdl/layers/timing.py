@@ -82,9 +82,10 @@ class Folded(Pipe):
 
 
 class Series:
-    """Components chained inside one layer (e.g. a folded stream convolution: its window, then
-    its folded products), each with its own model: ready flows backwards through them, valid
-    forwards, exactly as between the layers of a network."""
+    """Models chained stream to stream: ready flows backwards through them (combinationally),
+    valid forwards (from registers). A whole network's layers are one (:func:`stream_timing`),
+    and so are the parts inside one layer (a folded stream convolution: its window, then its
+    folded products)."""
 
     def __init__(self, *models):
         self.models = models
@@ -164,6 +165,7 @@ class CollectModel:
 def stream_timing(network, inferences=4):
     """The :class:`StreamTiming` of ``network`` (see the module docstring)."""
     models = [layer.handshake() for _, layer in network.layers]
+    chain = Series(*models)
     gate, wait = network.input_gate, 0  # the network input's minimum spacing
     beats_in, beats_out = network.in_beats, network.out_beats
     # idle = after one inference and enough empty cycles for every layer to finish its image
@@ -181,21 +183,14 @@ def stream_timing(network, inferences=4):
         if quiet is None and len(outs) == beats_out * feed[0]:
             quiet = cycle + settle  # the warm-up inference is out: wait, then feed the measured ones
         offer = fed < beats_in * feed[0] or (quiet is not None and cycle >= quiet and fed < total_in)
-        # ready flows backwards (combinationally), valid forwards (from registers)
-        readies = [True] * (len(models) + 1)
-        for k in range(len(models) - 1, -1, -1):
-            readies[k] = models[k].in_ready(readies[k + 1])
-        valids = [offer and wait == 0] + [mdl.out_valid() for mdl in models]
-        if valids[-1] and readies[-1]:
+        if chain.out_valid():  # the sink is always ready
             outs.append(cycle)
-        for k, mdl in enumerate(models):
-            accepted = mdl.step(valids[k], readies[k + 1])
-            if k == 0:
-                wait = gate - 1 if accepted else max(wait - 1, 0)
-            if k == 0 and accepted:
-                if fed % beats_in == 0:
-                    first_in.append(cycle)
-                fed += 1
+        accepted = chain.step(offer and wait == 0, True)
+        wait = gate - 1 if accepted else max(wait - 1, 0)
+        if accepted:
+            if fed % beats_in == 0:
+                first_in.append(cycle)
+            fed += 1
         cycle += 1
     last = [outs[(k + 1) * beats_out - 1] for k in range(sum(feed))]
     return StreamTiming(latency=last[1] - first_in[1], interval=last[-1] - last[-2], first_output=outs[0])
