@@ -8,7 +8,8 @@ registers placed by the ECP5 delay model for ``--clock`` MHz; da4ml (if installe
 the same arithmetic (``x @ W + b``, ReLU, casts) and pipelines it with ``--da4ml-cutoff``. Every
 design is synthesised with the same Yosys command (YoWASP): ``synth_ecp5 -abc9`` and, with
 ``--xilinx``, ``synth_xilinx -flatten -abc9 -noiopad``. Printed: LUT, CARRY, FF, latency in
-cycles, nnhdl adders and register bits, conversion time, and ratios to the first design
+cycles, on ECP5 the logic cells ``LUT4 + 2 CCU2C`` (a CCU2C carry cell holds two LUT4s: the area
+nextpnr places, and the fair total when one design uses more carry chains and the other more LUTs), nnhdl adders and register bits, conversion time, and ratios to the first design
 (da4ml when present). da4ml's outputs are checked equal to nnhdl's reference model on 1,000
 inputs. It measures and prints; it asserts nothing.
 
@@ -85,18 +86,23 @@ def synthesize(sources, top, family, workdir):
     modules = json.loads((workdir / "stat.json").read_text())["modules"]
     key = next((k for k in modules if k.strip("\\") == top), next(iter(modules)))
     cells = {k.strip("$\\"): int(v) for k, v in modules[key].get("num_cells_by_type", {}).items()}
-    return {g: sum(cells.get(c, 0) for c in names_) for g, names_ in groups.items()}
+    counts = {g: sum(cells.get(c, 0) for c in names_) for g, names_ in groups.items()}
+    if family == "ecp5":
+        counts["COMB"] = counts["LUT"] + 2 * counts["CARRY"]
+    return counts
 
 
 # -- the designs ----------------------------------------------------------------------------------
 
-def nnhdl_design(graph, config, multiplier, outdir, family=None, clock_mhz=None):
+def nnhdl_design(graph, config, multiplier, outdir, family=None, clock_mhz=None, levels=2):
     from nnhdl.convert import convert
     t0 = time.perf_counter()
-    design = convert(graph, outdir, config=config, multiplier=multiplier, family=family, clock_mhz=clock_mhz)
+    design = convert(graph, outdir, config=config, multiplier=multiplier, family=family, clock_mhz=clock_mhz,
+                     levels_per_stage=levels)
     seconds = time.perf_counter() - t0
     r = design.report
-    name = f"nnhdl {multiplier}" + (f", {family} {r['options']['clock_mhz']:g} MHz" if family else ", 2 levels/stage")
+    name = f"nnhdl {multiplier}" + (f", {family} {r['options']['clock_mhz']:g} MHz" if family
+                                    else f", {levels} levels/stage")
     return {"name": name, "sources": [outdir / f"{r['top']}.v"], "top": r["top"],
             "latency": r["latency_cycles"], "adders": r["totals"]["adders"],
             "register_bits": r["totals"]["register_bits"], "seconds": seconds, "design": design}
@@ -161,6 +167,9 @@ def main():
     parser.add_argument("--xilinx", action="store_true", help="also synth_xilinx (slow)")
     parser.add_argument("--clock", type=float, default=100.0,
                         help="target clock (MHz) of the nnhdl cse design placed by the ECP5 delay model")
+    parser.add_argument("--levels", type=int, action="append",
+                        help="also nnhdl cse with this many adder levels per stage (default: da4ml's cutoff, the "
+                             "same clock target in da4ml's unit, where an adder is one level)")
     parser.add_argument("--keep", default=None, help="keep the designs and Yosys folders here")
     args = parser.parse_args()
 
@@ -186,6 +195,8 @@ def main():
             notes.append("da4ml not installed (pip install .[compare]): nnhdl only")
     for m in args.multiplier or ["csd", "cse"]:
         designs.append(nnhdl_design(graph, config, m, work / f"nnhdl_{m}"))
+    for levels in args.levels or [max(1, round(args.da4ml_cutoff))]:
+        designs.append(nnhdl_design(graph, config, "cse", work / f"nnhdl_cse_{levels}", levels=levels))
     designs.append(nnhdl_design(graph, config, "cse", work / "nnhdl_cse_ecp5", "ecp5", args.clock))
     families = ["ecp5"] + (["xc7"] if args.xilinx else [])
     for d in designs:
@@ -197,7 +208,7 @@ def main():
     table = Table(title=f"jet tagger logits, {args.precision}-bit, Yosys (YoWASP)", title_justify="left")
     cols = ["design", "convert s", "latency"]
     for fam in families:
-        cols += [f"LUT {fam}", f"CARRY {fam}", f"FF {fam}"]
+        cols += [f"LUT {fam}", f"CARRY {fam}"] + (["LUT4+2 CCU2C"] if fam == "ecp5" else []) + [f"FF {fam}"]
     cols += ["adders", "register bits"]
     for c in cols:
         table.add_column(c, justify="left" if c == "design" else "right")
@@ -213,7 +224,8 @@ def main():
     for d in designs:
         row = [d["name"], f"{d['seconds']:.1f}", cell(d, "latency")]
         for fam in families:
-            row += [cell(d, "LUT", fam), cell(d, "CARRY", fam), cell(d, "FF", fam)]
+            row += [cell(d, "LUT", fam), cell(d, "CARRY", fam)] + ([cell(d, "COMB", fam)] if fam == "ecp5" else [])
+            row += [cell(d, "FF", fam)]
         row += [cell(d, "adders"), cell(d, "register_bits")]
         table.add_row(*row)
     console = Console(width=220)

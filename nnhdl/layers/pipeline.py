@@ -151,6 +151,7 @@ class Datapath:
         self._wired = {}     # id(value) -> (value, its signal)
         self._logic = {}     # id(value) -> value: the values holding logic (computed, or parts of them)
         self._origin = {}    # id(signal) -> id(value) for the shared signals (one delay chain per value)
+        self._sums = set()   # id(value) of the adders' results (kept apart when another adder reads them)
         self._delays = {}
         self._count = 0
         self.adders = 0        # adders/subtractors (including rounding increments)
@@ -214,7 +215,7 @@ class Datapath:
             self._logic[id(value)] = value
         return value
 
-    def shared(self, node):
+    def shared(self, node, keep=False):
         """``node`` with its value driven onto a combinational signal (of the value's own shape)
         when the value holds logic: Amaranth copies an expression for every assignment that reads
         it, so logic read by several expressions would be built once per reader in the netlist,
@@ -232,7 +233,10 @@ class Datapath:
             self.wires.append((wire, value))
             self._wired[key] = (value, wire)  # (value kept alive by _logic: ids stay unique)
             self._origin[id(wire)] = key
-        return replace(node, value=self._wired[key][1])
+        wire = self._wired[key][1]
+        if keep:
+            wire.attrs["keep"] = 1
+        return replace(node, value=wire)
 
     def align(self, nodes, levels=1):
         """Bring ``nodes`` to one stage, leaving room for ``levels`` more cost (adder levels, or
@@ -263,7 +267,7 @@ class Datapath:
             return self.const(a.real_lo + b.real_lo)
         width = _sum_width(a, b)
         cost = self._cost("add", width)
-        a, b = self.align([a, b], cost)
+        a, b = (self._apart(n) for n in self.align([a, b], cost))
         if a.shift > b.shift:
             a, b = b, a
         d = b.shift - a.shift
@@ -277,10 +281,20 @@ class Datapath:
         else:
             value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
         self.adders += 1
+        self._sums.add(id(value))
         # the low d bits of a + (b << d) and a - (b << d) are a's own: no logic there
         passed = d if a.negative == b.negative or not a.negative else 0
         self.logic_bits["add"] += max(_width(lo, hi) - passed, 1)
         return self._node(value, lo, hi, stage, depth + cost, a.shift, neg)
+
+    def _apart(self, node):
+        """``node`` on its own kept signal if it is an adder's result computed in this stage: an
+        adder reading another combinationally would otherwise be merged with it by synthesis
+        (Yosys's ``alumacc`` makes one multi-operand ``$macc`` of such chains, which it builds
+        from full adders in LUTs instead of carry chains: about twice the logic on ECP5)."""
+        if node.is_const or id(node.value) not in self._sums:
+            return node
+        return self.shared(node, keep=True)
 
     def sum(self, nodes):
         """Sum of nodes as a balanced adder tree (terms of similar shift paired first);
@@ -312,9 +326,12 @@ class Datapath:
         if node.negative:
             cost = self._cost("add", _width(node.real_lo, node.real_hi))
             (node,) = self.align([node], cost)
+            node = self._apart(node)
             value = node.value.shift_left(node.shift) if node.shift else node.value
             self.logic_bits["add"] += _width(node.real_lo, node.real_hi)
-            return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
+            value = -value
+            self._sums.add(id(value))
+            return self._node(value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
         if node.shift:
             value = self._part(node.value.shift_left(node.shift), node.value)
             return Node(value, node.real_lo, node.real_hi, node.stage, node.depth)
