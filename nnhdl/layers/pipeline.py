@@ -215,7 +215,7 @@ class Datapath:
             self._logic[id(value)] = value
         return value
 
-    def shared(self, node, keep=False):
+    def shared(self, node):
         """``node`` with its value driven onto a combinational signal (of the value's own shape)
         when the value holds logic: Amaranth copies an expression for every assignment that reads
         it, so logic read by several expressions would be built once per reader in the netlist,
@@ -233,10 +233,7 @@ class Datapath:
             self.wires.append((wire, value))
             self._wired[key] = (value, wire)  # (value kept alive by _logic: ids stay unique)
             self._origin[id(wire)] = key
-        wire = self._wired[key][1]
-        if keep:
-            wire.attrs["keep"] = 1
-        return replace(node, value=wire)
+        return replace(node, value=self._wired[key][1])
 
     def align(self, nodes, levels=1):
         """Bring ``nodes`` to one stage, leaving room for ``levels`` more cost (adder levels, or
@@ -292,9 +289,13 @@ class Datapath:
         adder reading another combinationally would otherwise be merged with it by synthesis
         (Yosys's ``alumacc`` makes one multi-operand ``$macc`` of such chains, which it builds
         from full adders in LUTs instead of carry chains: about twice the logic on ECP5)."""
-        if node.is_const or id(node.value) not in self._sums:
+        if node.is_const or not self.share:
             return node
-        return self.shared(node, keep=True)
+        if self._origin.get(id(node.value), id(node.value)) not in self._sums:  # (or its signal)
+            return node
+        node = self.shared(node)
+        node.value.attrs["keep"] = 1
+        return node
 
     def sum(self, nodes):
         """Sum of nodes as a balanced adder tree (terms of similar shift paired first);
