@@ -5,7 +5,8 @@ register bits; ROM bits; hardware multipliers).
 ``LUT ≈ a·adder bits + c·comparator bits + m·multiplexer bits`` per family (an adder's bits are
 those with logic: the low bits of ``x + (y << d)`` are ``x``'s own), with the coefficients fitted to
 Yosys on a set of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to
-Yosys for every design and the error: a rough guide (about ±25 % today), not a promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
+Yosys for every design and the error: a guide (within about ±10 % for fully parallel ``cse`` layers,
+folded layers on the ECP5 about a third low), not a promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
 removes the few whose bits are constant; on the iCE40 a folded layer's product registers go into
 the DSP blocks and are not counted: ``dsp_register_bits``). DSP blocks are counted per multiplier from its operand
 widths as Yosys splits it (:func:`dsp_blocks`); block RAM is counted, not estimated (ROMs read
@@ -29,11 +30,13 @@ DSP_GEOMETRY = {"ice40": (16, 16, 2, 11), "ecp5": (18, 18, 2, 2), "xc7": (25, 18
 ABSORBS_PRODUCT_REGISTERS = ("ice40",)
 
 #: Per family: LUTs per adder bit, per comparator bit, per multiplexer bit, per layer (control).
-#: ice40 and ecp5 (LUT4, ECP5 carries as 2 LUTs per CCU2C): fitted 2026-12-01 to Yosys on the 9
-#: designs of benchmarks/estimate.py (root-mean-square error about 20 %); xc7: not calibrated.
+#: ice40 and ecp5 (LUT4, ECP5 carries as 2 LUTs per CCU2C): set 2026-12-01 from Yosys 0.70 on the
+#: designs of benchmarks/estimate.py once adders stay carry chains (an ECP5 adder bit is half a
+#: CCU2C; an iCE40 one a LUT beside its SB_CARRY, plus the LUTs at the chains' ends); xc7: not
+#: calibrated.
 COEFFICIENTS = {
-    "ice40": {"add": 1.1, "compare": 1.0, "mux": 1.0, "layer": 0.0},
-    "ecp5": {"add": 1.1, "compare": 1.0, "mux": 1.0, "layer": 0.0},
+    "ice40": {"add": 1.3, "compare": 1.0, "mux": 1.0, "layer": 0.0},
+    "ecp5": {"add": 1.0, "compare": 1.0, "mux": 1.0, "layer": 0.0},
     "xc7": {"add": 1.0, "compare": 0.5, "mux": 0.5, "layer": 0.0},
 }
 FAMILIES = tuple(COEFFICIENTS)
