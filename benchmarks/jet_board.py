@@ -14,7 +14,10 @@ whole 8-bit tagger does not fit the ECP5-85F: at 100 MHz Yosys needs 85,664 LUT 
 150 MHz Yosys 0.70's ABC9 reintegration fails an assertion. ``--layers 2`` (81 % of the slices)
 places in ~20 min, but nextpnr's router had routed only 10k of 217k arcs after 13 min (stopped);
 ``--layers 1`` (16-64, 27 % of the slices) completes in 20 min: 55.0 MHz for a 100 MHz target;
-converted again for 55 MHz (one register stage fewer) it reaches 41.6 MHz.
+converted again for 55 MHz (one register stage fewer) it reaches 41.6 MHz. With the adders kept
+as carry chains (later the same day) Yosys needs 62,235 LUTs' worth at 100 MHz (1,283 LUT4 +
+30,476 CCU2C, 74 %) and 34,239 FF, but nextpnr's placer cannot legalise that many carry chains
+("Unable to find legal placement" for a CCU2C after 52 M attempts, 4 min).
 
 Usage: python benchmarks/jet_board.py [--clock 100] [--board ulx3s-85f] [--out build/jet8-ecp5-100]
        [--precision 8|16] [--layers N] [--convert-only]
