@@ -73,7 +73,7 @@ class DelayModel:
 
     FAMILIES = {  # lut, carry per bit, register overhead, multiplier, default clock MHz
         "ice40": (4000, 400, 1400, 12000, 24.0),  # calibrated on nextpnr 2026-12-01: 31.7 MHz for 24, 21.6 for 16
-        "ecp5": (2800, 40, 1000, 5000, 100.0),  # calibrated on nextpnr 2026-12-01: routing ~1.1-1.8 ns per level
+        "ecp5": (2200, 40, 1000, 5000, 100.0),  # recalibrated 2026-12-01 with kept carry chains: MLP 109.6 MHz for 100
         "xc7": (600, 30, 600, 3000, 200.0),
     }
 
