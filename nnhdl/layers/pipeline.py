@@ -18,6 +18,8 @@ All registers update only while ``en`` is high: the whole pipeline holds when st
 With ``share``, a value that several expressions read is first driven onto a combinational
 signal (:meth:`Datapath.shared`), so its logic is built once: the registers are
 :meth:`Datapath.statements`, those signals :meth:`Datapath.combinational`.
+An adder that reads another adder's result within a stage reads it from a signal marked ``keep``
+(so synthesis builds each adder as its own carry chain; see :meth:`Datapath._apart`).
 Nothing here knows about streams; :class:`nnhdl.layers.base.PipelinedLayer` adds them.
 """
 
