@@ -3,8 +3,10 @@
 Both tools get the same quantized weights and formats (the issue's 8-bit case: weights
 fixed<8,1,RND>, biases fixed<8,3,RND>, input fixed<8,3>, ReLU results ufixed<8,3>, logits
 fixed<16,6>; ``--precision 16``: the example's 16-bit config). nnhdl converts with each
-``--multiplier`` (default csd and cse, two adder levels per stage) and once more with cse and
-registers placed by the ECP5 delay model for ``--clock`` MHz; da4ml (if installed: ``pip install .[compare]``) traces
+``--multiplier`` (default csd and cse, two adder levels per stage), with cse and ``--levels``
+adder levels per stage (default: da4ml's cutoff, where each adder is one level: the same clock
+target in da4ml's unit) and once more with cse and registers placed by the ECP5 delay model for
+``--clock`` MHz; da4ml (if installed: ``pip install .[compare]``) traces
 the same arithmetic (``x @ W + b``, ReLU, casts) and pipelines it with ``--da4ml-cutoff``. Every
 design is synthesised with the same Yosys command (YoWASP): ``synth_ecp5 -abc9`` and, with
 ``--xilinx``, ``synth_xilinx -flatten -abc9 -noiopad``. Printed: LUT, CARRY, FF, latency in
@@ -14,7 +16,7 @@ nextpnr places, and the fair total when one design uses more carry chains and th
 inputs. It measures and prints; it asserts nothing.
 
 Usage: python benchmarks/vs_da4ml.py [--model build/jet_tagger/jet_tagger.keras] [--precision 8|16]
-       [--multiplier csd --multiplier cse] [--clock 100] [--no-da4ml] [--xilinx] [--keep DIR]
+       [--multiplier csd --multiplier cse] [--levels 5] [--clock 100] [--no-da4ml] [--xilinx] [--keep DIR]
 """
 
 import argparse
