@@ -98,6 +98,7 @@ def main():
             layers = [e for e in design.report["layers"] if "latency_cycles" in e]
             bits = {k: sum(e["logic_bits"][k] for e in layers) for k in ("add", "compare", "mux")}
             regs = sum(e["register_bits"] for e in layers)
+            adders = sum(e.get("adders", 0) for e in layers)
             for family in args.families:
                 t0 = time.perf_counter()
                 work = ROOT / "build" / "estimate" / f"{len(rows):02d}-{family}"
@@ -108,7 +109,7 @@ def main():
                     console.print(f"{label} [{family}]: {e}")
                     continue
                 est = [estimate_layer(e, family) for e in layers]
-                rows.append(dict(label=label, role=role, family=family, bits=bits, layers=len(layers), regs=regs,
+                rows.append(dict(label=label, role=role, family=family, bits=bits, adders=adders, regs=regs,
                                  lut=used["LUT"], ff=used["FF"], est_lut=sum(p["LUT"] for p in est),
                                  est_ff=sum(p["FF"] for p in est), seconds=time.perf_counter() - t0))
                 console.print(f"{label} [{family}]: Yosys {used['LUT']} LUT {used['FF']} FF; estimate "
@@ -118,11 +119,11 @@ def main():
         coefficients = {}
         for family in args.families:
             fit = [r for r in rows if r["family"] == family and r["role"] == "fit"]
-            a = np.array([[r["bits"]["add"], r["bits"]["compare"], r["bits"]["mux"], r["layers"]] for r in fit], float)
+            a = np.array([[r["bits"]["add"], r["bits"]["compare"], r["bits"]["mux"], r["adders"]] for r in fit], float)
             b = np.array([r["lut"] for r in fit], float)
             x, *_ = np.linalg.lstsq(a, b, rcond=None)
             x = np.clip(x, 0, None)
-            coefficients[family] = dict(zip(("add", "compare", "mux", "layer"), (round(float(v), 3) for v in x)))
+            coefficients[family] = dict(zip(("add", "compare", "mux", "adder"), (round(float(v), 3) for v in x)))
         console.print(f"fitted coefficients: {coefficients}")
     console = Console(width=200)
     table = Table(title=f"nnhdl estimates vs Yosys ({platform.node()}, {time.strftime('%Y-%m-%d')})",
@@ -132,7 +133,7 @@ def main():
         table.add_column(col, justify="left" if col in ("design", "family", "fit/check") else "right")
     for r in rows:
         c = coefficients[r["family"]]
-        est = sum(c[k] * r["bits"][k] for k in ("add", "compare", "mux")) + c["layer"] * r["layers"]
+        est = sum(c[k] * r["bits"][k] for k in ("add", "compare", "mux")) + c["adder"] * r["adders"]
         table.add_row(r["label"], r["role"], r["family"], "/".join(str(r["bits"][k]) for k in ("add", "compare", "mux")),
                       f"{r['lut']:,}", f"{est:,.0f}", f"{est / max(r['lut'], 1) - 1:+.0%}", f"{r['ff']:,}",
                       f"{r['est_ff']:,}", f"{r['est_ff'] / max(r['ff'], 1) - 1:+.0%}")

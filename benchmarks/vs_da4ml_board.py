@@ -12,7 +12,7 @@ are checked equal to nnhdl's reference on 1,000 inputs. It measures and prints; 
 nothing. Each build takes minutes.
 
 Usage: python benchmarks/vs_da4ml_board.py [--layers 2] [--board ulx3s-85f] [--clock 100]
-       [--da4ml-cutoff 5] [--out build/vs_da4ml_board]
+       [--da4ml-cutoff 5] [--out build/vs_da4ml_board] [--designs da4ml,levels,clock]
 """
 
 import argparse
@@ -94,6 +94,9 @@ def main():
     parser.add_argument("--clock", type=float, default=100.0)
     parser.add_argument("--da4ml-cutoff", type=float, default=5.0)
     parser.add_argument("--out", default=str(ROOT / "build/vs_da4ml_board"))
+    parser.add_argument("--designs", default="da4ml,levels,clock",
+                        help="which to build (comma-separated): da4ml, levels (nnhdl at the cutoff), clock (nnhdl "
+                             "for --clock)")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -107,15 +110,19 @@ def main():
     levels = max(1, round(args.da4ml_cutoff))
     rows = []
 
-    da = da4ml_design(qgraph, out / "da4ml", args.da4ml_cutoff)
-    ok, bad = check_equal(da, qgraph)
-    net = da4ml_component(da, qgraph.input.fmt, qgraph.input.size, qgraph.output.fmt, qgraph.output.size)
-    fake = SimpleNamespace(network=net, report={"latency_cycles": da["latency"], "top": da["top"]})
-    print(f"da4ml: {da['latency']} cycles; outputs equal nnhdl's reference: {ok} ({bad} differ)", flush=True)
-    rows.append((f"da4ml 0.6, cutoff {args.da4ml_cutoff:g}", build(fake, args.board, args.clock, out / "build_da4ml")))
+    chosen = set(args.designs.split(","))
+    if "da4ml" in chosen:
+        da = da4ml_design(qgraph, out / "da4ml", args.da4ml_cutoff)
+        ok, bad = check_equal(da, qgraph)
+        net = da4ml_component(da, qgraph.input.fmt, qgraph.input.size, qgraph.output.fmt, qgraph.output.size)
+        fake = SimpleNamespace(network=net, report={"latency_cycles": da["latency"], "top": da["top"]})
+        print(f"da4ml: {da['latency']} cycles; outputs equal nnhdl's reference: {ok} ({bad} differ)", flush=True)
+        rows.append((f"da4ml 0.6, cutoff {args.da4ml_cutoff:g}",
+                     build(fake, args.board, args.clock, out / "build_da4ml")))
 
-    for name, kwargs in [(f"nnhdl cse, {levels} levels/stage", {"levels_per_stage": levels}),
-                         (f"nnhdl cse, ecp5 {args.clock:g} MHz", {"family": "ecp5", "clock_mhz": args.clock})]:
+    nnhdl = [("levels", f"nnhdl cse, {levels} levels/stage", {"levels_per_stage": levels}),
+             ("clock", f"nnhdl cse, ecp5 {args.clock:g} MHz", {"family": "ecp5", "clock_mhz": args.clock})]
+    for name, kwargs in [(n, k) for key, n, k in nnhdl if key in chosen]:
         folder = out / name.split(",")[1].strip().replace(" ", "_").replace("/", "")
         convert(graph, folder, config=config, multiplier="cse", force=True, **kwargs)
         design = load_design(folder)

@@ -2,7 +2,7 @@
 datapath scheduler keeps (``logic_bits``: bits of adders, comparators and multiplexers; exact
 register bits; ROM bits; hardware multipliers).
 
-``LUT ≈ a·adder bits + c·comparator bits + m·multiplexer bits`` per family (an adder's bits are
+``LUT ≈ a·adder bits + c·comparator bits + m·multiplexer bits + k·adders`` per family (an adder's bits are
 those with logic: the low bits of ``x + (y << d)`` are ``x``'s own), with the coefficients fitted to
 Yosys on a set of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to
 Yosys for every design and the error: a guide (within about ±10 % for fully parallel ``cse`` layers,
@@ -29,15 +29,15 @@ DSP_GEOMETRY = {"ice40": (16, 16, 2, 11), "ecp5": (18, 18, 2, 2), "xc7": (25, 18
 #: iCE40 ``SB_MAC16``; measured 2026-12-01: ECP5 ``MULT18X18D`` keeps them in flip-flops).
 ABSORBS_PRODUCT_REGISTERS = ("ice40",)
 
-#: Per family: LUTs per adder bit, per comparator bit, per multiplexer bit, per layer (control).
-#: ice40 and ecp5 (LUT4, ECP5 carries as 2 LUTs per CCU2C): set 2026-12-01 from Yosys 0.70 on the
-#: designs of benchmarks/estimate.py once adders stay carry chains (an ECP5 adder bit is half a
-#: CCU2C; an iCE40 one a LUT beside its SB_CARRY, plus the LUTs at the chains' ends); xc7: not
-#: calibrated.
+#: Per family: LUTs per adder bit, per comparator bit, per multiplexer bit, and per adder (the LUTs
+#: at a carry chain's ends). ice40 and ecp5 (LUT4, ECP5 carries as 2 LUTs per CCU2C): set
+#: 2026-12-01 from Yosys 0.70 on the designs of benchmarks/estimate.py once adders stay carry
+#: chains (an ECP5 adder bit is half a CCU2C; an iCE40 one a LUT beside its SB_CARRY, plus about
+#: three LUTs per chain); xc7: not calibrated.
 COEFFICIENTS = {
-    "ice40": {"add": 1.3, "compare": 1.0, "mux": 1.0, "layer": 0.0},
-    "ecp5": {"add": 1.0, "compare": 1.0, "mux": 1.0, "layer": 0.0},
-    "xc7": {"add": 1.0, "compare": 0.5, "mux": 0.5, "layer": 0.0},
+    "ice40": {"add": 1.0, "compare": 1.0, "mux": 1.0, "adder": 3.0},
+    "ecp5": {"add": 1.0, "compare": 1.0, "mux": 1.0, "adder": 0.0},
+    "xc7": {"add": 1.0, "compare": 0.5, "mux": 0.5, "adder": 0.0},
 }
 FAMILIES = tuple(COEFFICIENTS)
 
@@ -75,7 +75,7 @@ def estimate_layer(entry, family):
     figures)."""
     c = COEFFICIENTS[family]
     bits = entry.get("logic_bits") or {}
-    luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux")) + c["layer"]
+    luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux")) + c["adder"] * entry.get("adders", 0)
     absorbed = 0
     if family in ABSORBS_PRODUCT_REGISTERS:
         absorbed = sum(n for key, n in (entry.get("dsp_register_bits") or {}).items() if dsp_blocks(*_widths(key), family))
