@@ -11,8 +11,9 @@ the same arithmetic (``x @ W + b``, ReLU, casts) and pipelines it with ``--da4ml
 design is synthesised with the same Yosys command (YoWASP): ``synth_ecp5 -abc9`` and, with
 ``--xilinx``, ``synth_xilinx -flatten -abc9 -noiopad``. Printed: LUT, CARRY, FF, latency in
 cycles, on ECP5 the logic cells ``LUT4 + 2 CCU2C`` (a CCU2C carry cell holds two LUT4s: the area
-nextpnr places, and the fair total when one design uses more carry chains and the other more LUTs), nnhdl adders and register bits, conversion time, and ratios to the first design
-(da4ml when present). da4ml's outputs are checked equal to nnhdl's reference model on 1,000
+nextpnr places, and the fair total when one design uses more carry chains and the other more
+LUTs), nnhdl adders and register bits, conversion time, and ratios to the first design (da4ml
+when present). da4ml's outputs are checked equal to nnhdl's reference model on 1,000
 inputs. It measures and prints; it asserts nothing.
 
 Usage: python benchmarks/vs_da4ml.py [--model build/jet_tagger/jet_tagger.keras] [--precision 8|16]

@@ -1,18 +1,19 @@
 """Resource estimates before synthesis: LUTs and flip-flops per FPGA family, from the counts the
-datapath scheduler keeps (``logic_bits``: bits of adders, comparators and multiplexers; exact
-register bits; ROM bits; hardware multipliers).
+datapath scheduler keeps (``logic_bits``: bits of adders, comparators and multiplexers; adders;
+exact register bits; ROM bits; hardware multipliers).
 
-``LUT ≈ a·adder bits + c·comparator bits + m·multiplexer bits + k·adders`` per family (an adder's bits are
-those with logic: the low bits of ``x + (y << d)`` are ``x``'s own), with the coefficients fitted to
-Yosys on a set of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to
-Yosys for every design and the error: a guide (within about ±10 % for fully parallel ``cse`` layers,
-folded layers on the ECP5 about a third low), not a promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
+``LUT ≈ a·adder bits + c·comparator bits + m·multiplexer bits + k·adders`` per family (an adder's
+bits are those with logic: the low bits of ``x + (y << d)`` are ``x``'s own; every adder is its
+own carry chain, see :mod:`nnhdl.layers.pipeline`), with the coefficients set from Yosys on a set
+of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to Yosys for every
+design and the error: a guide (fully parallel ``cse`` designs within about ±14 %; folded layers
+on the ECP5 about a third low, their wide multiplexers and weight ROMs built from LUTs), not a
+promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
 removes the few whose bits are constant; on the iCE40 a folded layer's product registers go into
-the DSP blocks and are not counted: ``dsp_register_bits``). DSP blocks are counted per multiplier from its operand
-widths as Yosys splits it (:func:`dsp_blocks`); block RAM is counted, not estimated (ROMs read
-synchronously). Folded layers count their lanes' multiplexers, accumulators and control too
-(:attr:`nnhdl.layers.FoldedDense.logic_bits`, a rougher model: -15 % ... +40 % on ten folded
-layers).
+the DSP blocks and are not counted: ``dsp_register_bits``). DSP blocks are counted per multiplier
+from its operand widths as Yosys splits it (:func:`dsp_blocks`); block RAM is counted, not
+estimated (ROMs read synchronously). Folded layers count their lanes' multiplexers, accumulators
+and control too (:attr:`nnhdl.layers.FoldedDense.logic_bits`).
 """
 
 __all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "dsp_blocks", "dsp_count", "estimate_layer", "estimate_totals", "FAMILIES"]
@@ -75,7 +76,8 @@ def estimate_layer(entry, family):
     figures)."""
     c = COEFFICIENTS[family]
     bits = entry.get("logic_bits") or {}
-    luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux")) + c["adder"] * entry.get("adders", 0)
+    luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux"))
+    luts += c["adder"] * entry.get("adders", 0)
     absorbed = 0
     if family in ABSORBS_PRODUCT_REGISTERS:
         absorbed = sum(n for key, n in (entry.get("dsp_register_bits") or {}).items() if dsp_blocks(*_widths(key), family))
