@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
-from vs_da4ml import EIGHT_BIT, logits_graph, precision_config  # noqa: E402
+from vs_da4ml import eight_bit_config, logits_graph, precision_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,12 +56,9 @@ def convert_tagger(model, out, precision, family, clock_mhz, layers=None):
     graph = first_layers(logits_graph(load_model(ensure_model(model))), layers)
     config = precision_config(precision)
     if layers is not None:  # the 8-bit formats of the layers kept
-        from nnhdl.config import PrecisionConfig
         if precision != 8:
             raise SystemExit("--layers needs --precision 8")
-        names = {op.name for op in graph.ops}
-        config = PrecisionConfig.from_dict({**EIGHT_BIT, "layer": {k: v for k, v in EIGHT_BIT["layer"].items()
-                                                                   if k in names}})
+        config = eight_bit_config({op.name for op in graph.ops})
     t0 = time.perf_counter()
     design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz)
     return design.report, time.perf_counter() - t0

@@ -43,6 +43,12 @@ EIGHT_BIT = {"precision": "fixed<16,6>", "layer": {
     "output": {"weight": "fixed<8,1,RND>", "bias": "fixed<8,3,RND>", "result": "fixed<16,6>"}}}
 
 
+def eight_bit_config(names):
+    """The 8-bit configuration for a graph holding only the ops ``names`` (a part of the tagger)."""
+    from nnhdl.config import PrecisionConfig
+    return PrecisionConfig.from_dict({**EIGHT_BIT, "layer": {k: v for k, v in EIGHT_BIT["layer"].items() if k in names}})
+
+
 def logits_graph(graph):
     """The float graph without its final softmax (the output Dense's result is the output)."""
     from nnhdl.ir import Graph, Softmax

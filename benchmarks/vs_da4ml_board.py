@@ -23,7 +23,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
-from vs_da4ml import EIGHT_BIT, check_equal, da4ml_design, logits_graph  # noqa: E402
+from vs_da4ml import check_equal, da4ml_design, eight_bit_config, logits_graph  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 def last_layers(graph, n):
     """The float graph of the last ``n`` Dense layers, fed by an input named after the layer before
     them (so the 8-bit configuration's formats apply by name) and its config."""
-    from nnhdl.config import PrecisionConfig
     from nnhdl.ir import Dense, Graph, Input
     ops = list(graph.ops)
     dense = [k for k, op in enumerate(ops) if isinstance(op, Dense)]
@@ -43,9 +42,7 @@ def last_layers(graph, n):
     inp = Input(feed, (), (first.weight.shape[0],), origin=feed)
     kept = [inp] + ops[dense[-n]:]
     sub = Graph(tuple(kept), graph.outputs, name=graph.name)
-    layers = {k: v for k, v in EIGHT_BIT["layer"].items() if k in {op.name for op in kept}}
-    layers[feed] = {"result": EIGHT_BIT["layer"][feed]["result"]}
-    return sub, PrecisionConfig.from_dict({**EIGHT_BIT, "layer": layers})
+    return sub, eight_bit_config({op.name for op in kept})
 
 
 def da4ml_component(da, in_fmt, n_in, out_fmt, n_out):

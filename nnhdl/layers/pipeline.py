@@ -194,7 +194,7 @@ class Datapath:
         """``node`` moved to ``stage`` through registers (shared between users)."""
         if node.is_const or node.stage >= stage:
             return node
-        key = (self._origin.get(id(node.value), id(node.value)), stage)
+        key = (self._source(node.value), stage)
         if key not in self._delays:
             prev = self.delay(node, stage - 1)
             self._delays[key] = (node.value, self._reg(prev))  # keeps node.value alive: ids stay unique
@@ -205,10 +205,18 @@ class Datapath:
         """One operation's cost: one level, or its delay with a :class:`DelayModel`."""
         return self.delays.cost(kind, width) if self.delays else 1
 
-    def _node(self, value, lo, hi, stage, depth, shift=0, negative=False):
+    def _node(self, value, lo, hi, stage, depth, shift=0, negative=False, adder=False):
+        """A computed node (``adder``: an adder's or negation's result, see :meth:`_apart`)."""
         self.max_delay = max(self.max_delay, depth)
         self._logic[id(value)] = value
+        if adder:
+            self._sums.add(id(value))
         return Node(value, lo, hi, stage, depth, shift, negative)
+
+    def _source(self, value):
+        """The id of the value ``value`` stands for: itself, or the value a :meth:`shared` signal
+        carries."""
+        return self._origin.get(id(value), id(value))
 
     def _part(self, value, source):
         """``value`` (a shift, slice or extension of ``source``, no logic of its own), marked as
@@ -280,11 +288,10 @@ class Datapath:
         else:
             value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
         self.adders += 1
-        self._sums.add(id(value))
         # the low d bits of a + (b << d) and a - (b << d) are a's own: no logic there
         passed = d if a.negative == b.negative or not a.negative else 0
         self.logic_bits["add"] += max(_width(lo, hi) - passed, 1)
-        return self._node(value, lo, hi, stage, depth + cost, a.shift, neg)
+        return self._node(value, lo, hi, stage, depth + cost, a.shift, neg, adder=True)
 
     def _apart(self, node):
         """``node`` on its own kept signal if it is an adder's result computed in this stage: an
@@ -293,7 +300,7 @@ class Datapath:
         from full adders in LUTs instead of carry chains: about twice the logic on ECP5)."""
         if node.is_const or not self.share:
             return node
-        if self._origin.get(id(node.value), id(node.value)) not in self._sums:  # (or its signal)
+        if self._source(node.value) not in self._sums:
             return node
         node = self.shared(node)
         node.value.attrs["keep"] = 1
@@ -332,9 +339,7 @@ class Datapath:
             node = self._apart(node)
             value = node.value.shift_left(node.shift) if node.shift else node.value
             self.logic_bits["add"] += _width(node.real_lo, node.real_hi)
-            value = -value
-            self._sums.add(id(value))
-            return self._node(value, node.real_lo, node.real_hi, node.stage, node.depth + cost)
+            return self._node(-value, node.real_lo, node.real_hi, node.stage, node.depth + cost, adder=True)
         if node.shift:
             value = self._part(node.value.shift_left(node.shift), node.value)
             return Node(value, node.real_lo, node.real_hi, node.stage, node.depth)
