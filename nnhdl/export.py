@@ -6,6 +6,7 @@ RTLIL text (:func:`rtlil_to_verilog`), so both files describe the same netlist.
 
 from amaranth.back import rtlil, verilog
 
+from .cycle_check import fast_cycle_check
 from .names import verilog_name
 
 __all__ = ["to_verilog", "to_rtlil", "to_rtlil_and_verilog", "rtlil_to_verilog", "verilog_name"]
@@ -14,7 +15,8 @@ __all__ = ["to_verilog", "to_rtlil", "to_rtlil_and_verilog", "rtlil_to_verilog",
 def to_rtlil(component, top):
     """RTLIL text with top module ``top``; ports ``clk``, ``rst`` and the component's stream
     members (``i__payload``, ``i__valid``, ``i__ready``, ``o__payload``, ``o__valid``, ``o__ready``)."""
-    return rtlil.convert(component, name=verilog_name(top), emit_src=False)
+    with fast_cycle_check():
+        return rtlil.convert(component, name=verilog_name(top), emit_src=False)
 
 
 def to_verilog(component, top):
@@ -28,7 +30,8 @@ def rtlil_to_verilog(text, component, top):
     helper elaborates ``component`` a second time instead."""
     from_rtlil = getattr(verilog, "_convert_rtlil_text", None)
     if from_rtlil is None:  # a future Amaranth without the helper: elaborate again
-        return verilog.convert(component, name=verilog_name(top), emit_src=False)
+        with fast_cycle_check():
+            return verilog.convert(component, name=verilog_name(top), emit_src=False)
     return from_rtlil(text)
 
 
