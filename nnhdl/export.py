@@ -11,11 +11,16 @@ network with each layer an instance of its module (:meth:`~nnhdl.layers.Network.
 text is the same whatever the number of cores. Other components are converted whole.
 """
 
+import os
 import re
+from functools import partial
+
+import numpy as np
 
 from amaranth.back import rtlil, verilog
+from amaranth.hdl import Fragment, Value
 
-from .cycle_check import fast_cycle_check
+from .fast_netlist import fast_netlist
 from .names import verilog_name
 from .parallel import run_jobs
 
@@ -32,36 +37,105 @@ def to_rtlil(component, top, jobs=None):
     ``jobs``: processes for a network's layers (default: the cores, see :mod:`nnhdl.parallel`)."""
     top = verilog_name(top)
     if getattr(component, "separable", False):
-        return _by_layer(component, top, jobs)
+        return _by_layer(component, top, jobs, verilog=False)[0]
     return _convert(component, top)
 
 
 def _convert(component, name):
-    with fast_cycle_check():
+    with fast_netlist():
         return rtlil.convert(component, name=name, emit_src=False)
 
 
-def _by_layer(network, top, jobs):
-    """The RTLIL of a separable network: one module per layer, converted in parallel, and the top
-    instantiating them."""
+def _by_layer(network, top, jobs, verilog):
+    """``(RTLIL, Verilog or None)`` of a separable network: one module per layer and the top
+    instantiating them.
+
+    The layers are built (if they are not yet) and converted in two groups, in two processes
+    when there are two cores: each group's layers are built there (their ``cse`` graphs are
+    handed back, so this process builds the other group's layers without searching again),
+    converted, and their Verilog written by one Yosys run; the first group also converts the top.
+    The groups depend on the layers' weights and sizes only (:func:`_estimated_cost`), so the
+    texts are the same on every machine, built beforehand or not."""
+    from .layers.dense import remember_graphs
+
     layers = network.layers
     names = [f"{top}.{name}" for name, _ in layers]
-    costs = [_cost(layer) for _, layer in layers]
-    texts = run_jobs([lambda layer=layer, name=name: _convert(layer, name)
-                      for (_, layer), name in zip(layers, names)], costs, jobs)
-    modules = {}
-    for (name, layer), module, text in zip(layers, names, texts):
-        modules[name] = (module, _ports(text, module))
-        layer._MustUse__used = True  # (elaborated, maybe in another process: no "never used" warning)
-    network._MustUse__used = True
-    parts = [_convert(network.shell(modules), top)]
-    for module, text in zip(names, texts):
-        start = text.index(f"module \\{module}\n")
-        attribute = text.rfind(_TOP_ATTRIBUTE, 0, start)  # only the network's module is the top
-        if attribute >= 0:
-            text = text[:attribute] + text[attribute + len(_TOP_ATTRIBUTE):]
-        parts.append(text)
-    return "".join(parts)
+    members = [_member_ports(layer) for _, layer in layers]
+    # every layer with logic has a clock and a reset: the ports are known before converting
+    guess = {name: (module, ports | {"clk", "rst"}) for (name, _), module, ports in zip(layers, names, members)}
+    costs = [_estimated_cost(layer) for _, layer in layers]
+    groups = _groups(costs)
+    texts, verilogs = [None] * len(layers), []
+    results = run_jobs([partial(_convert_group, [(layers[k][1], names[k]) for k in group],
+                                (network, guess) if n == 0 else None, top, verilog)
+                        for n, group in enumerate(groups)], [sum(costs[k] for k in g) for g in groups], jobs)
+    for group, (shell, parts, text, graphs, pid) in zip(groups, results):
+        remember_graphs(graphs)
+        for k, part in zip(group, parts):
+            texts[k] = part
+            if pid != os.getpid():  # elaborated in another process: here too (its logic is built
+                Fragment.get(layers[k][1], None)  # here, and Amaranth would warn it was never used)
+        verilogs.append(text)
+        if shell is not None:
+            shell_text = shell
+    network.timing  # noqa: B018  (every layer is built now: a network with impossible timing is refused)
+    network._MustUse__used = True  # (its shell was elaborated instead)
+    actual = {name: (module, _ports(text, module)) for (name, _), module, text in zip(layers, names, texts)}
+    if actual != guess:  # a layer without a clock or reset: the top again, and one Verilog of all
+        shell_text = _convert(network.shell(actual), top)
+        whole = shell_text + "".join(texts)
+        return whole, (_yosys_verilog(whole) if verilog else None)
+    whole = shell_text + "".join(texts)
+    if not verilog:
+        return whole, None
+    first, *others = verilogs
+    return whole, first + "".join(_without_header(text) for text in others)
+
+
+def _convert_group(items, shell, top, verilog):
+    """``(shell RTLIL or None, [layer RTLIL], Verilog of them all or None, cse graphs computed,
+    process id)`` for ``items`` = ``[(layer, module name)]`` (the layers' top attributes removed:
+    only the network is a top); ``shell``: ``(network, ports)`` for the top, or None."""
+    from .layers.dense import computed_graphs
+
+    with computed_graphs() as graphs:
+        for layer, _ in items:
+            layer.latency  # noqa: B018  (builds it, unless it is built)
+    shell_text = _convert(shell[0].shell(shell[1]), top) if shell is not None else None
+    parts = [_not_top(_convert(layer, module), module) for layer, module in items]
+    text = _yosys_verilog((shell_text or "") + "".join(parts)) if verilog else None
+    return shell_text, parts, text, graphs, os.getpid()
+
+
+def _groups(costs):
+    """Two groups of layers of about equal cost (longest first, each to the lighter group); one
+    if there is one layer."""
+    groups, loads = [[], []], [0, 0]
+    for k in sorted(range(len(costs)), key=lambda k: -costs[k]):
+        g = 0 if loads[0] <= loads[1] else 1
+        groups[g].append(k)
+        loads[g] += costs[k]
+    return [sorted(g) for g in groups if g]
+
+
+def _member_ports(layer):
+    """The port names Amaranth gives a layer's stream members on a top-level module."""
+    return {"__".join(str(p) for p in path) for path, _, _ in layer.signature.flatten(layer.signature.create())}
+
+
+def _not_top(text, module):
+    start = text.index(f"module \\{module}\n")
+    attribute = text.rfind(_TOP_ATTRIBUTE, 0, start)
+    if attribute >= 0:
+        text = text[:attribute] + text[attribute + len(_TOP_ATTRIBUTE):]
+    return text
+
+
+def _without_header(verilog):
+    """Yosys's Verilog without its leading ``/* Generated by ... */`` comment."""
+    if verilog.startswith("/*"):
+        verilog = verilog[verilog.index("*/") + 2:].lstrip("\n")
+    return verilog
 
 
 def _ports(text, module):
@@ -71,10 +145,24 @@ def _ports(text, module):
     return set(_PORT.findall(text, start, end))
 
 
-def _cost(layer):
-    """A layer's share of the conversion work (its logic and register bits)."""
-    logic = getattr(layer, "logic_bits", None) or {}
-    return 1 + getattr(layer, "register_bits", 0) + sum(logic.values())
+def _estimated_cost(layer):
+    """A layer's share of the building and conversion work, known before it is built: the bits of
+    its non-zero weights (times its windows, for a convolution on whole images), else of its
+    input and output words."""
+    op = getattr(layer, "op", None)
+    weight = getattr(op, "weight", None)
+    words = sum(len(Value.cast(port.payload)) for port in (layer.i, layer.o))
+    if weight is None:
+        return 1 + 4 * words
+    from .layers.conv import Conv
+    fmt = getattr(op, "weight_fmt", None)
+    windows = op.size // max(op.n_out, 1) if isinstance(layer, Conv) else 1  # (every output pixel's window)
+    return 1 + 4 * words + int(np.count_nonzero(np.asarray(weight))) * (fmt.width if fmt else 8) * max(windows, 1)
+
+
+def _yosys_verilog(text):
+    """Yosys's Verilog of RTLIL ``text`` (Amaranth's own ``write_verilog`` script)."""
+    return verilog._convert_rtlil_text(text)
 
 
 def to_verilog(component, top):
@@ -88,12 +176,14 @@ def rtlil_to_verilog(text, component, top):
     helper elaborates ``component`` a second time instead."""
     from_rtlil = getattr(verilog, "_convert_rtlil_text", None)
     if from_rtlil is None:  # a future Amaranth without the helper: elaborate again
-        with fast_cycle_check():
+        with fast_netlist():
             return verilog.convert(component, name=verilog_name(top), emit_src=False)
     return from_rtlil(text)
 
 
-def to_rtlil_and_verilog(component, top):
+def to_rtlil_and_verilog(component, top, jobs=None):
     """Both texts from one elaboration (Amaranth's netlist is built once; Yosys writes the Verilog)."""
-    text = to_rtlil(component, top)
+    if getattr(component, "separable", False) and getattr(verilog, "_convert_rtlil_text", None) is not None:
+        return _by_layer(component, verilog_name(top), jobs, verilog=True)
+    text = to_rtlil(component, top, jobs)
     return text, rtlil_to_verilog(text, component, top)

@@ -244,8 +244,8 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
         opts["synth_opts"] = "-dsp"
     elif family == "ecp5" and not dsp:
         opts["synth_opts"] = "-nodsp"
-    from ..cycle_check import fast_cycle_check
-    with fast_cycle_check():  # (Amaranth's own check is quadratic in adder widths)
+    from ..fast_netlist import fast_netlist
+    with fast_netlist():  # (Amaranth's own check is quadratic in adder widths)
         plan = platform.build(top, name="top", do_build=False, **opts)
     plan.extract(str(folder))
     clock_hz = clock_hz or platform.default_clk_frequency

@@ -1,7 +1,7 @@
 """Dense layer with constant weights baked into the logic."""
 
+from contextlib import contextmanager
 from dataclasses import replace
-from functools import lru_cache
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from ..options import Multiplier
 from .activation import activation_nodes
 from .base import PipelinedLayer
 
-__all__ = ["Dense", "dense_sums", "MULTIPLIERS", "check_multiplier"]
+__all__ = ["Dense", "dense_sums", "MULTIPLIERS", "check_multiplier", "computed_graphs", "remember_graphs"]
 
 MULTIPLIERS = tuple(m.value for m in Multiplier)
 
@@ -125,8 +125,41 @@ def _shared_sums(dp, op, plan, xs):
     return outputs
 
 
-@lru_cache(maxsize=32)
+_GRAPHS = {}  # (rows, n_out, bounds) -> CMVMGraph, the most recently used last
+_GRAPHS_KEPT = 32
+_recorders = []  # dicts collecting the graphs computed while open (computed_graphs)
+
+
 def _graph(rows, n_out, bounds):
     """The shared (``cse``) graph of the weight matrix ``rows`` (cached: every window of a Conv
     has the same one, except where it is on padding)."""
-    return build_cmvm(np.array(rows, dtype=object).reshape(len(rows), n_out), bounds, "cse")
+    key = (rows, n_out, bounds)
+    graph = _GRAPHS.pop(key, None)
+    if graph is None:
+        graph = build_cmvm(np.array(rows, dtype=object).reshape(len(rows), n_out), bounds, "cse")
+        for recorder in _recorders:
+            recorder[key] = graph
+    remember_graphs({key: graph})
+    return graph
+
+
+@contextmanager
+def computed_graphs():
+    """A dict that collects, while the context is open, the ``cse`` graphs computed (not found in
+    the cache), by key: to hand them to another process (:func:`remember_graphs`)."""
+    recorder = {}
+    _recorders.append(recorder)
+    try:
+        yield recorder
+    finally:
+        _recorders.remove(recorder)
+
+
+def remember_graphs(graphs):
+    """Add ``graphs`` (from :func:`computed_graphs`) to the cache, so layers built afterwards with
+    the same weights and input ranges skip the search."""
+    for key, graph in graphs.items():
+        _GRAPHS.pop(key, None)
+        _GRAPHS[key] = graph
+    while len(_GRAPHS) > _GRAPHS_KEPT:
+        del _GRAPHS[next(iter(_GRAPHS))]

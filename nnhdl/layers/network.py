@@ -1,6 +1,8 @@
 """A whole network as one stream component."""
 
-from functools import cached_property
+from functools import cached_property, partial
+
+import numpy as np
 
 from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Signal
 from amaranth.lib import wiring
@@ -9,7 +11,9 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from ..hardware import HardwareError, build_component, lower_hardware
 from ..ir import Graph
 from ..options import BuildOptions, IOStyle
+from ..parallel import run_jobs
 from .base import stream_signature
+from .dense import computed_graphs, remember_graphs
 from .folded import link_folded
 from .pipeline import DelayModel
 from .timing import stream_timing
@@ -93,6 +97,20 @@ class Network(wiring.Component):
         slowest = max(layer.interval for _, layer in self.layers)
         self.input_gate = slowest if self.in_beats == 1 else 1
 
+    def build(self, jobs=None):
+        """Build every layer's logic now (it is otherwise built when first needed) and return the
+        latency. The layers' searches for shared subexpressions (``cse``), the long part, run on
+        up to ``jobs`` processes (default: the cores; see :mod:`nnhdl.parallel`): each layer is
+        built in one of them and the graphs found elsewhere are handed to this process, which then
+        builds the remaining layers without searching again. The result is the same as building
+        them one after the other."""
+        layers = [layer for _, layer in self.layers]
+        results = run_jobs([partial(_build_layer, layer) for layer in layers], [_search_cost(layer) for layer in layers],
+                           jobs)
+        for graphs in results:
+            remember_graphs(graphs)
+        return self.latency
+
     @cached_property
     def timing(self):
         """The :class:`~nnhdl.layers.timing.StreamTiming` (computed on first use)."""
@@ -148,7 +166,9 @@ class Network(wiring.Component):
         return not any(getattr(layer, "_sink", None) or getattr(layer, "_source", None) for _, layer in self.layers)
 
     def shell(self, modules):
-        """The network with each layer replaced by an instance of a separately converted module:
+        """The network with each layer replaced by an instance of a separately converted module
+        (its timing is not checked here: :func:`nnhdl.export.to_rtlil` checks it once every layer
+        is built):
         ``modules[layer name] = (module name, port names)``, the ports being the layer's stream
         members as Amaranth names them on a top-level component (``i__payload``, ``i__valid``,
         ``i__ready``, ``o__...``) and, if the layer has registers, ``clk`` and ``rst``. Same
@@ -157,6 +177,23 @@ class Network(wiring.Component):
             raise NetworkError("the layers of this network are linked (folded layers sharing block RAM): "
                                "they cannot be instantiated separately")
         return _Shell(self, modules)
+
+
+def _build_layer(layer):
+    """Build ``layer``'s logic; the ``cse`` graphs it computed."""
+    with computed_graphs() as graphs:
+        layer.latency  # noqa: B018  (builds it)
+    return graphs
+
+
+def _search_cost(layer):
+    """How long a layer's ``cse`` search takes, roughly (its non-zero weights times their bits)."""
+    op = getattr(layer, "op", None)
+    weight = getattr(op, "weight", None)
+    if weight is None or getattr(layer, "multiplier", None) != "cse":
+        return 1
+    weight_fmt = getattr(op, "weight_fmt", None)
+    return 1 + int(np.count_nonzero(np.asarray(weight))) * (weight_fmt.width if weight_fmt else 8)
 
 
 class _Shell(wiring.Component):
@@ -168,7 +205,6 @@ class _Shell(wiring.Component):
         super().__init__(network.signature)
 
     def elaborate(self, platform):
-        self._network.timing  # noqa: B018  (refused as the network itself is)
         m = Module()
         stages = []
         for name, layer in self._network.layers:

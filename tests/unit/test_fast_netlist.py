@@ -1,4 +1,4 @@
-"""The export's cell-level combinational-cycle check (:mod:`nnhdl.cycle_check`): it proves
+"""The export's cell-level combinational-cycle check (:mod:`nnhdl.fast_netlist`): it proves
 acyclic netlists acyclic, never lets a real cycle through (Amaranth's own check then raises), and
 changes nothing in the RTLIL."""
 
@@ -8,7 +8,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal
 from amaranth.hdl._nir import CombinationalCycle
 
-from nnhdl.cycle_check import cells_acyclic, fast_cycle_check
+from nnhdl.fast_netlist import cells_acyclic, fast_netlist
 from nnhdl.layers import Network
 
 from ..conftest import make_mlp
@@ -33,7 +33,7 @@ def _false_alarm():
 
 def test_a_real_cycle_is_still_refused():
     m, ports = _loop()
-    with fast_cycle_check(), pytest.raises(CombinationalCycle, match="Combinational cycle"):
+    with fast_netlist(), pytest.raises(CombinationalCycle, match="Combinational cycle"):
         rtlil.convert(m, ports=ports)
 
 
@@ -54,7 +54,7 @@ def test_a_cell_level_false_alarm_falls_back_to_the_exact_check():
         _nir.Netlist.check_comb_cycles = original
     assert seen == [False]  # the cell graph has a loop the bits do not
     m, ports = _false_alarm()
-    with fast_cycle_check():
+    with fast_netlist():
         text = rtlil.convert(m, ports=ports)  # and so does the fast path, through the fallback
     assert "module" in text
 
@@ -75,6 +75,6 @@ def test_a_pipelined_network_is_proven_acyclic_and_its_rtlil_is_unchanged():
     finally:
         _nir.Netlist.check_comb_cycles = original
     assert verdicts == [True]
-    with fast_cycle_check():
+    with fast_netlist():
         assert rtlil.convert(network, name="mlp", emit_src=False) == plain
     assert _nir.Netlist.check_comb_cycles is original  # the context restores Amaranth's check
