@@ -13,7 +13,9 @@ Two ways of building it:
   is then a balanced adder tree over all digits of all its weights (nothing is shared).
 - ``method="cse"``: the digits of the whole matrix first, then common two-term subexpressions
   ``x_a + (+/-)(x_b << d)`` that recur (in any column, at any shift, with either sign) are built once
-  and substituted greedily, the most frequent first, until no pattern occurs twice; a pattern's
+  and substituted greedily, the most frequent first (of equally frequent ones the shallowest, then
+  the one with the smallest shift difference ``d``: the narrowest adder), until no pattern occurs
+  twice; a pattern's
   adder depth is bounded by ``max_depth``. Each column is finally an adder tree over its remaining
   terms, pairing the shallowest (then the least shifted) terms first so that it is as shallow as
   possible.
@@ -290,7 +292,8 @@ def _share(builder, cols, max_depth):
         return cols  # weights wider than 255 bits: not worth sharing
     columns = [_Column(terms) for terms in cols]
     depths = builder.depths
-    heap = []  # (-count bound, depth, key, where): where = (segment, start, length) or the key's columns
+    heap = []  # (-count bound, depth, shift difference, key, where): where = (segment, start, length) or
+    #          the key's columns; among equally frequent patterns the shallowest, then the narrowest
     segments = []  # per record(): the columns of its keys, grouped by key
     threshold = 2  # the heap holds every pattern that may occur at least this often
 
@@ -311,11 +314,13 @@ def _share(builder, cols, max_depth):
         n1 = pair // (2 * _SH * _NB)
         dep = np.array(depths, dtype=np.int64)
         depth = np.maximum(dep[n1], dep[n2]) + 1
+        span = np.abs((pair % (2 * _SH)) - _SH)  # the shift difference: the shared adder's extra width
         ok = depth <= max_depth
         seg = len(segments)
         segments.append(cols)
-        for key, c, d, k in zip(uniq[ok].tolist(), cnt[ok].tolist(), depth[ok].tolist(), start[ok].tolist()):
-            heapq.heappush(heap, (-c, d, key, (seg, k, c)))
+        for key, c, d, w, k in zip(uniq[ok].tolist(), cnt[ok].tolist(), depth[ok].tolist(), span[ok].tolist(),
+                                   start[ok].tolist()):
+            heapq.heappush(heap, (-c, d, w, key, (seg, k, c)))
 
     def recount():
         """Empty the heap and record every column's pairs afresh."""
@@ -341,7 +346,7 @@ def _share(builder, cols, max_depth):
             threshold = max(2, threshold // 2)
             recount()
             continue
-        negc, depth, key, where = heapq.heappop(heap)
+        negc, depth, span, key, where = heapq.heappop(heap)
         a, b, d, g = _unkey(key)
         if (alive.get(a, 0) // 2 if a == b else min(alive.get(a, 0), alive.get(b, 0))) < 2:
             continue  # fewer than two occurrences left: the recount below would drop it too
@@ -372,7 +377,7 @@ def _share(builder, cols, max_depth):
             # a stale bound, and not still the most frequent: back with its real count (below the
             # threshold, the next recount finds it again)
             if len(found) >= threshold:
-                heapq.heappush(heap, (-len(found), depth, key, live))
+                heapq.heappush(heap, (-len(found), depth, span, key, live))
             continue
         node = builder.add(Term(a, max(0, -d), 1), Term(b, max(0, d), g))
         new_keys, new_cols = [], []

@@ -61,6 +61,15 @@ def test_the_text_does_not_depend_on_the_processes(network):
     assert to_rtlil(network, "net", jobs=1) == to_rtlil(network, "net", jobs=2)
 
 
+def test_the_text_does_not_depend_on_building_first():
+    """Building the layers beforehand (the report, a simulation) or during the export: the same
+    groups, the same text."""
+    graph = make_mlp(np.random.default_rng(6), [4, 7, 3], ["relu", "linear"])
+    built = Network(graph)
+    built.build(jobs=1)
+    assert to_rtlil_and_verilog(built, "net") == to_rtlil_and_verilog(Network(graph), "net")
+
+
 def test_one_module_per_layer_under_one_top(network):
     rtlil, verilog = to_rtlil_and_verilog(network, "net")
     assert rtlil.count("attribute \\top 1\n") == 1
