@@ -21,6 +21,7 @@ from amaranth.back import rtlil, verilog
 from amaranth.hdl import Fragment, Value
 
 from .fast_netlist import fast_netlist
+from .gcpause import paused_gc
 from .names import verilog_name
 from .parallel import run_jobs
 
@@ -38,7 +39,8 @@ def to_rtlil(component, top, jobs=None):
     top = verilog_name(top)
     if getattr(component, "separable", False):
         return _by_layer(component, top, jobs, verilog=False)[0]
-    return _convert(component, top)
+    with paused_gc():
+        return _convert(component, top)
 
 
 def _convert(component, name):
@@ -47,6 +49,11 @@ def _convert(component, name):
 
 
 def _by_layer(network, top, jobs, verilog):
+    with paused_gc():  # (the children inherit it)
+        return _by_layer_now(network, top, jobs, verilog)
+
+
+def _by_layer_now(network, top, jobs, verilog):
     """``(RTLIL, Verilog or None)`` of a separable network: one module per layer and the top
     instantiating them.
 
@@ -186,4 +193,5 @@ def to_rtlil_and_verilog(component, top, jobs=None):
     if getattr(component, "separable", False) and getattr(verilog, "_convert_rtlil_text", None) is not None:
         return _by_layer(component, verilog_name(top), jobs, verilog=True)
     text = to_rtlil(component, top, jobs)
-    return text, rtlil_to_verilog(text, component, top)
+    with paused_gc():
+        return text, rtlil_to_verilog(text, component, top)

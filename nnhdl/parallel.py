@@ -10,31 +10,35 @@ are the same whichever process computes them, and in the same order as the jobs.
 When forking is impossible (no ``os.fork``), not worth it (one job, or one core) or fails in any
 way (a child that raises, dies or takes far longer than the caller's share), the jobs concerned are
 run in the calling process instead, so errors surface there with their normal traceback.
-``NNHDL_JOBS`` (environment) caps the number of processes; ``NNHDL_JOBS=1`` never forks.
+``NNHDL_JOBS`` (environment) sets the number of processes; ``NNHDL_JOBS=1`` never forks. Without
+it, the cores on Linux, one process elsewhere.
 """
 
 import os
 import pickle
 import select
+import sys
 import time
 
 __all__ = ["run_jobs", "default_jobs"]
 
 
 def default_jobs():
-    """The number of processes to use: the cores this process may run on, capped by
-    ``NNHDL_JOBS``."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+    """The number of processes to use: ``NNHDL_JOBS`` if set, else the cores this process may run
+    on (on Linux; elsewhere 1, as forking a process that has loaded system frameworks, e.g.
+    TensorFlow on macOS, is not safe there)."""
     limit = os.environ.get("NNHDL_JOBS", "").strip()
     if limit:
         try:
-            cores = min(cores, max(1, int(limit)))
+            return max(1, int(limit))
         except ValueError:
             raise ValueError(f"NNHDL_JOBS must be a whole number of processes, not {limit!r}") from None
-    return max(1, cores)
+    if not sys.platform.startswith("linux"):
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _shares(costs, n):

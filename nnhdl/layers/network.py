@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out, connect, flipped
 from ..hardware import HardwareError, build_component, lower_hardware
 from ..ir import Graph
 from ..options import BuildOptions, IOStyle
+from ..gcpause import paused_gc
 from ..parallel import run_jobs
 from .base import stream_signature
 from .dense import computed_graphs, remember_graphs
@@ -105,6 +106,10 @@ class Network(wiring.Component):
         builds the remaining layers without searching again. The result is the same as building
         them one after the other."""
         layers = [layer for _, layer in self.layers]
+        with paused_gc():
+            return self._build(layers, jobs)
+
+    def _build(self, layers, jobs):
         results = run_jobs([partial(_build_layer, layer) for layer in layers], [_search_cost(layer) for layer in layers],
                            jobs)
         for graphs in results:
