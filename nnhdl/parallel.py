@@ -95,6 +95,12 @@ def _fork(functions, share):
         status = 0
         try:
             os.close(read)
+            # fresh standard streams: another thread of the parent (a progress display) may have
+            # held their locks at the fork; the child's output, if any, is not wanted anyway
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)
+            sys.stdout = sys.stderr = open(null, "w", closefd=False)
             try:
                 data = pickle.dumps([functions[k]() for k in share], protocol=pickle.HIGHEST_PROTOCOL)
             except BaseException:  # noqa: BLE001  (the parent reruns the share and reports the error)

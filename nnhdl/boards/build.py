@@ -14,6 +14,7 @@ with relative file names. Their WebAssembly is compiled once and cached in ``~/.
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -269,6 +270,7 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
         size = target.device.split("-")[1].lower().rstrip("f") + "k"
         cmd = [pnr, "--quiet", "--log", "top.tim", f"--{size}", "--package", target.package, "--speed", "6",
                "--json", "top.json", "--lpf", "top.lpf", "--textcfg", "top.config", "--timing-allow-fail"]
+    cmd += shlex.split(os.environ.get("NNHDL_NEXTPNR_ARGS", ""))  # e.g. a --seed, or placer options
     try:
         _run(cmd, folder, "nextpnr.out", "nextpnr place-and-route")
     except BuildError as e:
