@@ -20,7 +20,7 @@ as carry chains (later the same day) Yosys needs 62,235 LUTs' worth at 100 MHz (
 ("Unable to find legal placement" for a CCU2C after 52 M attempts, 4 min).
 
 Usage: python benchmarks/jet_board.py [--clock 100] [--board ulx3s-85f] [--out build/jet8-ecp5-100]
-       [--precision 8|16] [--layers N] [--convert-only]
+       [--precision 8|16] [--layers N] [--fit] [--convert-only]
 """
 
 import argparse
@@ -49,9 +49,9 @@ def first_layers(graph, n):
     return Graph(tuple(ops), (ops[-1].name,), name=graph.name)
 
 
-def convert_tagger(model, out, precision, family, clock_mhz, layers=None):
-    """Convert the tagger's logits (or its first ``layers`` Dense layers) into ``out``; returns
-    (report, seconds)."""
+def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=None):
+    """Convert the tagger's logits (or its first ``layers`` Dense layers) into ``out`` (``fit``: a
+    board whose resources choose the reuse factors); returns (report, seconds)."""
     from nnhdl.convert import convert, load_model
     graph = first_layers(logits_graph(load_model(ensure_model(model))), layers)
     config = precision_config(precision)
@@ -60,7 +60,7 @@ def convert_tagger(model, out, precision, family, clock_mhz, layers=None):
             raise SystemExit("--layers needs --precision 8")
         config = eight_bit_config({op.name for op in graph.ops})
     t0 = time.perf_counter()
-    design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz)
+    design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz, fit=fit)
     return design.report, time.perf_counter() - t0
 
 
@@ -86,15 +86,20 @@ def main():
     parser.add_argument("--out", default=None, help="design folder (default build/jet<precision>-<family>-<clock>)")
     parser.add_argument("--layers", type=int, default=None,
                         help="only the first N Dense layers (e.g. 2: 16-64-32), for devices the whole tagger overfills")
+    parser.add_argument("--fit", action="store_true",
+                        help="reuse factors chosen to fit the board (nnhdl convert --fit), else fully parallel")
     parser.add_argument("--convert-only", action="store_true")
     args = parser.parse_args()
 
     from nnhdl.boards.targets import get_target
     target = get_target(args.board)
-    part = f"-{args.layers}layers" if args.layers else ""
+    part = (f"-{args.layers}layers" if args.layers else "") + ("-fit" if args.fit else "")
     out = Path(args.out or ROOT / f"build/jet{args.precision}{part}-{target.family}-{args.clock:g}")
-    report, convert_s = convert_tagger(args.model, out, args.precision, target.family, args.clock, args.layers)
+    report, convert_s = convert_tagger(args.model, out, args.precision, target.family, args.clock, args.layers,
+                                       target.name if args.fit else None)
     t = report["totals"]
+    if args.fit:
+        print(f"fitted: {report['fit']['layer_reuse']}, estimated {report['fit']['estimated']}", flush=True)
     print(f"converted in {convert_s:.1f} s: {report['latency_cycles']} cycles, {t['adders']:,} adders, "
           f"{t['register_bits']:,} register bits -> {out}", flush=True)
     if args.convert_only:
@@ -108,6 +113,8 @@ def main():
     used = lambda k: f"{res[k]['used']:,}" if k in res else "-"  # noqa: E731
     print("| design | board | LUT | FF | DSP | Fmax | latency | build | date, machine |")
     what = f"first {args.layers} Dense layers" if args.layers else "logits"
+    if args.fit:
+        what += f", `--fit` R = {report['fit']['layer_reuse']}"
     print(f"| jet tagger {args.precision}-bit {what}, cse, `--family {target.family} --clock {args.clock:g}` | "
           f"{target.name} | "
           f"{used('LUT')} | {used('FF')} | {used('DSP')} | {r['fmax_mhz']:.1f} MHz | {r['latency_cycles']} cycles = "

@@ -35,6 +35,13 @@ MARGIN = 0.8
 #: and 3,960 flip-flops.
 PACKED_CELLS = ("ice40",)
 
+#: Logic sites (``TRELLIS_COMB``) nextpnr-ecp5 uses per carry chain beyond its CCU2Cs (Yosys's
+#: count, which the estimate follows, does not show them): measured 2026-12-01 on the 8-bit jet
+#: tagger's logits (4,712 adders, each its own chain): 61,034 LUT4s' worth after Yosys (LUT4 +
+#: 2 per CCU2C) became 79,844 TRELLIS_COMB after packing, 4.0 per adder (95 % of the ECP5-85F,
+#: which nextpnr's placer could not legalise).
+ECP5_SITES_PER_CHAIN = 4
+
 
 class FitError(ValueError):
     """No reuse factors make the network fit the board (names what does not fit and what to try)."""
@@ -59,6 +66,8 @@ def _needs(figures, family, bram_bits):
     if figures.get("memory_bits", 0):  # line buffers and links are block RAM whatever their size
         blocks += math.ceil(figures["memory_bits"] / bram_bits)
     needs = {"LUT": est["LUT"], "FF": est["FF"], "DSP": est["DSP"], "BRAM": blocks}
+    if family == "ecp5":  # the logic sites nextpnr packs the carry chains into
+        needs["LUT"] += ECP5_SITES_PER_CHAIN * figures.get("adders", 0)
     if family in PACKED_CELLS:  # a logic cell holds a LUT and a flip-flop, often not both of one design
         needs["LC"] = est["LUT"] + est["FF"]
     return needs

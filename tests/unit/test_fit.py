@@ -148,3 +148,16 @@ def test_stream_line_buffers_go_to_block_ram_before_anything_folds():
     result = fit_reuse(q, BuildOptions(io="stream"), board)
     assert result.steps == [("line buffers in block RAM", 0)] and result.memory_bits == 1
     assert set(result.layer_reuse.values()) == {1}
+
+
+def test_ecp5_budgets_the_logic_sites_of_every_carry_chain(graph):
+    """nextpnr-ecp5 packs each adder's carry chain into more logic sites than Yosys counts: the
+    fit adds them (per adder) to the LUTs it budgets on an ECP5, and only there."""
+    from nnhdl.estimate import estimate_layer
+    from nnhdl.fit import ECP5_SITES_PER_CHAIN, _needs
+
+    figures = build_network(graph).layers[0][1].figures()
+    assert figures["adders"] > 0
+    for family in ("ice40", "ecp5", "xc7"):
+        extra = ECP5_SITES_PER_CHAIN * figures["adders"] if family == "ecp5" else 0
+        assert _needs(figures, family, 4096)["LUT"] == estimate_layer(figures, family)["LUT"] + extra
