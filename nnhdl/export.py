@@ -6,9 +6,12 @@ RTLIL text (:func:`rtlil_to_verilog`), so both files describe the same netlist.
 A :class:`~nnhdl.layers.Network` whose layers are separable (see
 :attr:`~nnhdl.layers.Network.separable`) is converted one layer at a time: each layer becomes the
 module ``<top>.<layer>`` (the name Amaranth gives it inside the whole network too), converted on
-its own, the layers spread over the machine's cores (:mod:`nnhdl.parallel`); the top module is the
-network with each layer an instance of its module (:meth:`~nnhdl.layers.Network.shell`). The
-text is the same whatever the number of cores. Other components are converted whole.
+its own, and the top module is the network with each layer an instance of its module
+(:meth:`~nnhdl.layers.Network.shell`). The layers are built, converted and written as Verilog in
+two groups, on two processes when the machine has two cores (:mod:`nnhdl.parallel`; see
+:func:`_by_layer_now`). The texts are the same whatever the number of cores. Other components
+are converted whole. Python's garbage collector is paused meanwhile (:mod:`nnhdl.gcpause`) and
+Amaranth's netlist built with :func:`nnhdl.fast_netlist.fast_netlist`.
 """
 
 import os
