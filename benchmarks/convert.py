@@ -1,11 +1,11 @@
 """Conversion and simulation speed on the jet tagger (16-64-32-32-5).
 
 Prints, for the trained jet tagger at a few precisions / multiplier styles: conversion time (model
-file -> Verilog + RTLIL, Keras import excluded) and its split (quantize; build and export: the
-layers' datapaths built in nnhdl, netlist and RTLIL text in Amaranth, Verilog by Yosys's
-write_verilog of that RTLIL, in two groups of layers on two processes when the machine has two
-cores; NNHDL_JOBS=1 runs everything in one process), Verilog lines, latency in cycles, adders, register bits, reference-model inferences/s
-and Amaranth-simulator inferences/s (with random gaps and stalls, all outputs checked). It measures
+file -> Verilog + RTLIL, Keras import excluded) and its split (build: quantize and build the datapath
+in nnhdl, the layers' searches for shared subexpressions on two processes when the machine has two
+cores, one with NNHDL_JOBS=1; RTLIL: elaborate, netlist and RTLIL text in Amaranth; Verilog:
+Yosys's write_verilog of that RTLIL), Verilog lines, latency in cycles, adders, register bits,
+reference-model inferences/s and Amaranth-simulator inferences/s (with random gaps and stalls, all outputs checked). It measures
 and prints; it asserts nothing.
 
 Usage: python benchmarks/convert.py [--model build/jet_tagger/jet_tagger.keras] [--sim-vectors 200]
@@ -44,8 +44,8 @@ def main():
     args = parser.parse_args()
 
     from nnhdl.config import PrecisionConfig
-    from nnhdl.parallel import default_jobs
     from nnhdl.convert import convert, load_model
+    from nnhdl.parallel import default_jobs
     from nnhdl.reference import evaluate
     from nnhdl.verify import random_inputs, verify_design
 
@@ -55,7 +55,7 @@ def main():
     keras_load = time.perf_counter() - t0
 
     table = Table(title=f"nnhdl benchmarks: jet tagger 16-64-32-32-5 ({model})", title_justify="left")
-    for col in ("precision, multiplier", "convert s", "quantize s", "build + export s", "Verilog lines",
+    for col in ("precision, multiplier", "convert s", "build s", "RTLIL s", "Verilog s", "Verilog lines",
                 "latency", "adders", "multipliers", "register bits", "reference inf/s", "Amaranth sim inf/s",
                 "sim check"):
         table.add_column(col, justify="left" if col.startswith("precision") else "right")
@@ -74,15 +74,17 @@ def main():
         result = verify_design(design, x[:args.sim_vectors], gap=0.2, stall=0.2, seed=2)
         t = report["totals"]
         split = report["timings_s"]
-        table.add_row(label, f"{seconds:.1f}", f"{split.get('quantize', 0):.2f}",
-                      f"{split.get('build and export RTL', 0):.1f}",
+        build = split.get("quantize", 0) + split.get("build RTL", 0)
+        table.add_row(label, f"{seconds:.1f}", f"{build:.1f}", f"{split.get('export RTLIL', 0):.1f}",
+                      f"{split.get('export Verilog', 0):.1f}",
                       f"{report['verilog_lines']:,}", str(report["latency_cycles"]), f"{t['adders']:,}",
                       str(t["multipliers"]), f"{t['register_bits']:,}", f"{ref_rate:,.0f}", f"{result.rate:,.1f}",
                       "PASS" if result.passed else "FAIL")
     console = Console(width=200)
     console.print(table)
     console.print(f"Keras model load (TensorFlow import included): {keras_load:.1f} s, not counted above. "
-                  f"Machine: {platform.machine()}, {os.cpu_count()} cores ({default_jobs()} processes used), Python {platform.python_version()}; "
+                  f"Machine: {platform.machine()}, {os.cpu_count()} cores ({default_jobs()} processes used), "
+                  f"Python {platform.python_version()}; "
                   f"{time.strftime('%Y-%m-%d')}. Simulator rate: {args.sim_vectors} vectors with 20% gaps "
                   "and 20% stalls, every output checked against the reference.")
 

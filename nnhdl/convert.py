@@ -143,7 +143,7 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     hold only nnhdl's files (``force=True``: write into it anyway, leaving other files alone); the
     previous nnhdl contents are replaced (see :mod:`nnhdl.outputs`).
     """
-    from .export import to_rtlil, to_rtlil_and_verilog, verilog_name
+    from .export import rtlil_to_verilog, to_rtlil, verilog_name
     from .report import build_report
 
     step = step or (lambda name: None)
@@ -185,18 +185,18 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
         if fitted.memory_bits is not None:
             options = options.replace(memory_bits=fitted.memory_bits)
 
-    network = build_network(qgraph, options=options)
-    if verilog:  # the layers built and converted to RTLIL (Amaranth) and Verilog (Yosys) on the cores
-        text_il, text = timed("build and export RTL", to_rtlil_and_verilog, network, top)
-    elif rtlil:
-        text_il = timed("build and export RTL", to_rtlil, network, top)
-    else:
-        timed("build RTL", network.build)
-    network.latency  # noqa: B018  (built, and the timing checked)
+    def build():
+        network = build_network(qgraph, options=options)
+        network.build()  # builds the layers (their searches on the cores) and checks the timing now
+        return network
+
+    network = timed("build RTL", build)
     files = {}
     with staged_outputs(outdir, design=True, force=force, top=top) as tmp:
-        if verilog or rtlil:
+        if verilog or rtlil:  # the RTLIL (Amaranth), then the Verilog from it (Yosys)
+            text_il = timed("export RTLIL", to_rtlil, network, top)
             if verilog:
+                text = timed("export Verilog", rtlil_to_verilog, text_il, network, top)
                 (tmp / f"{top}.v").write_text(text)
                 files["verilog"] = f"{top}.v"
             (tmp / f"{top}.il").write_text(text_il)

@@ -4,14 +4,14 @@ from functools import cached_property, partial
 
 import numpy as np
 
-from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..hardware import HardwareError, build_component, lower_hardware
 from ..ir import Graph
-from ..options import BuildOptions, IOStyle
 from ..gcpause import paused_gc
+from ..options import BuildOptions, IOStyle
 from ..parallel import run_jobs
 from .base import stream_signature
 from .dense import computed_graphs, remember_graphs
@@ -142,46 +142,21 @@ class Network(wiring.Component):
         m = Module()
         for name, layer in self.layers:
             m.submodules[name] = layer
-        self._chain(m, [layer for _, layer in self.layers], self)
-        return m
-
-    def _chain(self, m, stages, outer):
-        """Connect ``stages`` (one interface per layer, with ``i`` and ``o`` streams) in order
-        between the streams of ``outer`` (the network, or its :meth:`shell`)."""
-        first = stages[0].i
+        first = self.layers[0][1].i
         if self.input_gate > 1:  # one accepted input every input_gate cycles at most
             wait = Signal(range(self.input_gate))
-            m.d.comb += [first.valid.eq(outer.i.valid & (wait == 0)), first.payload.eq(outer.i.payload),
-                         outer.i.ready.eq(first.ready & (wait == 0))]
-            with m.If(outer.i.valid & outer.i.ready):
+            m.d.comb += [first.valid.eq(self.i.valid & (wait == 0)), first.payload.eq(self.i.payload),
+                         self.i.ready.eq(first.ready & (wait == 0))]
+            with m.If(self.i.valid & self.i.ready):
                 m.d.sync += wait.eq(self.input_gate - 1)
             with m.Elif(wait != 0):
                 m.d.sync += wait.eq(wait - 1)
         else:
-            connect(m, flipped(outer.i), first)
-        for a, b in zip(stages, stages[1:]):
+            connect(m, flipped(self.i), first)
+        for (_, a), (_, b) in zip(self.layers, self.layers[1:]):
             connect(m, a.o, b.i)
-        connect(m, stages[-1].o, flipped(outer.o))
-
-    @property
-    def separable(self):
-        """True if each layer can be elaborated (and exported) on its own: no layer reads or
-        drives another's signals except through its ``i`` and ``o`` streams (consecutive folded
-        layers linked through block RAM do)."""
-        return not any(getattr(layer, "_sink", None) or getattr(layer, "_source", None) for _, layer in self.layers)
-
-    def shell(self, modules):
-        """The network with each layer replaced by an instance of a separately converted module
-        (its timing is not checked here: :func:`nnhdl.export.to_rtlil` checks it once every layer
-        is built):
-        ``modules[layer name] = (module name, port names)``, the ports being the layer's stream
-        members as Amaranth names them on a top-level component (``i__payload``, ``i__valid``,
-        ``i__ready``, ``o__...``) and, if the layer has registers, ``clk`` and ``rst``. Same
-        signature, same behaviour (see :func:`nnhdl.export.to_rtlil`)."""
-        if not self.separable:
-            raise NetworkError("the layers of this network are linked (folded layers sharing block RAM): "
-                               "they cannot be instantiated separately")
-        return _Shell(self, modules)
+        connect(m, self.layers[-1][1].o, flipped(self.o))
+        return m
 
 
 def _build_layer(layer):
@@ -199,34 +174,3 @@ def _search_cost(layer):
         return 1
     weight_fmt = getattr(op, "weight_fmt", None)
     return 1 + int(np.count_nonzero(np.asarray(weight))) * (weight_fmt.width if weight_fmt else 8)
-
-
-class _Shell(wiring.Component):
-    """:meth:`Network.shell`."""
-
-    def __init__(self, network, modules):
-        self._network = network
-        self._modules = modules
-        super().__init__(network.signature)
-
-    def elaborate(self, platform):
-        m = Module()
-        stages = []
-        for name, layer in self._network.layers:
-            module, ports = self._modules[name]
-            io = layer.signature.create(path=(name,))
-            args = {}
-            for path, member, value in layer.signature.flatten(io):
-                port = "__".join(str(p) for p in path)
-                args[("i_" if member.flow is In else "o_") + port] = value
-            if "clk" in ports:
-                args["i_clk"] = ClockSignal("sync")
-            if "rst" in ports:
-                args["i_rst"] = ResetSignal("sync")
-            if {key[2:] for key in args} != set(ports):
-                raise NetworkError(f"layer {name}: its module {module} has the ports {sorted(ports)}, not its "
-                                   f"stream members and clock: {sorted(key[2:] for key in args)}")
-            m.submodules[name] = Instance(module, **args)
-            stages.append(io)
-        self._network._chain(m, stages, self)
-        return m

@@ -1,0 +1,61 @@
+"""Jobs on several processes (:mod:`nnhdl.parallel`), as the network's layers are built: the
+results come back in order, a failure surfaces in the caller, and the design is the same as built
+in one process."""
+
+import os
+
+import numpy as np
+import pytest
+
+from nnhdl.export import to_rtlil
+from nnhdl.layers import Network
+from nnhdl.layers.dense import _GRAPHS
+from nnhdl.parallel import default_jobs, run_jobs
+
+from ..conftest import make_mlp
+
+
+def _pid(k):
+    return k, os.getpid()
+
+
+def test_run_jobs_returns_results_in_order_from_several_processes():
+    results = run_jobs([lambda k=k: _pid(k) for k in range(5)], costs=[5, 1, 1, 1, 1], jobs=2)
+    assert [k for k, _ in results] == list(range(5))
+    pids = {pid for _, pid in results}
+    assert os.getpid() in pids and len(pids) == 2
+    # the longest job alone in one process, the four short ones in the other
+    assert results[0][1] not in {pid for _, pid in results[1:]}
+
+
+def test_nnhdl_jobs_one_never_forks(monkeypatch):
+    monkeypatch.setenv("NNHDL_JOBS", "1")
+    assert default_jobs() == 1
+    assert {pid for _, pid in run_jobs([lambda k=k: _pid(k) for k in range(4)])} == {os.getpid()}
+    monkeypatch.setenv("NNHDL_JOBS", "two")
+    with pytest.raises(ValueError, match="NNHDL_JOBS must be a whole number"):
+        default_jobs()
+
+
+def test_a_failing_job_raises_in_the_caller():
+    """A job that raises in a child is run again by the caller, where its error surfaces."""
+    def fail():
+        if os.getpid() != parent:
+            raise RuntimeError("in the child")
+        raise KeyError("in the caller")
+
+    parent = os.getpid()
+    with pytest.raises(KeyError, match="in the caller"):
+        run_jobs([lambda: 1, fail], costs=[10, 1], jobs=2)  # the cheap job goes to the child
+
+
+def test_building_on_two_processes_is_building_in_one():
+    """Network.build with the layers' searches in two processes: the same RTLIL as one process."""
+    graph = make_mlp(np.random.default_rng(5), [5, 6, 4, 3], ["relu", "leaky_relu", "linear"])
+    _GRAPHS.clear()  # (so that the searches run again)
+    two = Network(graph, levels_per_stage=1)
+    two.build(jobs=2)
+    _GRAPHS.clear()
+    one = Network(graph, levels_per_stage=1)
+    one.build(jobs=1)
+    assert to_rtlil(two, "net") == to_rtlil(one, "net")
