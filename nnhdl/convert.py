@@ -13,9 +13,11 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from .config import PrecisionConfig
+from .gcpause import collect_while, paused_gc
 from .ir import Graph
 from .options import OPTIONS_FILE, BuildOptions, OptionsError
 from .outputs import check_design_folder, staged_outputs
@@ -143,6 +145,15 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     hold only nnhdl's files (``force=True``: write into it anyway, leaving other files alone); the
     previous nnhdl contents are replaced (see :mod:`nnhdl.outputs`).
     """
+    with paused_gc():  # (one pause for the whole conversion: see nnhdl.gcpause)
+        return _convert(model, outdir, config=config, multiplier=multiplier, levels_per_stage=levels_per_stage,
+                        top=top, calibration=calibration, step=step, verilog=verilog, rtlil=rtlil, io=io,
+                        memory_bits=memory_bits, force=force, family=family, clock_mhz=clock_mhz, reuse=reuse,
+                        fit=fit)
+
+
+def _convert(model, outdir, *, config, multiplier, levels_per_stage, top, calibration, step, verilog, rtlil, io,
+             memory_bits, force, family, clock_mhz, reuse, fit):
     from .export import rtlil_to_verilog, to_rtlil, verilog_name
     from .report import build_report
 
@@ -196,7 +207,8 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
         if verilog or rtlil:  # the RTLIL (Amaranth), then the Verilog from it (Yosys)
             text_il = timed("export RTLIL", to_rtlil, network, top)
             if verilog:
-                text = timed("export Verilog", rtlil_to_verilog, text_il, network, top)
+                # (while Yosys writes it, this process catches up with its paused garbage collection)
+                text = timed("export Verilog", collect_while, partial(rtlil_to_verilog, text_il, network, top))
                 (tmp / f"{top}.v").write_text(text)
                 files["verilog"] = f"{top}.v"
             (tmp / f"{top}.il").write_text(text_il)
