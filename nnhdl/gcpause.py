@@ -31,8 +31,8 @@ def collect_while(job):
     """``job()`` (which should mostly wait for another program) computed in a forked child while
     this process collects its young garbage generations (where everything made while the collector
     was paused is); without forking, one after the other. Returns ``job()``'s result."""
-    from .parallel import run_jobs
-    result, _ = run_jobs([job, _collect], costs=[1, 2], jobs=2)  # (the larger share stays here)
+    from .parallel import default_jobs, run_jobs
+    result, _ = run_jobs([job, _collect], costs=[1, 2], jobs=min(2, default_jobs()))  # (the larger share stays)
     return result
 
 

@@ -59,3 +59,20 @@ def test_building_on_two_processes_is_building_in_one():
     one = Network(graph, levels_per_stage=1)
     one.build(jobs=1)
     assert to_rtlil(two, "net") == to_rtlil(one, "net")
+
+
+def test_collect_while_runs_the_job_elsewhere_and_returns_its_result(monkeypatch):
+    import gc
+
+    from nnhdl.gcpause import collect_while, paused_gc
+
+    assert collect_while(lambda: _pid(7))[0] == 7
+    assert collect_while(lambda: _pid(7))[1] != os.getpid()  # (forked: the job waits, this process collects)
+    monkeypatch.setenv("NNHDL_JOBS", "1")
+    assert collect_while(lambda: _pid(8)) == (8, os.getpid())
+    enabled = gc.isenabled()
+    with paused_gc():
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause holds
+    assert gc.isenabled() == enabled
