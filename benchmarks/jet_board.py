@@ -20,7 +20,7 @@ as carry chains (later the same day) Yosys needs 62,235 LUTs' worth at 100 MHz (
 ("Unable to find legal placement" for a CCU2C after 52 M attempts, 4 min).
 
 Usage: python benchmarks/jet_board.py [--clock 100] [--board ulx3s-85f] [--out build/jet8-ecp5-100]
-       [--precision 8|16] [--layers N] [--fit] [--convert-only]
+       [--precision 8|16] [--layers N] [--fit] [--layer-reuse fc2=16,fc3=64] [--convert-only]
 """
 
 import argparse
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
-from vs_da4ml import eight_bit_config, logits_graph, precision_config  # noqa: E402
+from vs_da4ml import EIGHT_BIT, eight_bit_config, logits_graph, precision_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,9 +49,10 @@ def first_layers(graph, n):
     return Graph(tuple(ops), (ops[-1].name,), name=graph.name)
 
 
-def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=None):
+def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=None, layer_reuse=None):
     """Convert the tagger's logits (or its first ``layers`` Dense layers) into ``out`` (``fit``: a
-    board whose resources choose the reuse factors); returns (report, seconds)."""
+    board whose resources choose the reuse factors; ``layer_reuse``: ``{layer: R}`` set by hand);
+    returns (report, seconds)."""
     from nnhdl.convert import convert, load_model
     graph = first_layers(logits_graph(load_model(ensure_model(model))), layers)
     config = precision_config(precision)
@@ -59,6 +60,15 @@ def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=No
         if precision != 8:
             raise SystemExit("--layers needs --precision 8")
         config = eight_bit_config({op.name for op in graph.ops})
+    if layer_reuse:
+        if precision != 8:
+            raise SystemExit("--layer-reuse needs --precision 8")
+        from nnhdl.config import PrecisionConfig
+        names = {op.name for op in graph.ops}
+        table = {**EIGHT_BIT, "layer": {k: dict(v) for k, v in EIGHT_BIT["layer"].items() if k in names}}
+        for name, r in layer_reuse.items():
+            table["layer"].setdefault(name, {})["reuse"] = r
+        config = PrecisionConfig.from_dict(table)
     t0 = time.perf_counter()
     design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz, fit=fit)
     return design.report, time.perf_counter() - t0
@@ -88,15 +98,18 @@ def main():
                         help="only the first N Dense layers (e.g. 2: 16-64-32), for devices the whole tagger overfills")
     parser.add_argument("--fit", action="store_true",
                         help="reuse factors chosen to fit the board (nnhdl convert --fit), else fully parallel")
+    parser.add_argument("--layer-reuse", default="", help="reuse factors by hand, e.g. fc2=16,fc3=64")
     parser.add_argument("--convert-only", action="store_true")
     args = parser.parse_args()
 
     from nnhdl.boards.targets import get_target
     target = get_target(args.board)
-    part = (f"-{args.layers}layers" if args.layers else "") + ("-fit" if args.fit else "")
+    layer_reuse = {k: int(v) for k, v in (kv.split("=") for kv in args.layer_reuse.split(",") if kv)}
+    part = (f"-{args.layers}layers" if args.layers else "") + ("-fit" if args.fit else "") + \
+        "".join(f"-{k}r{v}" for k, v in layer_reuse.items())
     out = Path(args.out or ROOT / f"build/jet{args.precision}{part}-{target.family}-{args.clock:g}")
     report, convert_s = convert_tagger(args.model, out, args.precision, target.family, args.clock, args.layers,
-                                       target.name if args.fit else None)
+                                       target.name if args.fit else None, layer_reuse)
     t = report["totals"]
     if args.fit:
         print(f"fitted: {report['fit']['layer_reuse']}, estimated {report['fit']['estimated']}", flush=True)
@@ -115,6 +128,8 @@ def main():
     what = f"first {args.layers} Dense layers" if args.layers else "logits"
     if args.fit:
         what += f", `--fit` R = {report['fit']['layer_reuse']}"
+    if layer_reuse:
+        what += f", R = {layer_reuse}"
     print(f"| jet tagger {args.precision}-bit {what}, cse, `--family {target.family} --clock {args.clock:g}` | "
           f"{target.name} | "
           f"{used('LUT')} | {used('FF')} | {used('DSP')} | {r['fmax_mhz']:.1f} MHz | {r['latency_cycles']} cycles = "
