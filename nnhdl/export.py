@@ -5,9 +5,9 @@ RTLIL text (:func:`rtlil_to_verilog`), so both files describe the same netlist. 
 garbage collector is paused (:mod:`nnhdl.gcpause`) and Amaranth's netlist is built with
 :func:`nnhdl.fast_netlist.fast_netlist` (the same text, faster).
 
-(A network exported one module per layer, the layers converted in two processes, was 0.6 s faster
-on the 16-bit jet tagger, but its flattened netlist made Yosys 0.70's ``synth_xilinx -flatten
--abc9`` fail an assertion on the 8-bit tagger, where the netlist Amaranth writes for the whole
+(A network exported one module per layer, the layers converted in two processes, was about 1 s
+faster on the 16-bit jet tagger, but that netlist of the 8-bit tagger made Yosys 0.70's
+``synth_xilinx -flatten -abc9`` fail an assertion, where the netlist Amaranth writes for the whole
 network does not: the export stays whole.)
 """
 
