@@ -32,7 +32,8 @@ def collect_while(job):
     this process collects its young garbage generations (where everything made while the collector
     was paused is); without forking, one after the other. Returns ``job()``'s result."""
     from .parallel import default_jobs, run_jobs
-    result, _ = run_jobs([job, _collect], costs=[1, 2], jobs=min(2, default_jobs()))  # (the larger share stays)
+    # (the larger share stays here; the job may take much longer than the collection: no time limit)
+    result, _ = run_jobs([job, _collect], costs=[1, 2], jobs=min(2, default_jobs()), patience=None)
     return result
 
 

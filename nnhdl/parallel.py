@@ -23,6 +23,8 @@ import time
 
 __all__ = ["run_jobs", "default_jobs"]
 
+GRACE_SECONDS = 60  # a child's time limit: this plus ``patience`` times the caller's own share
+
 
 def default_jobs():
     """The number of processes to use: ``NNHDL_JOBS`` if set, else the cores this process may run
@@ -54,9 +56,11 @@ def _shares(costs, n):
     return [sorted(share) for share in shares if share]
 
 
-def run_jobs(functions, costs=None, jobs=None):
+def run_jobs(functions, costs=None, jobs=None, patience=10):
     """``[f() for f in functions]``, computed on up to ``jobs`` processes (default
-    :func:`default_jobs`); ``costs`` (one number per job) balance the shares."""
+    :func:`default_jobs`); ``costs`` (one number per job) balance the shares. A child that has not
+    answered a minute plus ``patience`` times the caller's own share later is stopped and its share
+    run here (``patience=None``: wait for it however long it takes)."""
     functions = list(functions)
     costs = list(costs) if costs is not None else [1] * len(functions)
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
@@ -76,7 +80,7 @@ def run_jobs(functions, costs=None, jobs=None):
         results[k] = functions[k]()
     own = time.monotonic() - start
     for share, (pid, fd) in children:
-        values = _collect(pid, fd, timeout=60 + 10 * own)
+        values = _collect(pid, fd, timeout=None if patience is None else GRACE_SECONDS + patience * own)
         if values is None:  # the child failed: run its share here (an error raises here)
             values = [functions[k]() for k in share]
         for k, value in zip(share, values):
@@ -118,14 +122,14 @@ def _fork(functions, share):
 
 def _collect(pid, fd, timeout):
     """The child's results, or None if it failed or exceeded ``timeout`` seconds (it is then
-    killed)."""
+    killed; ``None``: no limit)."""
     chunks = []
-    deadline = time.monotonic() + timeout
+    deadline = None if timeout is None else time.monotonic() + timeout
     ok = True
     try:
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            left = None if deadline is None else deadline - time.monotonic()
+            if (left is not None and left <= 0) or not select.select([fd], [], [], left)[0]:
                 ok = False
                 break
             chunk = os.read(fd, 1 << 20)

@@ -76,3 +76,22 @@ def test_collect_while_runs_the_job_elsewhere_and_returns_its_result(monkeypatch
             assert not gc.isenabled()
         assert not gc.isenabled()  # the outer pause holds
     assert gc.isenabled() == enabled
+
+
+def test_a_child_that_takes_too_long_is_stopped_and_its_job_run_here(monkeypatch):
+    import time
+
+    import nnhdl.parallel as parallel
+
+    monkeypatch.setattr(parallel, "GRACE_SECONDS", 0.5)
+    parent = os.getpid()
+
+    def slow_elsewhere():
+        if os.getpid() != parent:
+            time.sleep(30)  # a hung child
+        return _pid(1)
+
+    start = time.monotonic()
+    results = run_jobs([lambda: _pid(0), slow_elsewhere], costs=[10, 1], jobs=2, patience=0)
+    assert results == [(0, parent), (1, parent)]  # rerun here, after the child was stopped
+    assert time.monotonic() - start < 10
