@@ -5,8 +5,9 @@ cost estimate) over up to ``jobs`` processes: the calling process runs one share
 children (which see the caller's objects as they were at the fork, with nothing to pickle on the
 way in) run the others and send their results back through a pipe. It is used for work whose
 results are plain data and the same whichever process computes them (the layers' searches for
-shared subexpressions, :meth:`nnhdl.layers.Network.build`); they come back in the order of the
-jobs.
+shared subexpressions, :meth:`nnhdl.layers.Network.build`; Yosys writing the Verilog while the
+caller collects its garbage, :func:`nnhdl.gcpause.collect_while`); they come back in the order of
+the jobs.
 
 When forking is impossible (no ``os.fork``), not worth it (one job, or one core) or fails in any
 way (a child that raises, dies or takes far longer than the caller's share), the jobs concerned are
