@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from jet_model import ensure_model  # noqa: E402  (benchmarks/jet_model.py)
-from vs_da4ml import EIGHT_BIT, eight_bit_config, logits_graph, precision_config  # noqa: E402
+from vs_da4ml import eight_bit_config, logits_graph, precision_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,19 +56,10 @@ def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=No
     from nnhdl.convert import convert, load_model
     graph = first_layers(logits_graph(load_model(ensure_model(model))), layers)
     config = precision_config(precision)
-    if layers is not None:  # the 8-bit formats of the layers kept
+    if layers is not None or layer_reuse:  # the 8-bit formats of the layers kept, the reuse factors
         if precision != 8:
-            raise SystemExit("--layers needs --precision 8")
-        config = eight_bit_config({op.name for op in graph.ops})
-    if layer_reuse:
-        if precision != 8:
-            raise SystemExit("--layer-reuse needs --precision 8")
-        from nnhdl.config import PrecisionConfig
-        names = {op.name for op in graph.ops}
-        table = {**EIGHT_BIT, "layer": {k: dict(v) for k, v in EIGHT_BIT["layer"].items() if k in names}}
-        for name, r in layer_reuse.items():
-            table["layer"].setdefault(name, {})["reuse"] = r
-        config = PrecisionConfig.from_dict(table)
+            raise SystemExit("--layers and --layer-reuse need --precision 8")
+        config = eight_bit_config({op.name for op in graph.ops}, layer_reuse)
     t0 = time.perf_counter()
     design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz, fit=fit)
     return design.report, time.perf_counter() - t0

@@ -43,10 +43,14 @@ EIGHT_BIT = {"precision": "fixed<16,6>", "layer": {
     "output": {"weight": "fixed<8,1,RND>", "bias": "fixed<8,3,RND>", "result": "fixed<16,6>"}}}
 
 
-def eight_bit_config(names):
-    """The 8-bit configuration for a graph holding only the ops ``names`` (a part of the tagger)."""
+def eight_bit_config(names, reuse=None):
+    """The 8-bit configuration for a graph holding only the ops ``names`` (a part of the tagger),
+    with reuse factors ``reuse`` (``{layer: R}``) if given."""
     from nnhdl.config import PrecisionConfig
-    return PrecisionConfig.from_dict({**EIGHT_BIT, "layer": {k: v for k, v in EIGHT_BIT["layer"].items() if k in names}})
+    layers = {k: dict(v) for k, v in EIGHT_BIT["layer"].items() if k in names}
+    for name, r in (reuse or {}).items():
+        layers.setdefault(name, {})["reuse"] = r
+    return PrecisionConfig.from_dict({**EIGHT_BIT, "layer": layers})
 
 
 def logits_graph(graph):

@@ -121,6 +121,7 @@ def is_design_dir(path):
     return path.is_dir() and (path / f"{GRAPH_STEM}.json").exists()
 
 
+@paused_gc()  # (one pause for the whole conversion: see nnhdl.gcpause)
 def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2, top=None, calibration=None,
             step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False, family=None,
             clock_mhz=None, reuse=None, fit=None):
@@ -145,15 +146,6 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     hold only nnhdl's files (``force=True``: write into it anyway, leaving other files alone); the
     previous nnhdl contents are replaced (see :mod:`nnhdl.outputs`).
     """
-    with paused_gc():  # (one pause for the whole conversion: see nnhdl.gcpause)
-        return _convert(model, outdir, config=config, multiplier=multiplier, levels_per_stage=levels_per_stage,
-                        top=top, calibration=calibration, step=step, verilog=verilog, rtlil=rtlil, io=io,
-                        memory_bits=memory_bits, force=force, family=family, clock_mhz=clock_mhz, reuse=reuse,
-                        fit=fit)
-
-
-def _convert(model, outdir, *, config, multiplier, levels_per_stage, top, calibration, step, verilog, rtlil, io,
-             memory_bits, force, family, clock_mhz, reuse, fit):
     from .export import rtlil_to_verilog, to_rtlil, verilog_name
     from .report import build_report
 

@@ -12,12 +12,15 @@ while another process waits for a tool (Yosys writing the Verilog), so that it c
 import gc
 from contextlib import contextmanager
 
+from .parallel import default_jobs, run_jobs
+
 __all__ = ["paused_gc", "collect_while"]
 
 
 @contextmanager
 def paused_gc():
-    """Within this context, no automatic cyclic garbage collection (nested uses are fine)."""
+    """Within this context (or a function decorated with ``@paused_gc()``), no automatic cyclic
+    garbage collection; nested uses are fine."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -31,7 +34,6 @@ def collect_while(job):
     """``job()`` (which should mostly wait for another program) computed in a forked child while
     this process collects its young garbage generations (where everything made while the collector
     was paused is); without forking, one after the other. Returns ``job()``'s result."""
-    from .parallel import default_jobs, run_jobs
     # (the larger share stays here; the job may take much longer than the collection: no time limit)
     result, _ = run_jobs([job, _collect], costs=[1, 2], jobs=min(2, default_jobs()), patience=None)
     return result

@@ -8,9 +8,9 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect, flipped
 
+from ..gcpause import paused_gc
 from ..hardware import HardwareError, build_component, lower_hardware
 from ..ir import Graph
-from ..gcpause import paused_gc
 from ..options import BuildOptions, IOStyle
 from ..parallel import run_jobs
 from .base import stream_signature
@@ -98,6 +98,7 @@ class Network(wiring.Component):
         slowest = max(layer.interval for _, layer in self.layers)
         self.input_gate = slowest if self.in_beats == 1 else 1
 
+    @paused_gc()
     def build(self, jobs=None):
         """Build every layer's logic now (it is otherwise built when first needed) and return the
         latency. The layers' searches for shared subexpressions (``cse``), the long part, run on
@@ -106,10 +107,6 @@ class Network(wiring.Component):
         builds the remaining layers without searching again. The result is the same as building
         them one after the other."""
         layers = [layer for _, layer in self.layers]
-        with paused_gc():
-            return self._build(layers, jobs)
-
-    def _build(self, layers, jobs):
         results = run_jobs([partial(_build_layer, layer) for layer in layers], [_search_cost(layer) for layer in layers],
                            jobs)
         for graphs in results:
