@@ -283,13 +283,11 @@ class Datapath:
         stage, depth = self._stage_of(a, b)
         if a.negative == b.negative:
             value, lo, hi, neg = a.value + bv, a.lo + blo, a.hi + bhi, a.negative
-        elif not a.negative:
-            value, lo, hi, neg = a.value - bv, a.lo - bhi, a.hi - blo, False
-        else:
-            value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
+        else:  # a - (b << d), negated if a is the negative one (then the node is negative)
+            value, lo, hi, neg = a.value - bv, a.lo - bhi, a.hi - blo, a.negative
         self.adders += 1
         # the low d bits of a + (b << d) and a - (b << d) are a's own: no logic there
-        passed = d if a.negative == b.negative or not a.negative else 0
+        passed = d
         self.logic_bits["add"] += max(_width(lo, hi) - passed, 1)
         return self._node(value, lo, hi, stage, depth + cost, a.shift, neg, adder=True)
 
