@@ -152,7 +152,7 @@ def computed_graphs():
     try:
         yield recorder
     finally:
-        _recorders.remove(recorder)
+        del _recorders[next(k for k, r in enumerate(_recorders) if r is recorder)]  # (dicts compare by value)
 
 
 def remember_graphs(graphs):

@@ -9,7 +9,7 @@ import pytest
 
 from nnhdl.export import to_rtlil
 from nnhdl.layers import Network
-from nnhdl.layers.dense import _GRAPHS
+from nnhdl.layers.dense import _GRAPHS, _recorders, computed_graphs
 from nnhdl.parallel import default_jobs, run_jobs
 
 from ..conftest import make_mlp
@@ -59,6 +59,19 @@ def test_building_on_two_processes_is_building_in_one():
     one = Network(graph, levels_per_stage=1)
     one.build(jobs=1)
     assert to_rtlil(two, "net") == to_rtlil(one, "net")
+
+
+def test_nested_computed_graphs_both_record_and_close_in_any_order():
+    """A caller collecting the graphs around a build that collects its own (equal dicts) gets them
+    too, and each context removes its own recorder."""
+    graph = make_mlp(np.random.default_rng(6), [4, 5, 3], ["relu", "linear"])
+    _GRAPHS.clear()
+    with computed_graphs() as outer:
+        with computed_graphs() as inner:
+            Network(graph).build(jobs=1)
+        assert inner and outer == inner
+        assert _recorders == [outer] and _recorders[0] is outer
+    assert _recorders == []
 
 
 def test_collect_while_runs_the_job_elsewhere_and_returns_its_result(monkeypatch):
