@@ -29,6 +29,13 @@ __all__ = ["FoldedDense", "FoldSchedule", "fold_schedule", "link_folded"]
 #: register and controller, ROM and input read, product register).
 FRONT_CYCLES = 3
 
+#: Weight-ROM bits per address counter. The ROM is cut into slices of about this many bits per
+#: word, each read at a copy of the step counter of its own: a single counter addressing a ROM
+#: that synthesis builds from LUTs fans out to every one of them (on the ECP5-85F, the 8-bit jet
+#: tagger's folded layers then had nextpnr's routers stuck for a quarter of an hour on a design
+#: filling 15 % of the device; sliced, the same design routed).
+ROM_SLICE_BITS = 128
+
 
 @dataclass(frozen=True)
 class FoldSchedule:
@@ -199,8 +206,10 @@ class FoldedDense(LayerFigures, wiring.Component):
       ``c`` of the lanes); ``i.ready`` is high only while idle or in the last step, so a new
       input can enter exactly ``interval`` cycles after the previous one;
     - every lane's weights for a step are one word of a ROM (``amaranth.lib.memory.Memory``,
-      ``interval`` words of ``multipliers`` weights, read synchronously so it maps to block
-      RAM); the products are registered (``*``, mapped to DSP blocks where the target has them);
+      ``interval`` words of ``multipliers`` weights, read synchronously), cut into slices of
+      about ``ROM_SLICE_BITS`` bits a word, each addressed by a copy of the step counter of its
+      own, so that no counter fans out to the whole ROM; the products are registered (``*``,
+      mapped to DSP blocks where the target has them);
     - each lane's accumulator adds its products exactly as :func:`nnhdl.reference.dense_accumulate`
       does: starting from the bias, each product cast to ``accum`` when the plan casts products,
       a saturating accumulator that can overflow saturated after every single addition in input
@@ -357,7 +366,7 @@ class FoldedDense(LayerFigures, wiring.Component):
     def register_bits(self):
         sch, op = self.schedule, self.op
         w_in = word_shape(self.in_fmt).width
-        counters = 3 * max(1, (sch.cycles - 1).bit_length()) + 4
+        counters = (2 + len(self._rom_slices)) * max(1, (sch.cycles - 1).bit_length()) + 4  # (t: one per ROM slice)
         slot = max(1, (sch.outputs_per_lane - 1).bit_length())
         tail = self.tail_latency * (slot + 2) + 1
         if self._source:
@@ -422,6 +431,14 @@ class FoldedDense(LayerFigures, wiring.Component):
                 row.append(_intern(index, groups, key))
             group_of.append(row)
         return groups, group_of
+
+    @cached_property
+    def _rom_slices(self):
+        """``[(first column, columns), ...]``: the weight ROM's slices (see ``ROM_SLICE_BITS``),
+        each read at a step counter of its own; one slice (of no column) when no weight is
+        non-zero."""
+        n, per = len(self._weight_columns[0]), max(1, ROM_SLICE_BITS // self._w_shape.width)
+        return [(first, min(per, n - first)) for first in range(0, n, per)] or [(0, 0)]
 
     def weight_rom(self):
         """The ROM words: word ``t`` (step ``t = s * steps_per_output + c``) holds column ``n`` of
@@ -542,9 +559,12 @@ class FoldedDense(LayerFigures, wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
-        # controller: step t = s * steps + c of the inference being computed
+        # controller: step t = s * steps + c of the inference being computed (``ts``: t and its
+        # copies, one per ROM slice, see ROM_SLICE_BITS)
         run = Signal()
         t = Signal(range(max(sch.cycles, 2)))
+        slices = self._rom_slices
+        ts = [t] + [Signal.like(t, name=f"t_rom{n}") for n in range(1, len(slices))]
         c = Signal(range(max(steps, 2)))
         s = Signal(range(max(g, 2)))
         bank = Signal()  # the inference's output bank in a linked producer
@@ -555,11 +575,11 @@ class FoldedDense(LayerFigures, wiring.Component):
         m.d.comb += accept.eq(self.i.valid & self.i.ready)
         with m.If(en):
             with m.If(accept):
-                m.d.sync += [run.eq(1), t.eq(0), c.eq(0), s.eq(0), bank.eq(~bank)]
+                m.d.sync += [run.eq(1), c.eq(0), s.eq(0), bank.eq(~bank)] + [tt.eq(0) for tt in ts]
             with m.Elif(run & last_step):
                 m.d.sync += run.eq(0)
             with m.Elif(run):
-                m.d.sync += t.eq(t + 1)
+                m.d.sync += [tt.eq(tt + 1) for tt in ts]
                 with m.If(c == steps - 1):
                     m.d.sync += [c.eq(0), s.eq(s + 1)]
                 with m.Else():
@@ -572,17 +592,22 @@ class FoldedDense(LayerFigures, wiring.Component):
             xsel = self._buffered_inputs(m, en, accept, c, t)
         columns, column_of = self._weight_columns
         group_of = self._input_groups[1]
-        rom = Memory(shape=unsigned(max(1, len(columns) * self._w_shape.width)), depth=sch.cycles,
-                     init=self.weight_rom())
-        m.submodules.weights = rom
-        port = rom.read_port(domain="sync")
-        m.d.comb += [port.addr.eq(t), port.en.eq(en)]
+        width = self._w_shape.width
+        data = []
+        for n, (first, count) in enumerate(slices):
+            mask = (1 << (count * width)) - 1
+            rom = Memory(shape=unsigned(max(1, count * width)), depth=sch.cycles,
+                         init=[(word >> (first * width)) & mask for word in self.weight_rom()])
+            m.submodules[f"weights{n}" if n else "weights"] = rom
+            port = rom.read_port(domain="sync")
+            m.d.comb += [port.addr.eq(ts[n]), port.en.eq(en)]
+            data.append(port.data[:count * width])
+        data = Cat(*data)
         v_b, first_b, last_b, bank_b = Signal(), Signal(), Signal(), Signal()
         s_b = Signal.like(s)
         with m.If(en):
             m.d.sync += [v_b.eq(run), first_b.eq(c == 0), last_b.eq(c == steps - 1), s_b.eq(s), bank_b.eq(bank)]
-        width = self._w_shape.width
-        w_sig = [port.data[n * width:(n + 1) * width] for n in range(len(columns))]
+        w_sig = [data[n * width:(n + 1) * width] for n in range(len(columns))]
         if self._w_shape.signed:
             w_sig = [w.as_signed() for w in w_sig]
 

@@ -148,6 +148,33 @@ def test_many_outputs_per_lane(rng):
     np.testing.assert_array_equal(run.outputs, evaluate_op(op, [x], [src]))
 
 
+def test_wide_weight_rom_is_sliced_with_a_counter_each(rng):
+    """A ROM word wider than ROM_SLICE_BITS is cut into slices, each its own memory read at its
+    own copy of the step counter (no counter drives the whole ROM); the layer stays exact under
+    stalls and keeps its latency and interval."""
+    from nnhdl.layers.folded import ROM_SLICE_BITS
+
+    graph = make_mlp(rng, (4, 40), ["relu"], {"precision": "fixed<8,3,RND,SAT>"}, weight_scale=3.0)
+    op, src = graph.op("fc1"), graph.op("in").fmt
+    layer = FoldedDense(op, src, 2)
+    width, n = layer._w_shape.width, len(layer._weight_columns[0])
+    slices = layer._rom_slices
+    assert n * width > 2 * ROM_SLICE_BITS and len(slices) == -(-n * width // ROM_SLICE_BITS)
+    assert [first for first, _ in slices] == list(itertools.accumulate([0] + [k for _, k in slices[:-1]]))
+    assert sum(k for _, k in slices) == n and all(k * width <= ROM_SLICE_BITS for _, k in slices)
+    text = to_rtlil(layer, "fc1")
+    addresses = re.findall(r"cell \$memrd_v2 .*?connect \\ADDR (\S+) ", text, re.S)
+    assert len(addresses) == len(set(addresses)) == len(slices)  # a memory per slice, each its own address
+    for wire in addresses:  # ... and each address is a register of its own
+        assert f"connect \\Q {wire}\n" in text
+    x = rng.integers(src.min_int, src.max_int + 1, size=(12, 4))
+    run = run_stream(layer, x, in_fmt=src, out_fmt=op.fmt, n_out=40, gap=0.3, stall=0.3, seed=3)
+    np.testing.assert_array_equal(run.outputs, evaluate_op(op, [x], [src]))
+    free = run_stream(layer, x[:4], in_fmt=src, out_fmt=op.fmt, n_out=40)
+    assert set((free.out_cycles - free.in_cycles).tolist()) == {layer.latency}
+    assert set(np.diff(free.in_cycles).tolist()) == {layer.interval} == {2}
+
+
 def test_reuse_one_is_todays_hardware(rng):
     graph = make_mlp(rng, (6, 5, 3), ["relu"], {"precision": "fixed<8,3>"})
     plain, one = Network(graph), Network(graph, reuse=1, layer_reuse={"fc2": 1})
