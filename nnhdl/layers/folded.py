@@ -36,14 +36,6 @@ FRONT_CYCLES = 3
 #: filling 15 % of the device; sliced, the same design routed).
 ROM_SLICE_BITS = 128
 
-#: Families whose products get a second register: Yosys leaves the registers around an ECP5
-#: ``MULT18X18D`` in the fabric (it moves them into iCE40 and Xilinx DSP blocks), and with most
-#: DSP blocks in use they lie across the device while a layer's accumulators sit together, so
-#: one register is far from either its DSP block or its accumulator. With two, one can sit by
-#: each (measured 2026-12-01 on the 8-bit jet tagger folded on the ECP5-85F: its critical path
-#: was a DSP block 85 columns from its product register, 5.4 ns of routing).
-TWO_PRODUCT_REGISTERS = ("ecp5",)
-
 
 @dataclass(frozen=True)
 class FoldSchedule:
@@ -228,8 +220,7 @@ class FoldedDense(LayerFigures, wiring.Component):
       one per lane, as one word of the link's block RAM instead); ``o.valid`` rises with the
       last slot's write.
 
-    Timing: :attr:`latency` = ``interval + 3 + tail`` cycles (one more with two product
-    registers, see ``TWO_PRODUCT_REGISTERS``) from an accepted input to its
+    Timing: :attr:`latency` = ``interval + 3 + tail`` cycles from an accepted input to its
     output being valid (``tail``: the activation pipeline's depth); :attr:`interval` cycles
     between inputs at full rate. The whole layer advances only when ``o.valid`` is low or
     ``o.ready`` high, so a stalled output holds everything: nothing is lost or duplicated.
@@ -287,14 +278,8 @@ class FoldedDense(LayerFigures, wiring.Component):
         return self._tail[2]
 
     @property
-    def product_registers(self):
-        """Registers after each multiplier: 2 when the layer is pipelined by the delay model of
-        a family in ``TWO_PRODUCT_REGISTERS``, else 1."""
-        return 2 if getattr(self._levels, "family", None) in TWO_PRODUCT_REGISTERS else 1
-
-    @property
     def latency(self):
-        return self.schedule.cycles + FRONT_CYCLES + self.product_registers - 1 + self.tail_latency
+        return self.schedule.cycles + FRONT_CYCLES + self.tail_latency
 
     # -- what the layer is -------------------------------------------------------------------------
     @property
@@ -388,8 +373,7 @@ class FoldedDense(LayerFigures, wiring.Component):
             front = 2 * max(1, (self._source.outputs_per_lane - 1).bit_length()) + 2 + sch.inputs_per_step * w_in
         else:
             front = (self.n_vec + len(self._input_groups[0])) * w_in
-        prods = self._products * self._product_shape().width * self.product_registers
-        counters += (self.product_registers - 1) * (4 + max(1, (sch.outputs_per_lane - 1).bit_length()))
+        prods = self._products * self._product_shape().width
         outputs = 0 if self._sink else op.n_out * word_shape(op.fmt).width
         return counters + tail + front + prods + sch.lanes * self._acc_shape.width + outputs + self._dp.register_bits
 
@@ -627,24 +611,18 @@ class FoldedDense(LayerFigures, wiring.Component):
         if self._w_shape.signed:
             w_sig = [w.as_signed() for w in w_sig]
 
-        # stage C: products (with two product registers, the first is stage M: its products are
-        # ``pm``, and the control signals pass through stage M too)
+        # stage C: products
+        v_c, first_c, last_c, bank_c = Signal(), Signal(), Signal(), Signal()
+        s_c = Signal.like(s)
         # (a multiplier whose weights are all zero has no product: its terms are zero)
         prods = [[Signal(self._product_shape(), name=f"p{lane}_{q}", reset_less=True)
                   for q in range(k) if column_of[lane][q] is not None] for lane in range(lanes)]
-        products = [[xsel[group_of[lane][q]] * w_sig[column_of[lane][q]] for q in range(k)
-                     if column_of[lane][q] is not None] for lane in range(lanes)]
-        control = [v_b, first_b, last_b, s_b, bank_b]
-        for stage in range(self.product_registers):
-            last = stage == self.product_registers - 1
-            regs = prods if last else [[Signal(self._product_shape(), name=f"pm{lane}_{n}", reset_less=True)
-                                        for n in range(len(row))] for lane, row in enumerate(prods)]
-            delayed = [Signal.like(x, name=f"{x.name}_{'c' if last else 'm'}") for x in control]
-            with m.If(en):
-                m.d.sync += [d.eq(x) for d, x in zip(delayed, control)]
-                m.d.sync += [r.eq(p) for row_r, row_p in zip(regs, products) for r, p in zip(row_r, row_p)]
-            products, control = regs, delayed
-        v_c, first_c, last_c, s_c, bank_c = control
+        with m.If(en):
+            m.d.sync += [v_c.eq(v_b), first_c.eq(first_b), last_c.eq(last_b), s_c.eq(s_b), bank_c.eq(bank_b)]
+            for lane in range(lanes):
+                used = [q for q in range(k) if column_of[lane][q] is not None]
+                m.d.sync += [p.eq(xsel[group_of[lane][q]] * w_sig[column_of[lane][q]])
+                             for p, q in zip(prods[lane], used)]
 
         # stage D: the lanes' accumulators; ``fin``: they hold finished sums of slot ``fin_slot``
         fin, fin_bank = Signal(), Signal()

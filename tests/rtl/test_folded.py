@@ -175,30 +175,6 @@ def test_wide_weight_rom_is_sliced_with_a_counter_each(rng):
     assert set(np.diff(free.in_cycles).tolist()) == {layer.interval} == {2}
 
 
-@pytest.mark.parametrize("family", ["ecp5", "ice40"])
-def test_ecp5_products_get_a_second_register(rng, family):
-    """Pipelined by the ECP5 delay model, each product has two registers (Yosys leaves an ECP5
-    multiplier's registers in the fabric): one cycle more latency, still exact under stalls; by
-    another family's, one."""
-    from nnhdl.layers.pipeline import DelayModel
-
-    graph = make_mlp(rng, (6, 5), ["relu"], {"precision": "fixed<8,3,RND,SAT>"}, weight_scale=3.0)
-    op, src = graph.op("fc1"), graph.op("in").fmt
-    plain = FoldedDense(op, src, 3)
-    layer = FoldedDense(op, src, 3, levels_per_stage=DelayModel(family, 100))
-    two = family == "ecp5"
-    assert layer.product_registers == (2 if two else 1) and plain.product_registers == 1
-    assert layer.latency - layer.tail_latency == plain.latency - plain.tail_latency + two
-    text = to_rtlil(layer, "fc1")
-    assert bool(re.search(r"wire .* \\pm\d+_\d+", text)) == two
-    x = rng.integers(src.min_int, src.max_int + 1, size=(20, 6))
-    run = run_stream(layer, x, in_fmt=src, out_fmt=op.fmt, n_out=5, gap=0.3, stall=0.3, seed=4)
-    np.testing.assert_array_equal(run.outputs, evaluate_op(op, [x], [src]))
-    free = run_stream(layer, x[:4], in_fmt=src, out_fmt=op.fmt, n_out=5)
-    assert set((free.out_cycles - free.in_cycles).tolist()) == {layer.latency}
-    assert set(np.diff(free.in_cycles).tolist()) == {layer.interval}
-
-
 def test_reuse_one_is_todays_hardware(rng):
     graph = make_mlp(rng, (6, 5, 3), ["relu"], {"precision": "fixed<8,3>"})
     plain, one = Network(graph), Network(graph, reuse=1, layer_reuse={"fc2": 1})
