@@ -17,8 +17,8 @@ Two ways of building it:
   the one with the smallest shift difference ``d``: the narrowest adder), until no pattern occurs
   twice; a pattern's
   adder depth is bounded by ``max_depth``. Each column is finally an adder tree over its remaining
-  terms, pairing the shallowest (then the least shifted) terms first so that it is as shallow as
-  possible.
+  terms, pairing the shallowest (then the narrowest) terms first so that it is as shallow as
+  possible (:meth:`_Builder.tree`).
 
 :func:`evaluate` evaluates a graph on integer inputs with Python ints (for tests); the RTL
 emitter is :meth:`nnhdl.layers.pipeline.Datapath.cmvm`. Nothing here imports Amaranth.
@@ -140,23 +140,40 @@ class _Builder:
         return self.n_in + len(self.adders) - 1
 
     def tree(self, terms):
-        """One term equal to the sum of ``terms``: pairs the two shallowest (then least shifted)
-        first, so the result is as shallow as the terms allow."""
+        """One term equal to the sum of ``terms``: adds the two shallowest first, so the result
+        is as shallow as the terms allow (depth ``ceil(log2(sum(2 ** depth)))``), and of equally
+        shallow ones those of the smallest value ranges, so the narrow sums come first and stay
+        narrow (the jet tagger's layers: 0.7-1.0 % fewer adder bits than the least shifted first,
+        about 2 % more register bits).
+
+        (Pairing by range under that depth alone, keeping ``sum(2 ** depth) <= 2 ** D`` after
+        each addition, saves 1.8 % of the adder bits but leaves early sums waiting for late ones:
+        14-20 % more register bits. Not done.)"""
         if not terms:
             return None
-        heap = [(self.depths[t.node], t.shift, k, t) for k, t in enumerate(terms)]
+        depths = self.depths
+        heap = [(depths[t.node], self.span(t), k, t) for k, t in enumerate(terms)]
         heapq.heapify(heap)
         count = len(heap)
         while len(heap) > 1:
-            _, _, _, a = heapq.heappop(heap)
-            _, _, _, b = heapq.heappop(heap)
+            a = heapq.heappop(heap)[3]
+            b = heapq.heappop(heap)[3]
             # keep the result's shift the smaller one and its sign the first operand's
             base, sign = min(a.shift, b.shift), a.sign
             node = self.add(Term(a.node, a.shift - base, 1), Term(b.node, b.shift - base, a.sign * b.sign))
             t = Term(node, base, sign)
-            heapq.heappush(heap, (self.depths[node], base, count, t))
+            heapq.heappush(heap, (depths[node], self.span(t), count, t))
             count += 1
         return heap[0][3]
+
+    def span(self, t):
+        """The size of term ``t``'s value range (its interval's, shifted)."""
+        if t.node < self.n_in:
+            lo, hi = self.bounds[t.node]
+        else:
+            add = self.adders[t.node - self.n_in]
+            lo, hi = add.lo, add.hi
+        return (hi - lo) << t.shift
 
     def graph(self, outputs, n_shared):
         return CMVMGraph(self.n_in, self.bounds, self.adders, outputs, n_shared)

@@ -134,6 +134,34 @@ def test_depth_bound(rng):
     assert max(add.depth for add in g.adders[:g.n_shared]) <= csd.max_depth
 
 
+def test_column_trees_are_as_shallow_as_possible_and_narrow_first(rng):
+    """Each column's adder tree reaches the least depth its terms allow, ceil(log2(sum 2**depth))
+    (Kraft's bound), whatever the terms' depths, and of equally shallow terms adds the narrowest
+    first: three terms at depth 0 of ranges 1024, 1 and 2 add the two narrow ones first."""
+    from nnhdl.cmvm import Term, _Builder
+
+    for _ in range(30):
+        n = int(rng.integers(1, 40))
+        builder = _Builder([(0, int(hi)) for hi in rng.integers(1, 1 << 12, n)])
+        terms = []
+        for i in range(n):  # some terms deeper: sums built beforehand
+            t = Term(i, int(rng.integers(0, 6)), int(rng.choice([-1, 1])))
+            for _ in range(int(rng.integers(0, 3))):
+                t = Term(builder.add(t, Term(int(rng.integers(0, n)), int(rng.integers(0, 4)))), 0)
+            terms.append(t)
+        kraft = sum(2 ** builder.depths[t.node] for t in terms)
+        out = builder.tree(terms)
+        assert builder.depths[out.node] == max(0, (kraft - 1).bit_length())
+        x = [int(v) for v in rng.integers(0, [hi + 1 for _, hi in builder.bounds])]
+        graph = builder.graph([out], 0)
+        want = sum(t.sign * (evaluate(builder.graph([Term(t.node)], 0), x)[0] << t.shift) for t in terms)
+        assert evaluate(graph, x) == [want]
+    builder = _Builder([(0, 1), (0, 2), (0, 1024)])
+    out = builder.tree([Term(2), Term(0), Term(1)])
+    assert [{add.a.node, add.b.node} for add in builder.adders] == [{0, 1}, {2, 3}]
+    assert builder.depths[out.node] == 2
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="n_in"):
         build_cmvm(np.zeros((3, 2), dtype=int), [(0, 1)] * 2)
