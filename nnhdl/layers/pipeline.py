@@ -283,8 +283,12 @@ class Datapath:
         stage, depth = self._stage_of(a, b)
         if a.negative == b.negative:
             value, lo, hi, neg = a.value + bv, a.lo + blo, a.hi + bhi, a.negative
-        else:  # a - (b << d), negated if a is the negative one (then the node is negative)
-            value, lo, hi, neg = a.value - bv, a.lo - bhi, a.hi - blo, a.negative
+        elif not a.negative:
+            value, lo, hi, neg = a.value - bv, a.lo - bhi, a.hi - blo, False
+        elif d:  # -a + (b << d) as the negated a - (b << d): its low d bits are a's, no logic
+            value, lo, hi, neg = a.value - bv, a.lo - bhi, a.hi - blo, True
+        else:
+            value, lo, hi, neg = bv - a.value, blo - a.hi, bhi - a.lo, False
         self.adders += 1
         # the low d bits of a + (b << d) and a - (b << d) are a's own: no logic there
         passed = d
