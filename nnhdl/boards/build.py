@@ -71,13 +71,54 @@ def toolchain_env():
     return env
 
 
-def _run(cmd, cwd, log_name, what):
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    (Path(cwd) / log_name).write_text(proc.stdout + proc.stderr)
+def _run(cmd, cwd, log_name, what, watch=None):
+    """Run ``cmd`` in ``cwd``, its output saved to ``log_name``; ``watch()`` is called about every
+    two seconds while it runs. Raises :class:`BuildError` (with the output's tail) if it fails."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        try:
+            out, err = proc.communicate(timeout=2 if watch else None)
+            break
+        except subprocess.TimeoutExpired:  # (communicate again later: no output is lost)
+            watch()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    (Path(cwd) / log_name).write_text(out + err)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
+        tail = "\n".join((out + err).strip().splitlines()[-15:])
         raise BuildError(f"{what} failed (exit {proc.returncode}); log: {Path(cwd) / log_name}\n{tail}")
-    return proc.stdout + proc.stderr
+    return out + err
+
+
+_ROUTER1_ROW = re.compile(r"^Info:\s+\d+ \|\s+\d+\s+\d+ \|\s+-?\d+\s+-?\d+ \|\s+(\d+)\|")
+_ROUTER2_ITER = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+)")
+_HEAP_ITER = re.compile(r"at iteration #(\d+), type ALL")
+_SA_ITER = re.compile(r"at iteration #(\d+): temp =")
+
+
+def nextpnr_status(log):
+    """What nextpnr is doing, from its log so far (``--log``): a short phrase such as ``"routing:
+    88,331 of 106,680 arcs left"``, or None before it places."""
+    total = re.findall(r"Routing (\d+) arcs\.", log)
+    for line in reversed(log.splitlines()):
+        if "Routing complete" in line:
+            return "routed; timing report and configuration"
+        if m := _ROUTER1_ROW.match(line):
+            left = int(m.group(1))
+            return f"routing: {left:,} of {int(total[-1]):,} arcs left" if total else f"routing: {left:,} arcs left"
+        if m := _ROUTER2_ITER.search(line):
+            return f"routing (router2), iteration {m.group(1)}: {int(m.group(2)):,} overused wires"
+        if "Running router2" in line or "Routing globals" in line or line.startswith("Info: Routing "):
+            return "routing"
+        if m := _SA_ITER.search(line):
+            return f"refining the placement (iteration {m.group(1)})"
+        if m := _HEAP_ITER.search(line):
+            return f"placing (iteration {m.group(1)})"
+        if "Running main analytical placer" in line or "Creating initial analytic placement" in line:
+            return "placing"
+    return None
 
 
 # -- synthesis and estimates ---------------------------------------------------------------------
@@ -216,11 +257,12 @@ def _board_top(target, platform, network, harness, baud):
 
 
 def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, dsp=True, allow_timing_fail=False,
-                    baud=115200, step=None):
+                    baud=115200, step=None, status=None):
     """Build a bitstream for ``design`` (from ``nnhdl.convert.load_design``) on board ``target``
     into ``folder``. Returns a :class:`BuildResult` (``report["timing_passed"]``; when timing is not
     met the bitstream is deleted unless ``allow_timing_fail``); raises :class:`DesignTooBig`,
-    :class:`ToolMissing`, :class:`BuildError`."""
+    :class:`ToolMissing`, :class:`BuildError`. ``step(name)`` is told each step; ``status(text)``,
+    while nextpnr runs, what it is doing (:func:`nextpnr_status`)."""
     step = step or (lambda name: None)
     if not target.is_board:
         raise ValueError(f"{target.name} is a bare family: use 'nnhdl synth' for sizing, or pick a board")
@@ -271,8 +313,17 @@ def build_bitstream(design, target, folder, *, harness="timing", clock_hz=None, 
         cmd = [pnr, "--quiet", "--log", "top.tim", f"--{size}", "--package", target.package, "--speed", "6",
                "--json", "top.json", "--lpf", "top.lpf", "--textcfg", "top.config", "--timing-allow-fail"]
     cmd += shlex.split(os.environ.get("NNHDL_NEXTPNR_ARGS", ""))  # e.g. a --seed, or placer options
+    watch = None
+    if status is not None:
+        def watch():
+            try:
+                text = nextpnr_status((folder / "top.tim").read_text(errors="replace"))
+            except OSError:
+                return
+            if text:
+                status(text)
     try:
-        _run(cmd, folder, "nextpnr.out", "nextpnr place-and-route")
+        _run(cmd, folder, "nextpnr.out", "nextpnr place-and-route", watch)
     except BuildError as e:
         log = "".join((folder / name).read_text() for name in ("top.tim", "nextpnr.out") if (folder / name).exists())
         too_big = placement_failure(log, target, design)

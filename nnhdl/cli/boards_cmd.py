@@ -97,7 +97,8 @@ def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
         with staged_outputs(dest) as tmp:
             try:
                 result = build_bitstream(design, target, tmp, harness=harness, clock_hz=clock_hz, dsp=dsp,
-                                         allow_timing_fail=allow_timing_fail, baud=baud, step=progress.stage)
+                                         allow_timing_fail=allow_timing_fail, baud=baud, step=progress.stage,
+                                         status=progress.note)
             except BuildError as e:  # a tool failed; the staging folder goes away, its logs stay
                 raise BuildError(_keep_logs(str(e), tmp, dest)) from None
     r = result.report

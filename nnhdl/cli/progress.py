@@ -1,7 +1,8 @@
 """Progress of long steps: the stage, the count done and the elapsed time, in a terminal and in a log.
 
 :func:`stage_progress` yields an object with ``stage(text, total=None, note="")`` (a new stage,
-optionally with a number of vectors) and ``update(done)`` (the count so far). In a terminal it is
+optionally with a number of vectors), ``update(done)`` (the count so far) and ``note(text)`` (what
+the stage is doing now, e.g. nextpnr's ``routing: 88,331 of 106,680 arcs left``). In a terminal it is
 one transient rich line (spinner, stage, bar, count, elapsed time). When the output is not a
 terminal (``make demo > log``, CI) it is plain lines: one when a stage starts and one every
 ``NNHDL_PROGRESS_INTERVAL`` seconds (default 10) while it lasts, with the elapsed time::
@@ -29,10 +30,11 @@ class _RichStages:
         self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                                  TextColumn("{task.fields[count]}"), TimeElapsedColumn(), console=out,
                                  transient=True)
-        self.title, self.task, self.total = title, None, None
+        self.title, self.task, self.total, self.text = title, None, None, ""
 
     def stage(self, text, total=None, note=""):
         from rich.markup import escape
+        self.text = text
         description = escape(f"{self.title}: {text}" + (f" ({note})" if note else ""))
         self.total = total
         count = f"0/{total}" if total else ""
@@ -44,6 +46,12 @@ class _RichStages:
     def update(self, done):
         if self.task is not None:
             self.progress.update(self.task, completed=done, count=f"{done}/{self.total}" if self.total else "")
+
+    def note(self, text):
+        """What the current stage is doing now (after its name)."""
+        from rich.markup import escape
+        if self.task is not None:
+            self.progress.update(self.task, description=escape(f"{self.title}: {self.text}: {text}"))
 
     def __enter__(self):
         self.progress.start()

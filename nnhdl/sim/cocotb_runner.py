@@ -135,7 +135,7 @@ class ProgressLog:
         self.interval = progress_interval() if interval is None else interval
         self.prefix = prefix
         self._lock = threading.Lock()
-        self._text, self._total, self._done = None, None, 0
+        self._text, self._total, self._done, self._note = None, None, 0, ""
         self._start = self._last = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -144,7 +144,7 @@ class ProgressLog:
     def stage(self, text, total=None, note=""):
         """A new stage: print ``text`` (with the vector count ``total`` and ``note`` if given)."""
         with self._lock:
-            self._text, self._total, self._done = text, total, 0
+            self._text, self._total, self._done, self._note = text, total, 0, ""
             self._start = self._last = time.monotonic()
             extra = [f"{total} vectors"] if total else []
             extra += [note] if note else []
@@ -153,6 +153,11 @@ class ProgressLog:
     def update(self, done):
         with self._lock:
             self._done = done
+
+    def note(self, text):
+        """What the current stage is doing now (shown in the periodic lines)."""
+        with self._lock:
+            self._note = text
 
     def _print(self, line):
         print(f"{self.prefix}{line}", file=self.stream, flush=True)
@@ -165,7 +170,8 @@ class ProgressLog:
                     continue
                 self._last = now
                 count = f" {self._done}/{self._total} vectors," if self._total else ""
-                self._print(f"{self._text}…{count} {now - self._start:.0f} s")
+                note = f" {self._note}," if self._note else ""
+                self._print(f"{self._text}…{count}{note} {now - self._start:.0f} s")
 
     def close(self):
         self._stop.set()

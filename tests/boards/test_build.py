@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nnhdl.boards.build import DesignTooBig, check_fit, estimate, parse_nextpnr_log
+from nnhdl.boards.build import BuildError, DesignTooBig, _run, check_fit, estimate, nextpnr_status, parse_nextpnr_log
 from nnhdl.boards.targets import TARGETS, TargetError, get_target
 from nnhdl.cli import main
 from nnhdl.convert import convert
@@ -30,6 +30,46 @@ def test_parse_nextpnr_log():
     util, clocks = parse_nextpnr_log(NEXTPNR_LOG)
     assert util["TRELLIS_COMB"] == (1260, 83640) and util["MULT18X18D"] == (2, 156)
     assert clocks == {"$glbnet$cd_sync.clk": (21.5, False, 25.0)}
+
+
+# the phases of a nextpnr-ecp5 log (--log), as it grows
+NEXTPNR_PHASES = [
+    ("Info: Logic utilisation before packing:\n", None),
+    ("Info: Running main analytical placer, max placement attempts per cell = 10000.\n", "placing"),
+    ("Info:     at iteration #7, type ALL: wirelen solved = 35791, spread = 559481, legal = 571970; time = 2.97s\n",
+     "placing (iteration 7)"),
+    ("Info: Running simulated annealing placer for refinement.\n"
+     "Info:   at iteration #5: temp = 0.000000, timing cost = 7497, wirelen = 444928\n",
+     "refining the placement (iteration 5)"),
+    ("Info: Routing globals...\nInfo: Routing 106680 arcs.\n"
+     "Info:            |   (re-)routed arcs  |   delta    | remaining|       time spent     |\n"
+     "Info:    IterCnt |  w/ripup   wo/ripup |  w/r  wo/r |      arcs| batch(sec) total(sec)|\n"
+     "Info:      31000 |     9021      21978 |  365   635 |     97093|       1.40      33.62|\n",
+     "routing: 97,093 of 106,680 arcs left"),
+    ("Info:      32000 |     9386      22613 |  365   635 |     96712|       1.52      35.14|\n",
+     "routing: 96,712 of 106,680 arcs left"),
+    ("Info: Routing complete.\nInfo: Router1 time 158.45s\n", "routed; timing report and configuration"),
+]
+
+
+def test_nextpnr_status_follows_its_log():
+    log = ""
+    for text, status in NEXTPNR_PHASES:
+        log += text
+        assert nextpnr_status(log) == status
+    router2 = ("Info: Running router2...\nInfo: Running main router loop...\n"
+               "Info:     iter=5 wires=530384 overused=18784 overuse=19912 archfail=NA\n")
+    assert nextpnr_status(NEXTPNR_PHASES[3][0] + router2) == "routing (router2), iteration 5: 18,784 overused wires"
+
+
+def test_run_watches_a_long_tool_and_keeps_its_output(tmp_path):
+    import sys
+    calls = []
+    out = _run([sys.executable, "-c", "import time; print('hello', flush=True); time.sleep(2.5)"], tmp_path, "t.out",
+               "a tool", watch=lambda: calls.append(1))
+    assert "hello" in out and "hello" in (tmp_path / "t.out").read_text() and calls
+    with pytest.raises(BuildError, match=r"a tool failed \(exit 3\); log: .*t\.out\nbad"):
+        _run([sys.executable, "-c", "import sys; print('bad'); sys.exit(3)"], tmp_path, "t.out", "a tool")
 
 
 def test_targets():

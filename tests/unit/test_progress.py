@@ -28,6 +28,17 @@ def test_terminal_form_leaves_nothing_behind():
     assert "synth: " not in buf.getvalue().replace("\x1b", "").split("\n")[-1]
 
 
+def test_terminal_form_shows_the_note_after_the_stage():
+    buf = io.StringIO()
+    term = Console(file=buf, force_terminal=True, width=120)
+    with stage_progress("build ulx3s-85f", "place and route (nextpnr)", out=term) as progress:
+        progress.note("routing: 97,093 of 106,680 arcs left")
+        task = progress.progress.tasks[0]
+        assert task.description == "build ulx3s-85f: place and route (nextpnr): routing: 97,093 of 106,680 arcs left"
+        progress.stage("bitstream")
+        assert progress.progress.tasks[0].description == "build ulx3s-85f: bitstream"
+
+
 def test_rates_below_one_are_not_rounded_away():
     from nnhdl.cli.common import per_second
     assert [per_second(r) for r in (0.3125, 1.0, 3.14159, 42.44, 12345.6)] == ["0.31", "1", "3.1", "42.4", "12,346"]

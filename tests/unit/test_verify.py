@@ -258,6 +258,22 @@ def test_progress_log_lines():
     assert any(re.fullmatch(r"x: simulating a\.v… 7/40 vectors, \d+ s", s) for s in lines)
 
 
+def test_progress_log_shows_the_stage_note():
+    """``note`` (e.g. what nextpnr is doing) goes into the periodic lines, and a new stage clears it."""
+    import io
+    stream = io.StringIO()
+    with ProgressLog(stream, interval=0.1, prefix="b: ") as log:
+        log.stage("place and route (nextpnr)")
+        log.note("routing: 97,093 of 106,680 arcs left")
+        time.sleep(0.3)
+        log.stage("bitstream")
+        time.sleep(0.25)
+    lines = stream.getvalue().splitlines()
+    assert any(re.fullmatch(r"b: place and route \(nextpnr\)… routing: 97,093 of 106,680 arcs left, \d+ s", s)
+               for s in lines)
+    assert any(re.fullmatch(r"b: bitstream… \d+ s", s) for s in lines)
+
+
 def test_verify_log_has_stage_and_periodic_lines(folder, monkeypatch):
     """Not a terminal (CliRunner): plain stage lines, and one every NNHDL_PROGRESS_INTERVAL seconds."""
     monkeypatch.setenv("NNHDL_PROGRESS_INTERVAL", "0.05")
