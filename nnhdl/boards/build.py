@@ -95,6 +95,7 @@ def _run(cmd, cwd, log_name, what, watch=None):
 _ROUTER1_ROW = re.compile(r"^Info:\s+\d+ \|\s+\d+\s+\d+ \|\s+-?\d+\s+-?\d+ \|\s+(\d+)\|")
 _ROUTER2_ITER = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+)")
 _HEAP_ITER = re.compile(r"at iteration #(\d+), type ALL")
+_STATIC_ITER = re.compile(r"iter=(\d+) steplen=")
 _SA_ITER = re.compile(r"at iteration #(\d+): temp =")
 
 
@@ -114,7 +115,7 @@ def nextpnr_status(log):
             return "routing"
         if m := _SA_ITER.search(line):
             return f"refining the placement (iteration {m.group(1)})"
-        if m := _HEAP_ITER.search(line):
+        if m := _HEAP_ITER.search(line) or _STATIC_ITER.search(line):
             return f"placing (iteration {m.group(1)})"
         if "Running main analytical placer" in line or "Creating initial analytic placement" in line:
             return "placing"

@@ -60,6 +60,10 @@ def test_nextpnr_status_follows_its_log():
     router2 = ("Info: Running router2...\nInfo: Running main router loop...\n"
                "Info:     iter=5 wires=530384 overused=18784 overuse=19912 archfail=NA\n")
     assert nextpnr_status(NEXTPNR_PHASES[3][0] + router2) == "routing (router2), iteration 5: 18,784 overused wires"
+    static = ("Info: overlap: COMB=99.9%, FF=99.9%, RAM=0.0%, MUL=99.3%\n"
+              "Info: iter=88 steplen=0.543801 a=45.953423 penalty=[0.00, 0.00, 0.00, 0.00]\n"
+              "Info:    update_chains distance 99.80\n")
+    assert nextpnr_status(static) == "placing (iteration 88)"  # (the static placer, nnhdl's default on the ECP5)
 
 
 def test_run_watches_a_long_tool_and_keeps_its_output(tmp_path):
