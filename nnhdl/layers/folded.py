@@ -291,10 +291,7 @@ class FoldedDense(LayerFigures, wiring.Component):
         and convolution layers (2026-12-01): LUTs -13 % ... +39 %, flip-flops -12 % ... +27 %."""
         bits = dict(self._dp.logic_bits)
         sch, acc, w_in = self.schedule, self._acc_shape.width, word_shape(self.in_fmt).width
-        if self._source is None:
-            groups = [self._input_groups[0][group] for group, _ in self._input_copies[0]]
-        else:
-            groups = [("c", (0, 1))]
+        groups = self._input_groups[0] if self._source is None else [("c", (0, 1))]
         bits["mux"] += sum(len(set(sources)) - 1 for _, sources in groups) * w_in
         biases = [len({int(self.plan.bias[j]) for j in outs}) for outs in self._lane_outputs]
         # per lane: bias or running sum, and the slot's bias, a table of constants (about one LUT4
@@ -369,14 +366,13 @@ class FoldedDense(LayerFigures, wiring.Component):
     def register_bits(self):
         sch, op = self.schedule, self.op
         w_in = word_shape(self.in_fmt).width
-        copies = len(self._rom_slices) - 1  # (t and c: one per ROM slice)
-        counters = (3 + copies) * max(1, (sch.cycles - 1).bit_length()) + copies * max(1, (sch.steps_per_output - 1).bit_length()) + 4
+        counters = (2 + len(self._rom_slices)) * max(1, (sch.cycles - 1).bit_length()) + 4  # (t: one per ROM slice)
         slot = max(1, (sch.outputs_per_lane - 1).bit_length())
         tail = self.tail_latency * (slot + 2) + 1
         if self._source:
             front = 2 * max(1, (self._source.outputs_per_lane - 1).bit_length()) + 2 + sch.inputs_per_step * w_in
         else:
-            front = (self.n_vec + len(self._input_copies[0])) * w_in
+            front = (self.n_vec + len(self._input_groups[0])) * w_in
         prods = self._products * self._product_shape().width
         outputs = 0 if self._sink else op.n_out * word_shape(op.fmt).width
         return counters + tail + front + prods + sch.lanes * self._acc_shape.width + outputs + self._dp.register_bits
@@ -444,21 +440,6 @@ class FoldedDense(LayerFigures, wiring.Component):
         n, per = len(self._weight_columns[0]), max(1, ROM_SLICE_BITS // self._w_shape.width)
         return [(first, min(per, n - first)) for first in range(0, n, per)] or [(0, 0)]
 
-    @cached_property
-    def _input_copies(self):
-        """``(copies, copy_of)``: the input selections built, one per input group and ROM slice
-        whose multipliers read it (``(group, slice)``), so each slice's multipliers read a
-        register of their own, selected by that slice's step counters: no single register feeds
-        every multiplier of the layer (DSP blocks lie all over a device); ``copy_of[lane][q]``
-        indexes ``copies`` (None for a multiplier without weights)."""
-        columns, column_of = self._weight_columns
-        slice_of = {col: n for n, (first, count) in enumerate(self._rom_slices) for col in range(first, first + count)}
-        index, copies, copy_of = {}, [], []
-        for lane, cols in enumerate(column_of):
-            copy_of.append([None if col is None else _intern(index, copies, (self._input_groups[1][lane][q], slice_of[col]))
-                            for q, col in enumerate(cols)])
-        return copies, copy_of
-
     def weight_rom(self):
         """The ROM words: word ``t`` (step ``t = s * steps_per_output + c``) holds column ``n`` of
         :attr:`_weight_columns` (the weight ``w[c * k + q, l * g + s]`` of each multiplier ``q`` of
@@ -516,29 +497,26 @@ class FoldedDense(LayerFigures, wiring.Component):
                 total = dp.overflow(total, acc)
         return dp.materialize(total).value
 
-    def _buffered_inputs(self, m, en, accept, cs, ts):
-        """The step's inputs one cycle after its step (stage B), one per input copy
-        (:attr:`_input_copies`: an input group for a ROM slice): the accepted vector is held in an
-        input register, each copy's word selected by the slice's copy of ``c`` or ``t`` (``cs``,
-        ``ts``)."""
+    def _buffered_inputs(self, m, en, accept, c, t):
+        """The step's inputs one cycle after its step (stage B), one per input group
+        (:attr:`_input_groups`): the accepted vector is held in an input register, each group's
+        word selected by ``c`` or ``t``."""
         in_shape = word_shape(self.in_fmt)
         xbuf = [Signal(in_shape, name=f"x{i}", reset_less=True) for i in range(self.n_vec)]
-        groups, copies = self._input_groups[0], self._input_copies[0]
-        xsel = [Signal(in_shape, name=f"xsel{n}", reset_less=True) for n in range(len(copies))]
+        groups = self._input_groups[0]
+        xsel = [Signal(in_shape, name=f"xsel{n}", reset_less=True) for n in range(len(groups))]
         with m.If(en):
             with m.If(accept):
                 m.d.sync += [x.eq(self.i.payload[i]) for i, x in enumerate(xbuf)]
-            for part in range(len(self._rom_slices)):
-                for key, counter in (("c", cs[part]), ("t", ts[part])):
-                    members = [(n, groups[group][1]) for n, (group, at) in enumerate(copies)
-                               if at == part and groups[group][0] == key]
-                    if not members:
-                        continue
-                    with m.Switch(counter):
-                        for step in range(len(members[0][1])):
-                            with m.Case(step):
-                                m.d.sync += [xsel[n].eq(0 if sources[step] is None else xbuf[sources[step]])
-                                             for n, sources in members]
+            for key, counter in (("c", c), ("t", t)):
+                members = [(n, sources) for n, (kind, sources) in enumerate(groups) if kind == key]
+                if not members:
+                    continue
+                with m.Switch(counter):
+                    for step in range(len(members[0][1])):
+                        with m.Case(step):
+                            m.d.sync += [xsel[n].eq(0 if sources[step] is None else xbuf[sources[step]])
+                                         for n, sources in members]
         return xsel
 
     def _linked_inputs(self, m, en, accept, run, c):
@@ -581,14 +559,13 @@ class FoldedDense(LayerFigures, wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
-        # controller: step t = s * steps + c of the inference being computed (``ts``, ``cs``: t
-        # and c and their copies, one per ROM slice, see ROM_SLICE_BITS)
+        # controller: step t = s * steps + c of the inference being computed (``ts``: t and its
+        # copies, one per ROM slice, see ROM_SLICE_BITS)
         run = Signal()
         t = Signal(range(max(sch.cycles, 2)))
         slices = self._rom_slices
         ts = [t] + [Signal.like(t, name=f"t_rom{n}") for n in range(1, len(slices))]
         c = Signal(range(max(steps, 2)))
-        cs = [c] + [Signal.like(c, name=f"c_rom{n}") for n in range(1, len(slices))]
         s = Signal(range(max(g, 2)))
         bank = Signal()  # the inference's output bank in a linked producer
         last_step = Signal()
@@ -598,12 +575,11 @@ class FoldedDense(LayerFigures, wiring.Component):
         m.d.comb += accept.eq(self.i.valid & self.i.ready)
         with m.If(en):
             with m.If(accept):
-                m.d.sync += [run.eq(1), s.eq(0), bank.eq(~bank)] + [x.eq(0) for x in ts + cs]
+                m.d.sync += [run.eq(1), c.eq(0), s.eq(0), bank.eq(~bank)] + [tt.eq(0) for tt in ts]
             with m.Elif(run & last_step):
                 m.d.sync += run.eq(0)
             with m.Elif(run):
                 m.d.sync += [tt.eq(tt + 1) for tt in ts]
-                m.d.sync += [cc.eq(Mux(cc == steps - 1, 0, cc + 1)) for cc in cs[1:]]
                 with m.If(c == steps - 1):
                     m.d.sync += [c.eq(0), s.eq(s + 1)]
                 with m.Else():
@@ -613,10 +589,9 @@ class FoldedDense(LayerFigures, wiring.Component):
         if self._source:
             xsel = self._linked_inputs(m, en, accept, run, c)
         else:
-            xsel = self._buffered_inputs(m, en, accept, cs, ts)
+            xsel = self._buffered_inputs(m, en, accept, c, t)
         columns, column_of = self._weight_columns
-        # the word each multiplier reads: its copy (buffered inputs) or its group (linked: one)
-        group_of = self._input_groups[1] if self._source else self._input_copies[1]
+        group_of = self._input_groups[1]
         width = self._w_shape.width
         data = []
         for n, (first, count) in enumerate(slices):
