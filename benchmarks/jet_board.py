@@ -17,9 +17,10 @@ places in ~20 min, but nextpnr's router had routed only 10k of 217k arcs after 1
 converted again for 55 MHz (one register stage fewer) it reaches 41.6 MHz. With the adders kept
 as carry chains (later the same day) Yosys needs 62,235 LUTs' worth at 100 MHz (1,283 LUT4 +
 30,476 CCU2C, 74 %) and 34,239 FF, but nextpnr's placer cannot legalise that many carry chains
-("Unable to find legal placement" for a CCU2C after 52 M attempts, 4 min). With every hidden
-layer folded (``--layer-reuse fc1=16,fc2=32,fc3=64``) and the weight ROMs sliced, the whole tagger
-routes: 13,277 LUT, 8,529 FF, 144 DSP, 60.4 MHz, 127 cycles = 2.10 us, 4.4 min.
+("Unable to find legal placement" for a CCU2C after 52 M attempts, 4 min). With the weight ROMs
+sliced and nextpnr's static placer (13:25 UTC), the whole tagger routes: ``--layer-reuse
+fc2=16,fc3=64`` 30,469 LUT, 12,294 FF, 144 DSP, 66.7 MHz, 94 cycles = 1.41 us, 10.1 min;
+``--layer-reuse fc1=16,fc2=32,fc3=64`` 13,742 LUT, 8,527 FF, 79.4 MHz, 127 cycles = 1.60 us, 2.7 min.
 
 Usage: python benchmarks/jet_board.py [--clock 100] [--board ulx3s-85f] [--out build/jet8-ecp5-100]
        [--precision 8|16] [--layers N] [--fit] [--layer-reuse fc2=16,fc3=64] [--convert-only]
