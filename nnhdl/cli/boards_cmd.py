@@ -98,7 +98,7 @@ def build(outdir, board, harness, clock_hz, dsp, allow_timing_fail, baud):
             try:
                 result = build_bitstream(design, target, tmp, harness=harness, clock_hz=clock_hz, dsp=dsp,
                                          allow_timing_fail=allow_timing_fail, baud=baud, step=progress.stage,
-                                         status=progress.note)
+                                         status=progress.status)
             except BuildError as e:  # a tool failed; the staging folder goes away, its logs stay
                 raise BuildError(_keep_logs(str(e), tmp, dest)) from None
     r = result.report

@@ -1,7 +1,7 @@
 """Progress of long steps: the stage, the count done and the elapsed time, in a terminal and in a log.
 
 :func:`stage_progress` yields an object with ``stage(text, total=None, note="")`` (a new stage,
-optionally with a number of vectors), ``update(done)`` (the count so far) and ``note(text)`` (what
+optionally with a number of vectors), ``update(done)`` (the count so far) and ``status(text)`` (what
 the stage is doing now, e.g. nextpnr's ``routing: 88,331 of 106,680 arcs left``). In a terminal it is
 one transient rich line (spinner, stage, bar, count, elapsed time). When the output is not a
 terminal (``make demo > log``, CI) it is plain lines: one when a stage starts and one every
@@ -47,7 +47,7 @@ class _RichStages:
         if self.task is not None:
             self.progress.update(self.task, completed=done, count=f"{done}/{self.total}" if self.total else "")
 
-    def note(self, text):
+    def status(self, text):
         """What the current stage is doing now (after its name)."""
         from rich.markup import escape
         if self.task is not None:

@@ -135,7 +135,7 @@ class ProgressLog:
         self.interval = progress_interval() if interval is None else interval
         self.prefix = prefix
         self._lock = threading.Lock()
-        self._text, self._total, self._done, self._note = None, None, 0, ""
+        self._text, self._total, self._done, self._status = None, None, 0, ""
         self._start = self._last = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -144,7 +144,7 @@ class ProgressLog:
     def stage(self, text, total=None, note=""):
         """A new stage: print ``text`` (with the vector count ``total`` and ``note`` if given)."""
         with self._lock:
-            self._text, self._total, self._done, self._note = text, total, 0, ""
+            self._text, self._total, self._done, self._status = text, total, 0, ""
             self._start = self._last = time.monotonic()
             extra = [f"{total} vectors"] if total else []
             extra += [note] if note else []
@@ -154,10 +154,10 @@ class ProgressLog:
         with self._lock:
             self._done = done
 
-    def note(self, text):
+    def status(self, text):
         """What the current stage is doing now (shown in the periodic lines)."""
         with self._lock:
-            self._note = text
+            self._status = text
 
     def _print(self, line):
         print(f"{self.prefix}{line}", file=self.stream, flush=True)
@@ -170,8 +170,8 @@ class ProgressLog:
                     continue
                 self._last = now
                 count = f" {self._done}/{self._total} vectors," if self._total else ""
-                note = f" {self._note}," if self._note else ""
-                self._print(f"{self._text}…{count}{note} {now - self._start:.0f} s")
+                status = f" {self._status}," if self._status else ""
+                self._print(f"{self._text}…{count}{status} {now - self._start:.0f} s")
 
     def close(self):
         self._stop.set()

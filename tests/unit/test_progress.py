@@ -28,11 +28,11 @@ def test_terminal_form_leaves_nothing_behind():
     assert "synth: " not in buf.getvalue().replace("\x1b", "").split("\n")[-1]
 
 
-def test_terminal_form_shows_the_note_after_the_stage():
+def test_terminal_form_shows_the_status_after_the_stage():
     buf = io.StringIO()
     term = Console(file=buf, force_terminal=True, width=120)
     with stage_progress("build ulx3s-85f", "place and route (nextpnr)", out=term) as progress:
-        progress.note("routing: 97,093 of 106,680 arcs left")
+        progress.status("routing: 97,093 of 106,680 arcs left")
         task = progress.progress.tasks[0]
         assert task.description == "build ulx3s-85f: place and route (nextpnr): routing: 97,093 of 106,680 arcs left"
         progress.stage("bitstream")

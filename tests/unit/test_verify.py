@@ -258,13 +258,13 @@ def test_progress_log_lines():
     assert any(re.fullmatch(r"x: simulating a\.v… 7/40 vectors, \d+ s", s) for s in lines)
 
 
-def test_progress_log_shows_the_stage_note():
-    """``note`` (e.g. what nextpnr is doing) goes into the periodic lines, and a new stage clears it."""
+def test_progress_log_shows_the_stage_status():
+    """``status`` (e.g. what nextpnr is doing) goes into the periodic lines, and a new stage clears it."""
     import io
     stream = io.StringIO()
     with ProgressLog(stream, interval=0.1, prefix="b: ") as log:
         log.stage("place and route (nextpnr)")
-        log.note("routing: 97,093 of 106,680 arcs left")
+        log.status("routing: 97,093 of 106,680 arcs left")
         time.sleep(0.3)
         log.stage("bitstream")
         time.sleep(0.25)
