@@ -367,7 +367,8 @@ class FoldedDense(LayerFigures, wiring.Component):
     def register_bits(self):
         sch, op = self.schedule, self.op
         w_in = word_shape(self.in_fmt).width
-        counters = (2 + len(self._rom_slices)) * max(1, (sch.cycles - 1).bit_length()) + 4  # (t: one per ROM slice)
+        # the step counters (t: one per ROM slice; c and s counted as wide as t) and control bits
+        counters = (2 + len(self._rom_slices)) * max(1, (sch.cycles - 1).bit_length()) + 4
         slot = max(1, (sch.outputs_per_lane - 1).bit_length())
         tail = self.tail_latency * (slot + 2) + 1
         if self._source:
@@ -593,12 +594,12 @@ class FoldedDense(LayerFigures, wiring.Component):
             xsel = self._buffered_inputs(m, en, accept, c, t)
         columns, column_of = self._weight_columns
         group_of = self._input_groups[1]
-        width = self._w_shape.width
+        width, words = self._w_shape.width, self.weight_rom()
         data = []
         for n, (first, count) in enumerate(slices):
             mask = (1 << (count * width)) - 1
             rom = Memory(shape=unsigned(max(1, count * width)), depth=sch.cycles,
-                         init=[(word >> (first * width)) & mask for word in self.weight_rom()])
+                         init=[(word >> (first * width)) & mask for word in words])
             m.submodules[f"weights{n}" if n else "weights"] = rom
             port = rom.read_port(domain="sync")
             m.d.comb += [port.addr.eq(ts[n]), port.en.eq(en)]
