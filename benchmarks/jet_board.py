@@ -52,7 +52,8 @@ def first_layers(graph, n):
     return Graph(tuple(ops), (ops[-1].name,), name=graph.name)
 
 
-def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=None, layer_reuse=None):
+def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=None, layer_reuse=None,
+                   flow_control=None):
     """Convert the tagger's logits (or its first ``layers`` Dense layers) into ``out`` (``fit``: a
     board whose resources choose the reuse factors; ``layer_reuse``: ``{layer: R}`` set by hand);
     returns (report, seconds)."""
@@ -64,7 +65,8 @@ def convert_tagger(model, out, precision, family, clock_mhz, layers=None, fit=No
             raise SystemExit("--layers and --layer-reuse need --precision 8")
         config = eight_bit_config({op.name for op in graph.ops}, layer_reuse)
     t0 = time.perf_counter()
-    design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz, fit=fit)
+    design = convert(graph, out, config=config, multiplier="cse", family=family, clock_mhz=clock_mhz, fit=fit,
+                     flow_control=flow_control, force=True)
     return design.report, time.perf_counter() - t0
 
 
@@ -93,6 +95,8 @@ def main():
     parser.add_argument("--fit", action="store_true",
                         help="reuse factors chosen to fit the board (nnhdl convert --fit), else fully parallel")
     parser.add_argument("--layer-reuse", default="", help="reuse factors by hand, e.g. fc2=16,fc3=64")
+    parser.add_argument("--flow-control", choices=["credit", "stall"], default=None,
+                        help="nnhdl convert --flow-control (default: credit on the ECP5 and 7-series)")
     parser.add_argument("--convert-only", action="store_true")
     args = parser.parse_args()
 
@@ -100,10 +104,10 @@ def main():
     target = get_target(args.board)
     layer_reuse = {k: int(v) for k, v in (kv.split("=") for kv in args.layer_reuse.split(",") if kv)}
     part = (f"-{args.layers}layers" if args.layers else "") + ("-fit" if args.fit else "") + \
-        "".join(f"-{k}r{v}" for k, v in layer_reuse.items())
+        "".join(f"-{k}r{v}" for k, v in layer_reuse.items()) + (f"-{args.flow_control}" if args.flow_control else "")
     out = Path(args.out or ROOT / f"build/jet{args.precision}{part}-{target.family}-{args.clock:g}")
     report, convert_s = convert_tagger(args.model, out, args.precision, target.family, args.clock, args.layers,
-                                       target.name if args.fit else None, layer_reuse)
+                                       target.name if args.fit else None, layer_reuse, args.flow_control)
     t = report["totals"]
     if args.fit:
         print(f"fitted: {report['fit']['layer_reuse']}, estimated {report['fit']['estimated']}", flush=True)
@@ -124,6 +128,7 @@ def main():
         what += f", `--fit` R = {report['fit']['layer_reuse']}"
     if layer_reuse:
         what += f", R = {layer_reuse}"
+    what += f", {report['flow_control']} flow control"
     print(f"| jet tagger {args.precision}-bit {what}, cse, `--family {target.family} --clock {args.clock:g}` | "
           f"{target.name} | "
           f"{used('LUT')} | {used('FF')} | {used('DSP')} | {r['fmax_mhz']:.1f} MHz | {r['latency_cycles']} cycles = "

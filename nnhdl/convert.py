@@ -124,7 +124,7 @@ def is_design_dir(path):
 @paused_gc()  # (one pause for the whole conversion: see nnhdl.gcpause)
 def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2, top=None, calibration=None,
             step=None, verilog=True, rtlil=True, io=None, memory_bits=None, force=False, family=None,
-            clock_mhz=None, reuse=None, fit=None):
+            clock_mhz=None, reuse=None, fit=None, flow_control=None):
     """Convert ``model`` (path, ``keras.Model`` or float Graph) into ``outdir``.
 
     ``family`` (``"ice40"``, ``"ecp5"``, ``"xc7"``) with an optional target ``clock_mhz``: registers
@@ -136,6 +136,9 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     block RAM (default :data:`nnhdl.options.LINE_BUFFER_MEMORY_BITS`). The options are checked and
     saved as ``options.json`` (:class:`~nnhdl.options.BuildOptions`). ``reuse``: the reuse
     factor of every Dense without a ``reuse`` key in the configuration (default 1: fully parallel).
+
+    ``flow_control``: ``"credit"`` or ``"stall"`` (:class:`~nnhdl.options.FlowControl`; default:
+    credit with ``io="parallel"`` and ``family`` ecp5 or xc7, else stall).
 
     ``fit``: a board name (``nnhdl boards``): the reuse factor of every Dense layer whose
     configuration does not set a number (``reuse = "auto"`` or nothing) is chosen so that the
@@ -177,7 +180,7 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     try:
         options = BuildOptions.of(None, multiplier=multiplier, levels_per_stage=levels_per_stage, io=io,
                                   memory_bits=memory_bits, reuse=reuse, family=family, clock_mhz=clock_mhz,
-                                  layer_reuse=tuple(fixed.items()))
+                                  layer_reuse=tuple(fixed.items()), flow_control=flow_control)
     except OptionsError as e:
         raise ConvertError(str(e)) from None
     fitted = None

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["BuildOptions", "Multiplier", "IOStyle", "Family", "OptionsError", "OPTIONS_FILE", "OPTIONS_VERSION",
+__all__ = ["BuildOptions", "Multiplier", "IOStyle", "FlowControl", "Family", "OptionsError", "OPTIONS_FILE", "OPTIONS_VERSION",
            "LINE_BUFFER_MEMORY_BITS"]
 
 OPTIONS_FILE = "options.json"
@@ -56,6 +56,20 @@ class IOStyle(_Choice):
     STREAM = "stream"
 
 
+class FlowControl(_Choice):
+    """How a network waits for its consumer (:class:`nnhdl.layers.Network`).
+
+    ``CREDIT``: the layers never wait for the network's
+    output; its results pass through a small queue when the consumer is not ready (straight
+    through when it is), and an input is accepted only while the queue has a place for it. The
+    consumer's ready signal then reaches only the queue, not every register's enable.
+    ``STALL``: every layer holds its registers while the one after it is not ready; the consumer's
+    ready signal is a combinational chain through all layers (no queue; the only choice with
+    ``io="stream"``). The default is :attr:`BuildOptions.flow`."""
+    CREDIT = "credit"
+    STALL = "stall"
+
+
 class Family(_Choice):
     """FPGA families with a delay model (:class:`nnhdl.layers.pipeline.DelayModel`, whose
     ``FAMILIES`` table has an entry for each)."""
@@ -81,7 +95,10 @@ class BuildOptions:
     and convolution (1 = fully parallel); ``layer_reuse``: per-layer overrides, ``((layer name, R), ...)``.
     ``logic_multipliers``: layers (op or Keras names) whose products of two variables (the table
     softmax's) are built from adders instead of DSP blocks (``nnhdl convert --fit`` sets it when
-    the board is short of DSPs).
+    the board is short of DSPs). ``flow_control``: :class:`FlowControl`, or None for the
+    default (:attr:`flow`: ``credit`` with ``io="parallel"`` and registers placed for an ECP5 or
+    7-series clock, where the consumer's ready signal reaching every register would limit the
+    clock; else ``stall``, which needs no queue; ``io="stream"`` allows only ``stall``).
     Strings are accepted wherever a choice is expected; every value is checked here.
     """
     multiplier: Multiplier = Multiplier.CSE
@@ -93,12 +110,18 @@ class BuildOptions:
     reuse: int = 1
     layer_reuse: tuple = field(default_factory=tuple)
     logic_multipliers: tuple = field(default_factory=tuple)
+    flow_control: Optional[FlowControl] = None
 
     def __post_init__(self):
         def put(name, value):
             object.__setattr__(self, name, value)
         put("multiplier", Multiplier.parse(self.multiplier, "multiplier"))
         put("io", IOStyle.parse(self.io, "io"))
+        if self.flow_control is not None:
+            put("flow_control", FlowControl.parse(self.flow_control, "flow_control"))
+        if self.io is IOStyle.STREAM and self.flow_control is FlowControl.CREDIT:
+            raise OptionsError("credit flow control needs io = parallel (a pixel stream's layers wait for each "
+                               "other within an image): use --flow-control stall with --io stream")
         if self.levels_per_stage is None:
             put("levels_per_stage", 2)
         _positive_int(self.levels_per_stage, "levels_per_stage")
@@ -146,6 +169,14 @@ class BuildOptions:
         return replace(self, **changes)
 
     @property
+    def flow(self):
+        """The :class:`FlowControl` in effect (``flow_control``, or the default for ``io``)."""
+        if self.flow_control is not None:
+            return self.flow_control
+        fast = self.io is IOStyle.PARALLEL and self.family in (Family.ECP5, Family.XC7)
+        return FlowControl.CREDIT if fast else FlowControl.STALL
+
+    @property
     def pipelining(self):
         """What places the registers: the adder-level count, or a :class:`DelayModel`."""
         if self.family is None:
@@ -164,8 +195,9 @@ class BuildOptions:
     # -- persistence ------------------------------------------------------------------------------
     def to_dict(self):
         data = asdict(self)
-        for key in ("multiplier", "io", "family"):
+        for key in ("multiplier", "io", "family", "flow_control"):
             data[key] = None if data[key] is None else str(data[key])
+        data["flow_control"] = str(self.flow)  # (saved as built, not as "the default")
         data["layer_reuse"] = dict(self.layer_reuse)
         data["logic_multipliers"] = list(self.logic_multipliers)
         return {"nnhdl_options": OPTIONS_VERSION, **data}
@@ -185,6 +217,8 @@ class BuildOptions:
         unknown = [k for k in data if k not in known]
         if unknown:
             raise OptionsError(f"{where}: unknown build option {unknown[0]!r}; convert the model again")
+        # (folders written before flow control was a choice were built with every layer stalling)
+        data.setdefault("flow_control", str(FlowControl.STALL))
         try:
             return cls(**{k: v for k, v in data.items() if v is not None or k in ("family", "clock_mhz")})
         except OptionsError as e:

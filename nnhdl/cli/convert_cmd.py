@@ -2,7 +2,7 @@ from pathlib import Path
 
 import click
 
-from ..options import Family, IOStyle, Multiplier
+from ..options import Family, FlowControl, IOStyle, Multiplier
 from .common import console, load_inputs, precision_options, printed_warnings, user_errors
 from .progress import stage_progress
 
@@ -32,6 +32,11 @@ from .progress import stage_progress
 @click.option("--line-buffer-ram-bits", "memory_bits", type=click.IntRange(1), default=None,
               help="With --io stream: line buffers of at least this many bits are block RAM (lib.memory), "
                    "smaller ones registers.  [default: 1024]")
+@click.option("--flow-control", "flow_control", type=click.Choice([f.value for f in FlowControl]), default=None,
+              help="credit: the layers never wait for the output's consumer; results it does not take at once wait "
+                   "in a small output queue (its ready signal then reaches no pipeline register: a faster clock). "
+                   "stall: every layer holds while the next is not ready (no queue). Default: credit with --io "
+                   "parallel and --family ecp5 or xc7, else stall (--io stream allows only stall).")
 @click.option("--reuse", type=click.IntRange(1), default=1, show_default=True,
               help="Reuse factor of every Dense and convolution layer (a config's [layer.NAME] reuse = R wins): "
                    "each hardware multiplier used up to R times, one inference (a window, for --io stream "
@@ -44,7 +49,7 @@ from .progress import stage_progress
               help="Float inputs (.npy) used to size 'auto' result formats.")
 @user_errors
 def convert(model, outdir, force, config_path, precision, softmax, top, multiplier, levels_per_stage, family, clock_mhz,
-            io, memory_bits, reuse, fit, calibration):
+            io, memory_bits, flow_control, reuse, fit, calibration):
     """Convert a trained MODEL (.keras or .h5) into pipelined fixed-point RTL in OUTDIR:
     <top>.v (Verilog), <top>.il (RTLIL), graph.json/.npz (quantized IR) and report.json."""
     from ..convert import convert as run_convert, load_config, load_model
@@ -56,6 +61,7 @@ def convert(model, outdir, force, config_path, precision, softmax, top, multipli
         calib = load_inputs(calibration, graph, "calibration inputs") if calibration else None
         design = run_convert(graph, outdir, config=cfg, multiplier=multiplier, levels_per_stage=levels_per_stage,
                              top=top, calibration=calib, io=io, memory_bits=memory_bits, force=force,
-                             family=family, clock_mhz=clock_mhz, reuse=reuse, fit=fit, step=progress.stage)
+                             family=family, clock_mhz=clock_mhz, reuse=reuse, fit=fit, flow_control=flow_control,
+                             step=progress.stage)
     print_report(design.report, outdir)
     console.print(f"[green]done:[/] {outdir}. Next: nnhdl verify {outdir}")

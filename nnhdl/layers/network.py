@@ -4,14 +4,15 @@ from functools import cached_property, partial
 
 import numpy as np
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out, connect, flipped
 
 from ..gcpause import paused_gc
 from ..hardware import HardwareError, build_component, lower_hardware
 from ..ir import Graph
-from ..options import BuildOptions, IOStyle
+from ..options import BuildOptions, FlowControl, IOStyle
 from ..parallel import run_jobs
 from .base import stream_signature
 from .dense import computed_graphs, remember_graphs
@@ -70,7 +71,22 @@ class Network(wiring.Component):
     :attr:`input_gate` cycles (the slowest layer's interval): then no inference waits inside the
     pipeline for a slower layer, and the latency is the same at full rate as from idle.
 
-    When ``o.ready`` is low the whole pipeline holds; nothing is lost or duplicated.
+    Flow control (``options.flow``, :class:`~nnhdl.options.FlowControl`); either way nothing is
+    lost or duplicated when ``o.ready`` is low:
+
+    ``credit`` (the default with ``io="parallel"`` and ``family`` ``"ecp5"`` or ``"xc7"``)
+        The layers never wait for ``o.ready``. A result the consumer does not take at once joins a
+        queue of :attr:`queue_depth` results (``lib.fifo.SyncFIFOBuffered``: block or distributed
+        RAM, or registers when small), and one it does take while the queue is empty goes straight
+        out (no added latency). An input is accepted only while fewer than :attr:`queue_depth`
+        inferences are inside (``i.ready`` is a register comparison, and the layer gating
+        below). ``o.ready`` reaches only the queue and that count: the registers of a fully
+        parallel pipeline have no enable at all, and a folded layer's handshakes reach back only to
+        the layers before it. With ``o.ready`` always high the queue stays empty and the timing
+        is the same as ``stall``'s.
+    ``stall`` (the other defaults)
+        When ``o.ready`` is low every layer whose output waits holds its registers (``o.ready`` is
+        a combinational chain through all layers' enables); no queue.
     """
 
     def __init__(self, graph: Graph, options: BuildOptions = None, **kwargs):
@@ -97,6 +113,24 @@ class Network(wiring.Component):
         # with one transfer per inference, space the inputs by the slowest layer's interval
         slowest = max(layer.interval for _, layer in self.layers)
         self.input_gate = slowest if self.in_beats == 1 else 1
+        self.flow = self.options.flow
+        if self.flow is FlowControl.CREDIT and (self.in_beats, self.out_beats) != (1, 1):
+            raise NetworkError(f"credit flow control needs one transfer per inference in and out, not "
+                               f"{self.in_beats} in and {self.out_beats} out: use flow_control='stall'")
+
+    @property
+    def queue_depth(self):
+        """Results the output queue holds with ``credit`` flow control (0 with ``stall``): one more
+        than the inferences that can be inside the layers at full rate, so that a consumer that is
+        always ready never holds up the input."""
+        if self.flow is not FlowControl.CREDIT:
+            return 0
+        return -(-self._layer_timing.latency // self.input_gate) + 1
+
+    @property
+    def queue_bits(self):
+        """Bits of storage in the output queue."""
+        return self.queue_depth * len(self.o.payload.as_value())
 
     @paused_gc()
     def build(self, jobs=None):
@@ -115,7 +149,15 @@ class Network(wiring.Component):
 
     @cached_property
     def timing(self):
-        """The :class:`~nnhdl.layers.timing.StreamTiming` (computed on first use)."""
+        """The :class:`~nnhdl.layers.timing.StreamTiming` (computed on first use), the output
+        queue's credits included."""
+        if self.flow is not FlowControl.CREDIT:
+            return self._layer_timing
+        return stream_timing(self, credits=self.queue_depth)
+
+    @cached_property
+    def _layer_timing(self):
+        """The timing of the layers alone, their output always taken."""
         timing = stream_timing(self)
         if timing.latency < 1:  # the last output of an inference came before its first input
             raise NetworkError(
@@ -139,21 +181,57 @@ class Network(wiring.Component):
         m = Module()
         for name, layer in self.layers:
             m.submodules[name] = layer
-        first = self.layers[0][1].i
+        first, last = self.layers[0][1].i, self.layers[-1][1].o
+        for (_, a), (_, b) in zip(self.layers, self.layers[1:]):
+            connect(m, a.o, b.i)
+        admit = Signal(init=1)  # an input may enter now (the interval and the credits allow it)
+        allow = []
         if self.input_gate > 1:  # one accepted input every input_gate cycles at most
             wait = Signal(range(self.input_gate))
-            m.d.comb += [first.valid.eq(self.i.valid & (wait == 0)), first.payload.eq(self.i.payload),
-                         self.i.ready.eq(first.ready & (wait == 0))]
             with m.If(self.i.valid & self.i.ready):
                 m.d.sync += wait.eq(self.input_gate - 1)
             with m.Elif(wait != 0):
                 m.d.sync += wait.eq(wait - 1)
+            allow.append(wait == 0)
+        if self.flow is FlowControl.CREDIT:
+            allow.append(self._elaborate_queue(m, last))
+        else:
+            connect(m, last, flipped(self.o))
+        if allow:
+            m.d.comb += admit.eq(allow[0] if len(allow) == 1 else allow[0] & allow[1])
+            m.d.comb += [first.valid.eq(self.i.valid & admit), first.payload.eq(self.i.payload),
+                         self.i.ready.eq(first.ready & admit)]
         else:
             connect(m, flipped(self.i), first)
-        for (_, a), (_, b) in zip(self.layers, self.layers[1:]):
-            connect(m, a.o, b.i)
-        connect(m, self.layers[-1][1].o, flipped(self.o))
         return m
+
+    def _elaborate_queue(self, m, last):
+        """The output queue and the credit count of ``credit`` flow control (see the class);
+        returns the signal that says an input may enter."""
+        """The output queue and the credit count of ``credit`` flow control (see the class)."""
+        depth = self.queue_depth
+        # (SyncFIFOBuffered refuses a write while its memory holds depth - 1 results and its output
+        # register is empty; one more place makes every result the credits allow fit)
+        m.submodules.queue = queue = SyncFIFOBuffered(width=len(last.payload.as_value()), depth=depth + 1)
+        inside = Signal(range(depth + 1))  # inferences accepted and not yet taken by the consumer
+        entered, left = self.i.valid & self.i.ready, self.o.valid & self.o.ready
+        with m.If(entered & ~left):
+            m.d.sync += inside.eq(inside + 1)
+        with m.Elif(left & ~entered):
+            m.d.sync += inside.eq(inside - 1)
+        room = Signal()
+        m.d.comb += room.eq(inside != depth)
+        through = Signal()  # the queue is empty: a result the consumer takes now goes straight out
+        m.d.comb += [
+            through.eq(queue.w_level == 0),
+            last.ready.eq(1),
+            queue.w_data.eq(last.payload.as_value()),
+            queue.w_en.eq(last.valid & ~(through & self.o.ready)),
+            queue.r_en.eq(self.o.ready & ~through),
+            self.o.valid.eq(Mux(through, last.valid, queue.r_rdy)),
+            self.o.payload.eq(Mux(through, last.payload.as_value(), queue.r_data)),
+        ]
+        return room
 
 
 def _build_layer(layer):

@@ -162,8 +162,10 @@ class CollectModel:
         return accept
 
 
-def stream_timing(network, inferences=4):
-    """The :class:`StreamTiming` of ``network`` (see the module docstring)."""
+def stream_timing(network, inferences=4, credits=None):
+    """The :class:`StreamTiming` of ``network`` (see the module docstring); ``credits``: at most
+    that many inferences inside at once (the output queue of ``credit`` flow control, which
+    passes results straight through to the always-ready sink)."""
     models = [layer.handshake() for _, layer in network.layers]
     chain = Series(*models)
     gate, wait = network.input_gate, 0  # the network input's minimum spacing
@@ -183,9 +185,10 @@ def stream_timing(network, inferences=4):
         if quiet is None and len(outs) == beats_out * feed[0]:
             quiet = cycle + settle  # the warm-up inference is out: wait, then feed the measured ones
         offer = fed < beats_in * feed[0] or (quiet is not None and cycle >= quiet and fed < total_in)
+        room = credits is None or len(first_in) - len(outs) // beats_out < credits  # (before this cycle's output)
         if chain.out_valid():  # the sink is always ready
             outs.append(cycle)
-        accepted = chain.step(offer and wait == 0, True)
+        accepted = chain.step(offer and wait == 0 and room, True)
         wait = gate - 1 if accepted else max(wait - 1, 0)
         if accepted:
             if fed % beats_in == 0:

@@ -27,7 +27,7 @@ from nnhdl.verify import random_inputs, verify_design
 
 from ..conftest import make_mlp
 from .test_cnn_layers import ImageNet, formats
-from .test_random_networks import random_case
+from .test_random_networks import random_case, random_flow
 
 
 def _covered(n_in, n_out, reuse):
@@ -209,13 +209,14 @@ def test_network_folded_parallel(rng, layer_reuse):
 @pytest.mark.parametrize("seed", range(12))
 def test_random_networks_folded(seed):
     """The random networks of test_random_networks (every rounding and overflow mode, narrow
-    accumulators, softmax / argmax) with a random reuse factor per layer."""
+    accumulators, softmax / argmax, credit or stall flow control) with a random reuse factor per
+    layer."""
     graph, multiplier, levels, rng = random_case(seed)
     rs = random.Random(seed)
     dense = [op.name for op in graph.ops if op.name.startswith("fc") and not op.name.endswith("softmax")]
     layer_reuse = {name: rs.choice([1, 2, 3, 5, 8, 40]) for name in dense}
     net = Network(graph, multiplier=multiplier, levels_per_stage=levels, reuse=rs.choice([1, 2]),
-                  layer_reuse=layer_reuse)
+                  layer_reuse=layer_reuse, flow_control=random_flow(seed))
     _check(graph, net, seed, n=24)
 
 
@@ -420,7 +421,8 @@ def test_random_networks_linked(seed):
                      softmax=rs.random() < 0.5, weight_scale=rs.choice([0.5, 2, 8]))
     dense = [op for op in graph.ops if isinstance(op, DenseOp)]
     layer_reuse = {op.name: op.n_in * rs.choice([8, 9, op.n_out]) for op in dense}
-    net = Network(graph, multiplier=multiplier, levels_per_stage=levels, layer_reuse=layer_reuse)
+    net = Network(graph, multiplier=multiplier, levels_per_stage=levels, layer_reuse=layer_reuse,
+                  flow_control=random_flow(seed))
     # every pair, except after a first layer of one input (one step per output)
     assert _link(net) == len(dense) - 1 - (sizes[0] == 1)
     _check(graph, net, seed, n=10)

@@ -1,7 +1,7 @@
 """Random networks with random formats (every rounding and overflow mode, signed and unsigned,
 negative and oversized integer bits, narrow accumulators, zero weights, softmax/argmax, CSE, CSD
-and DSP multipliers, 1-3 adder levels per stage or registers placed by a delay model): RTL equals
-the reference with gaps and stalls."""
+and DSP multipliers, 1-3 adder levels per stage or registers placed by a delay model, credit or
+stall flow control): RTL equals the reference with gaps and stalls."""
 
 import random
 
@@ -47,10 +47,16 @@ def random_case(seed):
     return graph, rs.choice(["cse", "csd", "dsp"]), levels, rng
 
 
+def random_flow(seed):
+    """Flow control for case ``seed``: the default (credit with a delay model, else stall) or
+    either one (its own random stream: the cases stay what they were)."""
+    return random.Random(seed + 7919).choice([None, "credit", "stall"])
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_random_network(seed):
     graph, multiplier, levels, rng = random_case(seed)
-    net = Network(graph, multiplier=multiplier, levels_per_stage=levels)
+    net = Network(graph, multiplier=multiplier, levels_per_stage=levels, flow_control=random_flow(seed))
     fmt = graph.input.fmt
     x = rng.integers(fmt.min_int, fmt.max_int + 1, size=(60, graph.input.size))
     run = run_stream(net, x, in_fmt=fmt, out_fmt=net.out_fmt, n_out=net.out_size, gap=0.3, stall=0.3, seed=seed)
