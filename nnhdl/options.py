@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Optional
 
-__all__ = ["BuildOptions", "Multiplier", "IOStyle", "FlowControl", "Family", "OptionsError", "OPTIONS_FILE", "OPTIONS_VERSION",
-           "LINE_BUFFER_MEMORY_BITS"]
+__all__ = ["BuildOptions", "Multiplier", "IOStyle", "FlowControl", "Family", "OptionsError", "OPTIONS_FILE",
+           "OPTIONS_VERSION", "LINE_BUFFER_MEMORY_BITS"]
 
 OPTIONS_FILE = "options.json"
 OPTIONS_VERSION = 1
@@ -59,10 +59,10 @@ class IOStyle(_Choice):
 class FlowControl(_Choice):
     """How a network waits for its consumer (:class:`nnhdl.layers.Network`).
 
-    ``CREDIT``: the layers never wait for the network's
-    output; its results pass through a small queue when the consumer is not ready (straight
-    through when it is), and an input is accepted only while the queue has a place for it. The
-    consumer's ready signal then reaches only the queue, not every register's enable.
+    ``CREDIT``: the layers never wait for the network's output; its results pass through a small
+    queue when the consumer is not ready (straight through when it is), and an input is accepted
+    only while the queue has a place for it. The consumer's ready signal then reaches only the
+    queue, not every register's enable.
     ``STALL``: every layer holds its registers while the one after it is not ready; the consumer's
     ready signal is a combinational chain through all layers (no queue; the only choice with
     ``io="stream"``). The default is :attr:`BuildOptions.flow`."""
@@ -170,7 +170,8 @@ class BuildOptions:
 
     @property
     def flow(self):
-        """The :class:`FlowControl` in effect (``flow_control``, or the default for ``io``)."""
+        """The :class:`FlowControl` in effect (``flow_control``, or the default for ``io`` and
+        ``family``)."""
         if self.flow_control is not None:
             return self.flow_control
         fast = self.io is IOStyle.PARALLEL and self.family in (Family.ECP5, Family.XC7)

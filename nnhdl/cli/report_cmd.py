@@ -46,6 +46,12 @@ def print_report(report, outdir=None):
         out.print(f"fitted to {fit['board']}: reuse " + ", ".join(f"{k} R={v}" for k, v in fit["layer_reuse"].items())
                   + "; estimated " + ", ".join(f"{est[k]:,}/{have[k]:,} {k}" for k in ("LUT", "FF", "LC", "DSP", "BRAM")
                                 if k in est and k in have))
+    queue = report.get("output_queue")
+    if queue:
+        out.print(f"credit flow control: the layers never wait for o__ready; an output queue of {queue['depth']} "
+                  f"results ({queue['bits']:,} bits) holds what the consumer does not take at once")
+    elif report.get("flow_control") == "stall":
+        out.print("stall flow control: o__ready low holds every layer (o__ready reaches every register's enable)")
     for b in report.get("buffers", []):
         out.print(f"line buffer of {b['layer']}: {b['bits']} bits in {b['storage']}")
     i, o = report["input"], report["output"]

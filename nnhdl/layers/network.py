@@ -79,8 +79,8 @@ class Network(wiring.Component):
         queue of :attr:`queue_depth` results (``lib.fifo.SyncFIFOBuffered``: block or distributed
         RAM, or registers when small), and one it does take while the queue is empty goes straight
         out (no added latency). An input is accepted only while fewer than :attr:`queue_depth`
-        inferences are inside (``i.ready`` is a register comparison, and the layer gating
-        below). ``o.ready`` reaches only the queue and that count: the registers of a fully
+        inferences are inside (a comparison of a counter register), so the queue never overflows.
+        ``o.ready`` reaches only the queue and that count: the registers of a fully
         parallel pipeline have no enable at all, and a folded layer's handshakes reach back only to
         the layers before it. With ``o.ready`` always high the queue stays empty and the timing
         is the same as ``stall``'s.
@@ -208,7 +208,6 @@ class Network(wiring.Component):
     def _elaborate_queue(self, m, last):
         """The output queue and the credit count of ``credit`` flow control (see the class);
         returns the signal that says an input may enter."""
-        """The output queue and the credit count of ``credit`` flow control (see the class)."""
         depth = self.queue_depth
         # (SyncFIFOBuffered refuses a write while its memory holds depth - 1 results and its output
         # register is empty; one more place makes every result the credits allow fit)

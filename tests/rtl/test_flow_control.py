@@ -111,3 +111,40 @@ def test_options_file_records_the_flow_in_effect_and_old_files_read_as_stall(tmp
     old = options.to_dict()
     del old["flow_control"]  # written before flow control was a choice: every layer stalled then
     assert BuildOptions.from_dict(old).flow is FlowControl.STALL
+
+
+def test_report_names_the_flow_and_counts_the_queue(rng, tmp_path):
+    """``report.json`` records the flow control and the queue, the estimates include the queue,
+    and the converted folder rebuilds (``load_design``) with the same flow."""
+    from nnhdl.convert import convert, load_design
+    from nnhdl.estimate import estimate_queue
+
+    graph = _graph(rng)
+    credit = convert(graph, tmp_path / "credit", family="ecp5", rtlil=False, verilog=False)
+    stall = convert(graph, tmp_path / "stall", family="ecp5", flow_control="stall", rtlil=False, verilog=False)
+    queue = credit.report["output_queue"]
+    assert credit.report["flow_control"] == "credit" and stall.report["flow_control"] == "stall"
+    assert queue == {"depth": credit.network.queue_depth, "bits": credit.network.queue_bits}
+    assert stall.report["output_queue"] is None
+    for family, figures in credit.report["estimates"].items():
+        extra = estimate_queue(queue, family)
+        assert extra["LUT"] > 0 and extra["FF"] > queue["bits"] // queue["depth"] - 1
+        assert figures["LUT"] - stall.report["estimates"][family]["LUT"] == extra["LUT"]
+        assert figures["FF"] - stall.report["estimates"][family]["FF"] == extra["FF"]
+    assert load_design(tmp_path / "credit").network.flow is FlowControl.CREDIT
+    assert load_design(tmp_path / "stall").network.flow is FlowControl.STALL
+
+
+def test_credit_verilog_on_icarus(rng, tmp_path):
+    """The exported Verilog of a credit network (its queue a memory in Verilog) equals the
+    reference on Icarus under heavy stalls, at the report's latency and interval."""
+    pytest.importorskip("cocotb")
+    from nnhdl.convert import convert
+    from nnhdl.verify import random_inputs, verify_design
+
+    graph = _graph(rng)
+    design = convert(graph, tmp_path / "out", family="xc7", rtlil=False)
+    assert design.network.flow is FlowControl.CREDIT
+    result = verify_design(design, random_inputs(graph, 40, 5), simulator="icarus", seed=5, gap=0.2, stall=0.7)
+    assert result.simulator == "icarus" and not result.mismatches, result.mismatches[:2]
+    assert result.latencies == {design.network.latency} and result.intervals == {design.network.interval}

@@ -101,6 +101,20 @@ def test_verify_passes(converted, model_dir):
     assert result.exit_code == 0, result.output
 
 
+def test_credit_flow_control_converts_reports_and_verifies(model_dir, tmp_path):
+    out = tmp_path / "credit"
+    result = run("convert", model_dir / "tiny.keras", "-o", out, "--family", "ecp5", "--flow-control", "credit")
+    assert result.exit_code == 0, result.output
+    assert "credit flow control" in result.output and "output queue of" in result.output
+    assert json.loads((out / "options.json").read_text())["flow_control"] == "credit"
+    result = run("verify", out, "-n", "40", "--gap", "0.3", "--stall", "0.6", "--sim", "amaranth")
+    assert result.exit_code == 0 and "PASS" in result.output, result.output
+    result = run("convert", model_dir / "tiny.keras", "-o", tmp_path / "stream", "--io", "stream",
+                 "--flow-control", "credit")
+    assert result.exit_code == 2 and "--flow-control stall" in result.output, result.output
+    assert not (tmp_path / "stream").exists()
+
+
 def test_verify_reports_mismatches(converted, monkeypatch):
     """A deliberately wrong reference makes verify fail with index, expected and received values."""
     import nnhdl.verify as verify_module
