@@ -88,7 +88,7 @@ def main():
     from nnhdl.boards.build import BuildError, synthesize
     from nnhdl.config import PrecisionConfig
     from nnhdl.convert import convert, load_model
-    from nnhdl.estimate import COEFFICIENTS, estimate_layer
+    from nnhdl.estimate import COEFFICIENTS, estimate_layer, estimate_queue, rom_luts
 
     rows = []
     console = Console()
@@ -109,7 +109,10 @@ def main():
                     console.print(f"{label} [{family}]: {e}")
                     continue
                 est = [estimate_layer(e, family) for e in layers]
-                rows.append(dict(label=label, role=role, family=family, bits=bits, adders=adders, regs=regs,
+                est.append(estimate_queue(design.report.get("output_queue"), family))  # credit flow control
+                # (beyond the coefficients: the folded layers' weight ROMs and the output queue)
+                extra = sum(rom_luts(e, family) for e in layers) + est[-1]["LUT"]
+                rows.append(dict(label=label, role=role, family=family, bits=bits, adders=adders, regs=regs, extra=extra,
                                  lut=used["LUT"], ff=used["FF"], est_lut=sum(p["LUT"] for p in est),
                                  est_ff=sum(p["FF"] for p in est), seconds=time.perf_counter() - t0))
                 console.print(f"{label} [{family}]: Yosys {used['LUT']} LUT {used['FF']} FF; estimate "
@@ -120,7 +123,7 @@ def main():
         for family in args.families:
             fit = [r for r in rows if r["family"] == family and r["role"] == "fit"]
             a = np.array([[r["bits"]["add"], r["bits"]["compare"], r["bits"]["mux"], r["adders"]] for r in fit], float)
-            b = np.array([r["lut"] for r in fit], float)
+            b = np.array([r["lut"] - r["extra"] for r in fit], float)
             x, *_ = np.linalg.lstsq(a, b, rcond=None)
             x = np.clip(x, 0, None)
             coefficients[family] = dict(zip(("add", "compare", "mux", "adder"), (round(float(v), 3) for v in x)))
@@ -133,7 +136,7 @@ def main():
         table.add_column(col, justify="left" if col in ("design", "family", "fit/check") else "right")
     for r in rows:
         c = coefficients[r["family"]]
-        est = sum(c[k] * r["bits"][k] for k in ("add", "compare", "mux")) + c["adder"] * r["adders"]
+        est = sum(c[k] * r["bits"][k] for k in ("add", "compare", "mux")) + c["adder"] * r["adders"] + r["extra"]
         table.add_row(r["label"], r["role"], r["family"], "/".join(str(r["bits"][k]) for k in ("add", "compare", "mux")),
                       f"{r['lut']:,}", f"{est:,.0f}", f"{est / max(r['lut'], 1) - 1:+.0%}", f"{r['ff']:,}",
                       f"{r['est_ff']:,}", f"{r['est_ff'] / max(r['ff'], 1) - 1:+.0%}")

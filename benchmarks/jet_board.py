@@ -96,7 +96,7 @@ def main():
                         help="reuse factors chosen to fit the board (nnhdl convert --fit), else fully parallel")
     parser.add_argument("--layer-reuse", default="", help="reuse factors by hand, e.g. fc2=16,fc3=64")
     parser.add_argument("--flow-control", choices=["credit", "stall"], default=None,
-                        help="nnhdl convert --flow-control (default: credit on the ECP5 and 7-series)")
+                        help="nnhdl convert --flow-control (default: stall)")
     parser.add_argument("--convert-only", action="store_true")
     args = parser.parse_args()
 

@@ -137,8 +137,7 @@ def convert(model, outdir, *, config=None, multiplier="cse", levels_per_stage=2,
     saved as ``options.json`` (:class:`~nnhdl.options.BuildOptions`). ``reuse``: the reuse
     factor of every Dense without a ``reuse`` key in the configuration (default 1: fully parallel).
 
-    ``flow_control``: ``"credit"`` or ``"stall"`` (:class:`~nnhdl.options.FlowControl`; default:
-    credit with ``io="parallel"`` and ``family`` ecp5 or xc7, else stall).
+    ``flow_control``: ``"stall"`` (default) or ``"credit"`` (:class:`~nnhdl.options.FlowControl`).
 
     ``fit``: a board name (``nnhdl boards``): the reuse factor of every Dense layer whose
     configuration does not set a number (``reuse = "auto"`` or nothing) is chosen so that the

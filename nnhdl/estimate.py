@@ -6,9 +6,9 @@ exact register bits; ROM bits; hardware multipliers).
 bits are those with logic: the low bits of ``x + (y << d)`` are ``x``'s own; every adder is its
 own carry chain, see :mod:`nnhdl.layers.pipeline`), with the coefficients set from Yosys on a set
 of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to Yosys for every
-design and the error: a guide (fully parallel ``cse`` designs within about ±14 %; folded layers
-on the ECP5 about a third low, their wide multiplexers and weight ROMs built from LUTs), not a
-promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
+design and the error: a guide (fully parallel ``cse`` designs within about -15 ... +17 %; folded
+layers on the ECP5 about a fifth to a third low, their multi-operand accumulators built from LUT
+full adders; their weight ROMs, LUTs there, are counted: :func:`rom_luts`), not a promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
 removes the few whose bits are constant; on the iCE40 a folded layer's product registers go into
 the DSP blocks and are not counted: ``dsp_register_bits``). DSP blocks are counted per multiplier
 from its operand widths as Yosys splits it (:func:`dsp_blocks`); block RAM is counted, not
@@ -16,8 +16,8 @@ estimated (ROMs read synchronously). Folded layers count their lanes' multiplexe
 and control too (:attr:`nnhdl.layers.FoldedDense.logic_bits`).
 """
 
-__all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "dsp_blocks", "dsp_count", "estimate_layer", "estimate_queue",
-           "estimate_totals", "FAMILIES"]
+__all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "ROM_LUT_DEPTH", "dsp_blocks", "dsp_count", "estimate_layer",
+           "estimate_queue", "estimate_totals", "rom_luts", "FAMILIES"]
 
 #: Per family, how Yosys maps a ``*`` of two variables onto DSP blocks: the widest signed operands
 #: one block multiplies, the narrowest piece it puts in one, the narrowest product it does
@@ -42,6 +42,14 @@ COEFFICIENTS = {
     "xc7": {"add": 1.0, "compare": 0.5, "mux": 0.5, "adder": 0.0},
 }
 FAMILIES = tuple(COEFFICIENTS)
+
+#: Families on which Yosys builds a folded layer's weight ROM (its depth is the layer's interval)
+#: from LUTs, and how deep a table one LUT holds: each ROM output bit takes ``ceil(depth / n)``
+#: LUTs (the wider multiplexers between them are free: ECP5 PFUMX/L6MUX, 7-series MUXF7/8).
+#: Measured 2026-12-01 (Yosys 0.70, ``synth_ecp5``) on an MLP 32-16-8 folded by 4, 16 and 64: no
+#: ROM went to block or distributed RAM. On the iCE40 shallow ROMs are LUTs too, but its other
+#: terms already run high on folded layers (see ``benchmarks/estimate.py``): not counted there.
+ROM_LUT_DEPTH = {"ecp5": 16, "xc7": 64}
 
 
 def dsp_blocks(a, b, family):
@@ -79,10 +87,20 @@ def estimate_layer(entry, family):
     bits = entry.get("logic_bits") or {}
     luts = sum(c[k] * bits.get(k, 0) for k in ("add", "compare", "mux"))
     luts += c["adder"] * entry.get("adders", 0)
+    luts += rom_luts(entry, family)
     absorbed = 0
     if family in ABSORBS_PRODUCT_REGISTERS:
         absorbed = sum(n for key, n in (entry.get("dsp_register_bits") or {}).items() if dsp_blocks(*_widths(key), family))
     return {"LUT": int(round(luts)), "FF": int(entry.get("register_bits", 0)) - absorbed, "DSP": dsp_count(entry, family)}
+
+
+def rom_luts(entry, family):
+    """LUTs of a folded layer's weight ROM on ``family`` (see :data:`ROM_LUT_DEPTH`)."""
+    bits = (entry.get("folding") or {}).get("weight_rom_bits", 0)
+    depth = entry.get("interval_cycles", 1)
+    if not bits or family not in ROM_LUT_DEPTH or depth < 1:
+        return 0
+    return (bits // depth) * -(-depth // ROM_LUT_DEPTH[family])
 
 
 def estimate_totals(layers):

@@ -16,7 +16,7 @@ and estimated on its own, once per reuse factor tried. The choice is only as goo
 import math
 from dataclasses import dataclass, field
 
-from .estimate import estimate_layer
+from .estimate import ROM_LUT_DEPTH, estimate_layer
 from .hardware import build_component, lower_hardware
 from .ir import Dense, Softmax
 from .layers.folded import link_folded
@@ -61,8 +61,11 @@ class FitResult:
 def _needs(figures, family, bram_bits):
     est = estimate_layer(figures, family)
     blocks = 0
-    if figures.get("rom_bits", 0) >= 1024:  # tables this large go to block RAM
-        blocks += math.ceil(figures["rom_bits"] / bram_bits)
+    rom = figures.get("rom_bits", 0)
+    if family in ROM_LUT_DEPTH:  # a folded layer's weight ROM is LUTs there (counted in est)
+        rom -= (figures.get("folding") or {}).get("weight_rom_bits", 0)
+    if rom >= 1024:  # tables this large go to block RAM
+        blocks += math.ceil(rom / bram_bits)
     if figures.get("memory_bits", 0):  # line buffers and links are block RAM whatever their size
         blocks += math.ceil(figures["memory_bits"] / bram_bits)
     needs = {"LUT": est["LUT"], "FF": est["FF"], "DSP": est["DSP"], "BRAM": blocks}

@@ -65,7 +65,12 @@ class FlowControl(_Choice):
     queue, not every register's enable.
     ``STALL``: every layer holds its registers while the one after it is not ready; the consumer's
     ready signal is a combinational chain through all layers (no queue; the only choice with
-    ``io="stream"``). The default is :attr:`BuildOptions.flow`."""
+    ``io="stream"``; the default).
+
+    Measured 2026-12-01 (ULX3S-85F, nextpnr, timing harness, the 8-bit jet tagger's first layer fully
+    parallel and the whole tagger folded): in neither did the stall chain limit the clock, and
+    the queue costs LUTs, so ``STALL`` stays the default and ``CREDIT`` is the choice where a
+    design's critical path is the consumer's ready signal."""
     CREDIT = "credit"
     STALL = "stall"
 
@@ -95,10 +100,8 @@ class BuildOptions:
     and convolution (1 = fully parallel); ``layer_reuse``: per-layer overrides, ``((layer name, R), ...)``.
     ``logic_multipliers``: layers (op or Keras names) whose products of two variables (the table
     softmax's) are built from adders instead of DSP blocks (``nnhdl convert --fit`` sets it when
-    the board is short of DSPs). ``flow_control``: :class:`FlowControl`, or None for the
-    default (:attr:`flow`: ``credit`` with ``io="parallel"`` and registers placed for an ECP5 or
-    7-series clock, where the consumer's ready signal reaching every register would limit the
-    clock; else ``stall``, which needs no queue; ``io="stream"`` allows only ``stall``).
+    the board is short of DSPs). ``flow_control``: :class:`FlowControl` (``credit`` needs
+    ``io="parallel"``).
     Strings are accepted wherever a choice is expected; every value is checked here.
     """
     multiplier: Multiplier = Multiplier.CSE
@@ -110,15 +113,14 @@ class BuildOptions:
     reuse: int = 1
     layer_reuse: tuple = field(default_factory=tuple)
     logic_multipliers: tuple = field(default_factory=tuple)
-    flow_control: Optional[FlowControl] = None
+    flow_control: FlowControl = FlowControl.STALL
 
     def __post_init__(self):
         def put(name, value):
             object.__setattr__(self, name, value)
         put("multiplier", Multiplier.parse(self.multiplier, "multiplier"))
         put("io", IOStyle.parse(self.io, "io"))
-        if self.flow_control is not None:
-            put("flow_control", FlowControl.parse(self.flow_control, "flow_control"))
+        put("flow_control", FlowControl.parse(self.flow_control, "flow_control"))
         if self.io is IOStyle.STREAM and self.flow_control is FlowControl.CREDIT:
             raise OptionsError("credit flow control needs io = parallel (a pixel stream's layers wait for each "
                                "other within an image): use --flow-control stall with --io stream")
@@ -169,15 +171,6 @@ class BuildOptions:
         return replace(self, **changes)
 
     @property
-    def flow(self):
-        """The :class:`FlowControl` in effect (``flow_control``, or the default for ``io`` and
-        ``family``)."""
-        if self.flow_control is not None:
-            return self.flow_control
-        fast = self.io is IOStyle.PARALLEL and self.family in (Family.ECP5, Family.XC7)
-        return FlowControl.CREDIT if fast else FlowControl.STALL
-
-    @property
     def pipelining(self):
         """What places the registers: the adder-level count, or a :class:`DelayModel`."""
         if self.family is None:
@@ -198,7 +191,6 @@ class BuildOptions:
         data = asdict(self)
         for key in ("multiplier", "io", "family", "flow_control"):
             data[key] = None if data[key] is None else str(data[key])
-        data["flow_control"] = str(self.flow)  # (saved as built, not as "the default")
         data["layer_reuse"] = dict(self.layer_reuse)
         data["logic_multipliers"] = list(self.logic_multipliers)
         return {"nnhdl_options": OPTIONS_VERSION, **data}
@@ -218,8 +210,6 @@ class BuildOptions:
         unknown = [k for k in data if k not in known]
         if unknown:
             raise OptionsError(f"{where}: unknown build option {unknown[0]!r}; convert the model again")
-        # (folders written before flow control was a choice were built with every layer stalling)
-        data.setdefault("flow_control", str(FlowControl.STALL))
         try:
             return cls(**{k: v for k, v in data.items() if v is not None or k in ("family", "clock_mhz")})
         except OptionsError as e:

@@ -33,10 +33,9 @@ from .progress import stage_progress
               help="With --io stream: line buffers of at least this many bits are block RAM (lib.memory), "
                    "smaller ones registers.  [default: 1024]")
 @click.option("--flow-control", "flow_control", type=click.Choice([f.value for f in FlowControl]), default=None,
-              help="credit: the layers never wait for the output's consumer; results it does not take at once wait "
-                   "in a small output queue (its ready signal then reaches no pipeline register: a faster clock). "
-                   "stall: every layer holds while the next is not ready (no queue). Default: credit with --io "
-                   "parallel and --family ecp5 or xc7, else stall (--io stream allows only stall).")
+              help="stall: every layer holds while the next is not ready (o__ready reaches every register's "
+                   "enable). credit (--io parallel): the layers never wait; results the consumer does not take at "
+                   "once wait in a small output queue, so o__ready reaches only that queue.  [default: stall]")
 @click.option("--reuse", type=click.IntRange(1), default=1, show_default=True,
               help="Reuse factor of every Dense and convolution layer (a config's [layer.NAME] reuse = R wins): "
                    "each hardware multiplier used up to R times, one inference (a window, for --io stream "

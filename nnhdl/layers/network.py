@@ -71,10 +71,10 @@ class Network(wiring.Component):
     :attr:`input_gate` cycles (the slowest layer's interval): then no inference waits inside the
     pipeline for a slower layer, and the latency is the same at full rate as from idle.
 
-    Flow control (``options.flow``, :class:`~nnhdl.options.FlowControl`); either way nothing is
+    Flow control (``options.flow_control``, :class:`~nnhdl.options.FlowControl`); either way nothing is
     lost or duplicated when ``o.ready`` is low:
 
-    ``credit`` (the default with ``io="parallel"`` and ``family`` ``"ecp5"`` or ``"xc7"``)
+    ``credit`` (``io="parallel"`` only)
         The layers never wait for ``o.ready``. A result the consumer does not take at once joins a
         queue of :attr:`queue_depth` results (``lib.fifo.SyncFIFOBuffered``: block or distributed
         RAM, or registers when small), and one it does take while the queue is empty goes straight
@@ -84,7 +84,7 @@ class Network(wiring.Component):
         parallel pipeline have no enable at all, and a folded layer's handshakes reach back only to
         the layers before it. With ``o.ready`` always high the queue stays empty and the timing
         is the same as ``stall``'s.
-    ``stall`` (the other defaults)
+    ``stall`` (the default)
         When ``o.ready`` is low every layer whose output waits holds its registers (``o.ready`` is
         a combinational chain through all layers' enables); no queue.
     """
@@ -113,7 +113,7 @@ class Network(wiring.Component):
         # with one transfer per inference, space the inputs by the slowest layer's interval
         slowest = max(layer.interval for _, layer in self.layers)
         self.input_gate = slowest if self.in_beats == 1 else 1
-        self.flow = self.options.flow
+        self.flow = self.options.flow_control
         if self.flow is FlowControl.CREDIT and (self.in_beats, self.out_beats) != (1, 1):
             raise NetworkError(f"credit flow control needs one transfer per inference in and out, not "
                                f"{self.in_beats} in and {self.out_beats} out: use flow_control='stall'")
@@ -220,9 +220,15 @@ class Network(wiring.Component):
             m.d.sync += inside.eq(inside - 1)
         room = Signal()
         m.d.comb += room.eq(inside != depth)
-        through = Signal()  # the queue is empty: a result the consumer takes now goes straight out
+        # the queue is empty (a register: it selects every output bit): a result the consumer
+        # takes now goes straight out
+        through = Signal(init=1)
+        held = Signal(range(depth + 1))  # results in the queue
+        wrote, read = queue.w_en, queue.r_rdy & queue.r_en
+        after = Signal.like(held)
+        m.d.comb += after.eq(held + wrote - read)
+        m.d.sync += [held.eq(after), through.eq(after == 0)]
         m.d.comb += [
-            through.eq(queue.w_level == 0),
             last.ready.eq(1),
             queue.w_data.eq(last.payload.as_value()),
             queue.w_en.eq(last.valid & ~(through & self.o.ready)),

@@ -236,7 +236,7 @@ def runs(draw, models):
                 multiplier=draw(st.sampled_from(["csd", "dsp"])), levels=draw(st.integers(1, 3)),
                 memory_bits=draw(st.sampled_from([1, 1024])), n=draw(st.integers(3, 6)),
                 gap=draw(st.sampled_from([0.0, 0.2, 0.5])), stall=draw(st.sampled_from([0.0, 0.3, 0.6])),
-                seed=draw(st.integers(0, 2 ** 16)))
+                seed=draw(st.integers(0, 2 ** 16)), flow=draw(st.sampled_from(["stall", "credit"])))
 
 
 # -- the check ----------------------------------------------------------------------------------
@@ -281,7 +281,8 @@ def check_model(run):
         assert_traces_equal(graph, x)
         try:
             net = Network(graph, io=run["io"], memory_bits=run["memory_bits"], multiplier=run["multiplier"],
-                          levels_per_stage=run["levels"])
+                          levels_per_stage=run["levels"],
+                          flow_control=run["flow"] if run["io"] == "parallel" else "stall")
         except NetworkError as e:  # a clear refusal of a degenerate stream network is a right answer
             if "does not depend on its input" not in str(e):
                 raise

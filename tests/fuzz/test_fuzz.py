@@ -1,7 +1,7 @@
 """Property-based fuzzing: random small networks in both I/O styles, every rounding and overflow
 mode, widths 1-64, zero and extreme weights, inputs at the format's extremes, random gaps and
-stalls: RTL (Amaranth simulator) == reference == exact Fraction evaluation, and latency and
-cycles per inference exactly as reported.
+stalls, stall or credit flow control: RTL (Amaranth simulator) == reference == exact Fraction
+evaluation, and latency and cycles per inference exactly as reported.
 
 ``NNHDL_FUZZ=long`` (``make fuzz``) runs the long profile (at least 1,000 models); the default
 profile is fast enough for ``make test``. Failures are shrunk by hypothesis to a small model.

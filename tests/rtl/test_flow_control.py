@@ -93,24 +93,21 @@ def test_credit_timing_is_the_layers_timing_and_the_credits_bound_it(rng):
     assert credit.queue_bits == credit.queue_depth * credit.out_fmt.width * credit.out_size
 
 
-def test_flow_control_defaults_and_choices():
-    assert BuildOptions().flow is FlowControl.STALL  # no clock target: no queue
-    assert BuildOptions(family="ecp5").flow is BuildOptions(family="xc7", clock_mhz=300).flow is FlowControl.CREDIT
-    assert BuildOptions(family="ice40").flow is FlowControl.STALL  # small, slow designs: registers are scarce
-    assert BuildOptions(family="ecp5", io="stream").flow is FlowControl.STALL
-    assert BuildOptions(flow_control="credit").flow is FlowControl.CREDIT
+def test_flow_control_default_and_choices():
+    assert BuildOptions().flow_control is BuildOptions(family="ecp5").flow_control is FlowControl.STALL
+    assert BuildOptions(flow_control="credit").flow_control is FlowControl.CREDIT
     with pytest.raises(OptionsError, match="credit flow control needs io = parallel"):
         BuildOptions(io="stream", flow_control="credit")
     with pytest.raises(OptionsError, match="flow_control must be one of credit, stall"):
         BuildOptions(flow_control="fifo")
 
 
-def test_options_file_records_the_flow_in_effect_and_old_files_read_as_stall(tmp_path):
-    options = BuildOptions(family="ecp5")
-    assert BuildOptions.from_dict(json.loads(json.dumps(options.to_dict()))).flow is FlowControl.CREDIT
+def test_options_file_records_the_flow_and_old_files_read_as_stall():
+    options = BuildOptions(flow_control="credit")
+    assert BuildOptions.from_dict(json.loads(json.dumps(options.to_dict()))).flow_control is FlowControl.CREDIT
     old = options.to_dict()
     del old["flow_control"]  # written before flow control was a choice: every layer stalled then
-    assert BuildOptions.from_dict(old).flow is FlowControl.STALL
+    assert BuildOptions.from_dict(old).flow_control is FlowControl.STALL
 
 
 def test_report_names_the_flow_and_counts_the_queue(rng, tmp_path):
@@ -120,8 +117,8 @@ def test_report_names_the_flow_and_counts_the_queue(rng, tmp_path):
     from nnhdl.estimate import estimate_queue
 
     graph = _graph(rng)
-    credit = convert(graph, tmp_path / "credit", family="ecp5", rtlil=False, verilog=False)
-    stall = convert(graph, tmp_path / "stall", family="ecp5", flow_control="stall", rtlil=False, verilog=False)
+    credit = convert(graph, tmp_path / "credit", family="ecp5", flow_control="credit", rtlil=False, verilog=False)
+    stall = convert(graph, tmp_path / "stall", family="ecp5", rtlil=False, verilog=False)
     queue = credit.report["output_queue"]
     assert credit.report["flow_control"] == "credit" and stall.report["flow_control"] == "stall"
     assert queue == {"depth": credit.network.queue_depth, "bits": credit.network.queue_bits}
@@ -143,7 +140,7 @@ def test_credit_verilog_on_icarus(rng, tmp_path):
     from nnhdl.verify import random_inputs, verify_design
 
     graph = _graph(rng)
-    design = convert(graph, tmp_path / "out", family="xc7", rtlil=False)
+    design = convert(graph, tmp_path / "out", family="xc7", flow_control="credit", rtlil=False)
     assert design.network.flow is FlowControl.CREDIT
     result = verify_design(design, random_inputs(graph, 40, 5), simulator="icarus", seed=5, gap=0.2, stall=0.7)
     assert result.simulator == "icarus" and not result.mismatches, result.mismatches[:2]

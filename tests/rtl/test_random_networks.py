@@ -48,8 +48,8 @@ def random_case(seed):
 
 
 def random_flow(seed):
-    """Flow control for case ``seed``: the default (credit with a delay model, else stall) or
-    either one (its own random stream: the cases stay what they were)."""
+    """Flow control for case ``seed``: the default (stall) or either one (its own random stream:
+    the cases stay what they were)."""
     return random.Random(seed + 7919).choice([None, "credit", "stall"])
 
 

@@ -58,3 +58,25 @@ def test_report_dsp_estimate_equals_yosys(rng, tmp_path, monkeypatch):
     for family in ("ice40", "ecp5"):
         _, est = synthesize(Path(design.report["files"]["verilog"]).name, design.top, family, f"synth_{family}")
         assert design.report["estimates"][family]["DSP"] == est["DSP"], family
+
+
+@pytest.mark.parametrize("reuse", [4, 16, 64])
+def test_folded_weight_rom_counts_as_luts_on_ecp5_and_xc7(rng, reuse):
+    """A folded layer's weight ROM adds ``ceil(depth / n)`` LUTs per ROM output bit on the ECP5
+    (n = 16) and 7-series (n = 64), nothing on the iCE40; the fit does not count it as block RAM
+    on the ECP5."""
+    from nnhdl.fit import _needs
+    from nnhdl.layers import FoldedDense, Network
+
+    graph = make_mlp(rng, (32, 16), [], {"precision": "fixed<8,3>"})
+    (_, layer), = Network(graph, reuse=reuse).layers
+    assert isinstance(layer, FoldedDense)
+    entry = layer.figures()
+    depth, bits = entry["interval_cycles"], entry["folding"]["weight_rom_bits"]
+    assert bits >= 1024
+    without = dict(entry, folding=dict(entry["folding"], weight_rom_bits=0))
+    for family, n in (("ecp5", 16), ("xc7", 64), ("ice40", None)):
+        extra = estimate_layer(entry, family)["LUT"] - estimate_layer(without, family)["LUT"]
+        assert extra == (0 if n is None else bits // depth * -(-depth // n))
+    assert _needs(entry, "ecp5", 18432)["BRAM"] == 0
+    assert _needs(entry, "ice40", 4096)["BRAM"] == -(-bits // 4096)
