@@ -25,7 +25,7 @@ Nothing here knows about streams; :class:`nnhdl.layers.base.PipelinedLayer` adds
 
 from dataclasses import dataclass, replace
 
-from amaranth.hdl import Const, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Mux, Signal, signed, unsigned
 from amaranth.lib.memory import Memory
 
 import numpy as np
@@ -511,6 +511,23 @@ class Datapath:
         node = self.shared(node)  # its sign bit selects it
         self.logic_bits["mux"] += _width(0, max(node.hi, 0))
         return self._node(Mux(node.value[-1], 0, node.value), 0, max(node.hi, 0), node.stage, node.depth + cost)
+
+    def low_bits_table(self, node, bits, table):
+        """``table[node mod 2**bits]`` as a node (one LUT level; ``table`` has ``2**bits``
+        non-negative entries): a function of ``node``'s low ``bits`` bits (two's complement; a
+        narrower node is extended by its sign). ``node`` has shift 0 and positive sign."""
+        node = self.materialize(self.shared(node))
+        value = node.value
+        if len(value) < bits:
+            fill = value[-1] if node.lo < 0 else Const(0, 1)
+            value = Cat(value, fill.replicate(bits - len(value)))
+        low = value[:bits]
+        lo, hi = min(table), max(table)
+        cost = self._cost("mux")
+        (node,) = self.align([node], cost)
+        self.logic_bits["mux"] += _width(lo, hi)
+        entries = Array(Const(int(t), shape_for(lo, hi)) for t in table)
+        return self._node(entries[low], lo, hi, node.stage, node.depth + cost)
 
     def select(self, cond, a, b):
         """``a if cond else b`` for a 1-bit node ``cond``."""
