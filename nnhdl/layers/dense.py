@@ -156,9 +156,11 @@ def _cast_shares(op, xs, in_fmt):
         return True
     # every cast product lies in the accumulator's range (rounding is monotone: the extreme
     # products tell), so no cast saturates
-    weights = {int(v) for v in np.asarray(op.weight).ravel()}
-    ends = [x.real_lo * w for x in xs if x is not None for w in weights] + \
-           [x.real_hi * w for x in xs if x is not None for w in weights]
+    weight = np.asarray(op.weight)
+    if weight.size == 0:
+        return True
+    extremes = (int(weight.min()), int(weight.max()))  # a product's extremes are at the weights'
+    ends = [v * w for x in xs if x is not None for v in (x.real_lo, x.real_hi) for w in extremes]
     if not ends:
         return True
     ends = np.array([min(ends), max(ends)], dtype=object)
