@@ -118,15 +118,8 @@ def _shared_sums(dp, op, plan, xs):
     offsets = [int(plan.bias[j]) + (sum(xs[i].real_lo * int(weight[i, j]) for i in const) << plan.shift)
                for j in range(op.n_out)]
     ins = [replace(xs[i], shift=xs[i].shift + plan.shift) for i in live]
-    bounds = [(x.real_lo, x.real_hi) for x in ins]
     rows = [tuple(int(v) for v in weight[i]) for i in live]
-    for j, c in enumerate(offsets):
-        if c:
-            ins.append(dp.const(c))
-            bounds.append((c, c))
-            rows.append(tuple(int(j == k) for k in range(op.n_out)))
-    graph = _graph(tuple(rows), op.n_out, tuple(bounds))
-    outputs = dp.cmvm(graph, ins)
+    outputs = _column_sums(dp, ins, rows, offsets)
     if plan.can_overflow:
         outputs = [dp.overflow(total, op.accum_fmt) for total in outputs]
     return outputs
@@ -208,15 +201,23 @@ def _shared_cast_sums(dp, op, plan, xs, in_fmt):
                 continue
             ins.append(dp.low_bits_table(xs[i], s, table))
             rows.append(cols)
+    exact = acc.with_modes(rounding=Rounding.TRN)  # the dropped bits are zero: truncation is exact
+    return [dp.requantize(total, fp, exact) for total in _column_sums(dp, ins, rows, offsets)]
+
+
+def _column_sums(dp, ins, rows, offsets):
+    """The nodes ``sum_i rows[i][j] * ins[i] + offsets[j]`` for every column ``j``: one shared
+    :mod:`nnhdl.cmvm` graph, each column's constant one more input (a leaf of its adder tree, so it
+    adds no adder level of its own)."""
+    ins, rows = list(ins), list(rows)
+    n_out = len(offsets)
     bounds = [(x.real_lo, x.real_hi) for x in ins]
     for j, c in enumerate(offsets):
         if c:
             ins.append(dp.const(c))
             bounds.append((c, c))
-            rows.append(tuple(int(j == k) for k in range(op.n_out)))
-    graph = _graph(tuple(rows), op.n_out, tuple(bounds))
-    exact = acc.with_modes(rounding=Rounding.TRN)  # the dropped bits are zero: truncation is exact
-    return [dp.requantize(total, fp, exact) for total in dp.cmvm(graph, ins)]
+            rows.append(tuple(int(j == k) for k in range(n_out)))
+    return dp.cmvm(_graph(tuple(rows), n_out, tuple(bounds)), ins)
 
 
 _GRAPHS = {}  # (rows, n_out, bounds) -> CMVMGraph, the most recently used last
