@@ -233,7 +233,7 @@ def runs(draw, models):
     graph, config, kind = draw(models)
     return dict(graph=graph, config=config, kind=kind,
                 io=draw(st.sampled_from(["parallel", "stream"])),
-                multiplier=draw(st.sampled_from(["csd", "dsp"])), levels=draw(st.integers(1, 3)),
+                multiplier=draw(st.sampled_from(["csd", "dsp", "cse"])), levels=draw(st.integers(1, 3)),
                 memory_bits=draw(st.sampled_from([1, 1024])), n=draw(st.integers(3, 6)),
                 gap=draw(st.sampled_from([0.0, 0.2, 0.5])), stall=draw(st.sampled_from([0.0, 0.3, 0.6])),
                 seed=draw(st.integers(0, 2 ** 16)), flow=draw(st.sampled_from(["stall", "credit"])))
