@@ -34,7 +34,7 @@ class Network(wiring.Component):
 
     ``options`` (:class:`~nnhdl.options.BuildOptions`, or the same as keywords: ``multiplier``,
     ``levels_per_stage`` (an int, or a :class:`~nnhdl.layers.pipeline.DelayModel`), ``io``,
-    ``memory_bits``, ``reuse``, ``layer_reuse``) say how. The stages come from
+    ``memory_bits``, ``reuse``, ``layer_reuse``, ``flow_control``) say how. The stages come from
     :func:`nnhdl.hardware.lower_hardware` (:attr:`hardware`); the Network instantiates each
     stage's component and connects them. Constructing it is cheap; the layers' logic is built
     when first needed (the latency, the report, elaboration).
