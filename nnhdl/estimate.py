@@ -8,12 +8,14 @@ own carry chain, see :mod:`nnhdl.layers.pipeline`), with the coefficients set fr
 of MLPs and CNNs by ``benchmarks/estimate.py``, which prints the estimate next to Yosys for every
 design and the error: a guide (fully parallel ``cse`` designs within about -15 ... +17 %; folded
 layers on the ECP5 about a fifth to a third low, their multi-operand accumulators built from LUT
-full adders; their weight ROMs, LUTs there, are counted: :func:`rom_luts`), not a promise. Flip-flops are the register bits (every register exactly as wide as its interval; Yosys
-removes the few whose bits are constant; on the iCE40 a folded layer's product registers go into
+full adders; their weight ROMs, LUTs there, are counted: :func:`rom_luts`), not a promise.
+Flip-flops are the register bits (every register exactly as wide as its interval; Yosys removes
+the few whose bits are constant; on the iCE40 a folded layer's product registers go into
 the DSP blocks and are not counted: ``dsp_register_bits``). DSP blocks are counted per multiplier
 from its operand widths as Yosys splits it (:func:`dsp_blocks`); block RAM is counted, not
 estimated (ROMs read synchronously). Folded layers count their lanes' multiplexers, accumulators
-and control too (:attr:`nnhdl.layers.FoldedDense.logic_bits`).
+and control too (:attr:`nnhdl.layers.FoldedDense.logic_bits`); a network with credit flow
+control, its output queue (:func:`estimate_queue`).
 """
 
 __all__ = ["COEFFICIENTS", "DSP_GEOMETRY", "ROM_LUT_DEPTH", "dsp_blocks", "dsp_count", "estimate_layer",
