@@ -105,27 +105,27 @@ def rom_luts(entry, family):
     return (bits // depth) * -(-depth // ROM_LUT_DEPTH[family])
 
 
-def estimate_totals(layers):
+def estimate_totals(layers, queue=None):
     """``{family: {"LUT": n, "FF": n, "DSP": n}}`` summed over the layer entries with hardware
-    figures."""
+    figures, and the output ``queue`` if there is one (:func:`estimate_queue`)."""
     out = {}
     for family in FAMILIES:
-        per = [estimate_layer(e, family) for e in layers if "latency_cycles" in e]
-        out[family] = {k: sum(p[k] for p in per) for k in ("LUT", "FF", "DSP")}
+        per = [estimate_layer(e, family) for e in layers if "latency_cycles" in e] + [estimate_queue(queue, family)]
+        out[family] = {k: sum(p.get(k, 0) for p in per) for k in ("LUT", "FF", "DSP")}
     return out
 
 
 def estimate_queue(queue, family):
-    """``{"LUT": n, "FF": n, "BRAM": n}`` of a network's output queue (credit flow control; a report's
+    """``{"LUT": n, "FF": n}`` of a network's output queue (credit flow control; a report's
     ``output_queue``: ``depth`` results of ``bits / depth`` bits). Measured 2026-12-01 with Yosys
     0.70 on a 16-32-10 MLP (80-bit results, depth 7-9): the memory becomes distributed RAM on the
     ECP5 and 7-series, about two LUTs per result bit with the output multiplexer, and one output
-    register; block RAM on the iCE40 (16 bits wide each) beside about 2.4 LUTs and two registers
-    per bit."""
+    register; block RAM on the iCE40 (one block per 16 bits of width) beside about 2.4 LUTs and two
+    registers per bit."""
     if not queue:
-        return {"LUT": 0, "FF": 0, "BRAM": 0}
+        return {"LUT": 0, "FF": 0}
     width = queue["bits"] // queue["depth"]
     count = 2 * queue["depth"].bit_length() + 4  # the credit count and the queue's pointers and level
     if family == "ice40":
-        return {"LUT": int(2.4 * width) + count, "FF": 2 * width + count, "BRAM": -(-width // 16)}
-    return {"LUT": 2 * width + count, "FF": width + count, "BRAM": 0}
+        return {"LUT": int(2.4 * width) + count, "FF": 2 * width + count}
+    return {"LUT": 2 * width + count, "FF": width + count}

@@ -3,7 +3,7 @@
 import datetime
 
 from . import __version__
-from .estimate import dsp_count, estimate_queue, estimate_totals
+from .estimate import dsp_count, estimate_totals
 from .ops.registry import kind_of
 
 __all__ = ["build_report", "layer_rows", "layer_entries"]
@@ -64,12 +64,8 @@ def build_report(graph, network, *, top, timings=None, files=None, config=None, 
               for key in ("adders", "multipliers", "register_bits", "rom_bits", "memory_bits", "weights",
                           "nonzero_weights")}
     inp, out = graph.input, graph.output
-    estimates = estimate_totals(layers)
     queue = {"depth": network.queue_depth, "bits": network.queue_bits} if network.queue_depth else None
-    for family, figures in estimates.items():
-        extra = estimate_queue(queue, family)
-        figures["LUT"] += extra["LUT"]
-        figures["FF"] += extra["FF"]
+    estimates = estimate_totals(layers, queue)
     return {
         "nnhdl_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

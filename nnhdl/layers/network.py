@@ -4,7 +4,7 @@ from functools import cached_property, partial
 
 import numpy as np
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out, connect, flipped
@@ -113,10 +113,7 @@ class Network(wiring.Component):
         # with one transfer per inference, space the inputs by the slowest layer's interval
         slowest = max(layer.interval for _, layer in self.layers)
         self.input_gate = slowest if self.in_beats == 1 else 1
-        self.flow = self.options.flow_control
-        if self.flow is FlowControl.CREDIT and (self.in_beats, self.out_beats) != (1, 1):
-            raise NetworkError(f"credit flow control needs one transfer per inference in and out, not "
-                               f"{self.in_beats} in and {self.out_beats} out: use flow_control='stall'")
+        self.flow = self.options.flow_control  # (credit only with io="parallel": one transfer each way)
 
     @property
     def queue_depth(self):
@@ -184,8 +181,7 @@ class Network(wiring.Component):
         first, last = self.layers[0][1].i, self.layers[-1][1].o
         for (_, a), (_, b) in zip(self.layers, self.layers[1:]):
             connect(m, a.o, b.i)
-        admit = Signal(init=1)  # an input may enter now (the interval and the credits allow it)
-        allow = []
+        allow = []  # what lets an input enter now: the interval, the credits
         if self.input_gate > 1:  # one accepted input every input_gate cycles at most
             wait = Signal(range(self.input_gate))
             with m.If(self.i.valid & self.i.ready):
@@ -198,8 +194,9 @@ class Network(wiring.Component):
         else:
             connect(m, last, flipped(self.o))
         if allow:
-            m.d.comb += admit.eq(allow[0] if len(allow) == 1 else allow[0] & allow[1])
-            m.d.comb += [first.valid.eq(self.i.valid & admit), first.payload.eq(self.i.payload),
+            admit = Signal()
+            m.d.comb += [admit.eq(Cat(*allow).all()),
+                         first.valid.eq(self.i.valid & admit), first.payload.eq(self.i.payload),
                          self.i.ready.eq(first.ready & admit)]
         else:
             connect(m, flipped(self.i), first)

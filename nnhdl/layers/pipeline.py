@@ -162,8 +162,7 @@ class Datapath:
         self.rom_bits = 0      # constant tables
         self.logic_bits = {"add": 0, "compare": 0, "mux": 0}  # bits of each kind of logic (estimates)
         self.memories = {}     # key -> (Memory, [(read port, address value)])
-        self._tables = {}      # (source id, stage, bits, table) -> node (low_bits_table)
-        self._keep = []        # values whose ids are keys above (kept alive: ids stay unique)
+        self._tables = {}      # (source id, stage, bits, table) -> (source value, node): low_bits_table
 
     # -- leaves ---------------------------------------------------------------------------------
     def input(self, value, lo, hi):
@@ -521,7 +520,7 @@ class Datapath:
         node = self.materialize(self.shared(node))
         key = (self._source(node.value), node.stage, bits, tuple(table))
         if key in self._tables:  # (the windows of a convolution share their inputs)
-            return self._tables[key]
+            return self._tables[key][1]
         value = node.value
         if len(value) < bits:
             fill = value[-1] if node.lo < 0 else Const(0, 1)
@@ -532,8 +531,8 @@ class Datapath:
         (node,) = self.align([node], cost)
         self.logic_bits["mux"] += _width(lo, hi)
         entries = Array(Const(int(t), shape_for(lo, hi)) for t in table)
-        self._tables[key] = out = self._node(entries[low], lo, hi, node.stage, node.depth + cost)
-        self._keep.append(node.value)  # (keeps the key's id unique)
+        out = self._node(entries[low], lo, hi, node.stage, node.depth + cost)
+        self._tables[key] = (node.value, out)  # (keeps node.value alive: ids stay unique)
         return out
 
     def select(self, cond, a, b):
